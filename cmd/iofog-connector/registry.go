@@ -1,14 +1,47 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
 
+// transportOptions is what the registry needs to build transports.
+type transportOptions struct {
+	// DataDir is where transports may persist state (the quic transport's
+	// dev-mode identity). Empty means they keep nothing.
+	DataDir string
+	// PluginDir is the directory searched for transport plugins. Empty
+	// means no plugins.
+	PluginDir string
+	// Logger receives the transports' logs.
+	Logger *slog.Logger
+}
+
 // builtinTransports returns fresh instances of the transports compiled into
 // the binary. The first is the default.
-func builtinTransports(log *slog.Logger) []sdk.Transport {
-	_ = log
-	return nil // TODO(issue 3): tcp; (issue 5): yamux, quic
+func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
+	_ = opts
+	return nil, nil // issue 3 adds tcp, issue 5 yamux and quic
+}
+
+// loadTransports returns every transport available: the built-in ones and
+// those of the plugins found in opts.PluginDir, by name, and a func that
+// stops the plugin processes. The caller must call it.
+func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.Transport, func() error, error) {
+	_ = ctx
+	builtin, err := builtinTransports(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	byName := make(map[string]sdk.Transport, len(builtin))
+	for _, t := range builtin {
+		if _, dup := byName[t.Name()]; dup {
+			return nil, nil, fmt.Errorf("transport %q registered twice", t.Name())
+		}
+		byName[t.Name()] = t
+	}
+	return byName, func() error { return nil }, nil
 }
