@@ -1,5 +1,6 @@
-// Package relay moves bytes between two streams and serves the public and
-// private sides of a mapping over transport endpoints.
+// Package relay serves the public and private sides of a mapping: it takes
+// streams from transport endpoints and joins them with public clients or
+// with each other.
 package relay
 
 import (
@@ -9,10 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
-// Opener is the part of an [sdk.Endpoint] a public pipe needs.
+// Opener is the part of an sdk.Endpoint a public pipe needs.
 type Opener interface {
 	Open(ctx context.Context) (net.Conn, error)
 }
@@ -23,19 +24,57 @@ type Counters struct {
 	Active atomic.Int64
 	// Total is the number of connections relayed since start.
 	Total atomic.Int64
-	// Refused counts public clients closed because no agent link came in time.
+	// Refused counts public clients closed because no agent link came in
+	// time (or their TLS handshake failed).
 	Refused atomic.Int64
-	// BytesUp counts bytes from public clients (or side 1) toward agents (side 2).
+	// BytesUp counts bytes from public clients (or side 1) toward agents
+	// (or side 2).
 	BytesUp atomic.Int64
 	// BytesDown counts bytes in the other direction.
 	BytesDown atomic.Int64
 }
 
+// record adds one finished relay to c; c may be nil.
+func (c *Counters) record(res pipe.Result) {
+	if c == nil {
+		return
+	}
+	c.BytesUp.Add(res.AToB)
+	c.BytesDown.Add(res.BToA)
+}
+
+func (c *Counters) begin() {
+	if c != nil {
+		c.Active.Add(1)
+		c.Total.Add(1)
+	}
+}
+
+func (c *Counters) end() {
+	if c != nil {
+		c.Active.Add(-1)
+	}
+}
+
+func (c *Counters) refuse() {
+	if c != nil {
+		c.Refused.Add(1)
+	}
+}
+
+// DefaultWaitTimeout is how long a public client waits for an agent link
+// when PublicConfig.WaitTimeout is zero.
+const DefaultWaitTimeout = 5 * time.Second
+
 // PublicConfig configures [ServePublic].
 type PublicConfig struct {
-	// WaitTimeout bounds how long a public client waits for an agent link.
-	// Zero means 5 seconds.
+	// WaitTimeout bounds how long a public client waits for an agent link;
+	// its bytes stay in its socket meanwhile, so none are lost. Zero means
+	// DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake of a public client when
+	// the listener is a TLS listener. Zero means 10 seconds.
+	HandshakeTimeout time.Duration
 	// Counters, when not nil, receives live figures.
 	Counters *Counters
 	// Logger receives the relay's logs. Nil means discard.
@@ -49,5 +88,3 @@ type PrivateConfig struct {
 	// Logger receives the relay's logs. Nil means discard.
 	Logger *slog.Logger
 }
-
-var _ = sdk.ModePublic

@@ -1,0 +1,191 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/pipe"
+)
+
+// Endpoint is the part of an sdk.Endpoint a private pipe needs.
+type Endpoint interface {
+	Opener
+	Accept(ctx context.Context) (net.Conn, error)
+}
+
+// ServePrivate joins the two sides of a private pipe. Every stream an agent
+// starts on one side (Accept) is paired with the first of: a stream another
+// agent started on the other side (two legacy links pair this way), or a
+// stream opened toward an agent on the other side (Open).
+//
+// ServePrivate returns nil once ctx is cancelled, after closing every
+// stream it holds and waiting for its goroutines. It does not close the
+// endpoints. Transient Accept errors (a plugin restarting) are retried with
+// backoff; an endpoint that reports net.ErrClosed ends its side.
+func ServePrivate(ctx context.Context, ep1, ep2 Endpoint, cfg PrivateConfig) error {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pairer{
+		ctx:  ctx,
+		eps:  [2]Endpoint{ep1, ep2},
+		cfg:  &cfg,
+		log:  sdk.Logger(cfg.Logger),
+		wait: [2][]*waiter{},
+	}
+	for side := range 2 {
+		p.wg.Add(1)
+		go p.acceptLoop(side)
+	}
+	<-ctx.Done()
+	cancel()
+	p.wg.Wait()
+	p.closeWaiting()
+	return nil
+}
+
+// pairer matches streams across the two sides of a private pipe.
+type pairer struct {
+	ctx  context.Context
+	eps  [2]Endpoint
+	cfg  *PrivateConfig
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	wait [2][]*waiter // streams from Accept waiting for a partner, per side
+}
+
+// waiter is a stream waiting for a partner from the other side.
+type waiter struct {
+	conn    net.Conn
+	cancel  context.CancelFunc // stops its Open on the other side
+	claimed bool               // guarded by pairer.mu
+}
+
+func (p *pairer) acceptLoop(side int) {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		s, err := p.eps[side].Accept(p.ctx)
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = nextBackoff(backoff)
+			p.log.Warn("private accept failed; retrying", sdk.AttrSide, side+1, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		backoff = 0
+		p.arrive(side, s)
+	}
+}
+
+// arrive pairs s, which came from Accept on side, or makes it wait.
+func (p *pairer) arrive(side int, s net.Conn) {
+	other := 1 - side
+	p.mu.Lock()
+	if q := p.wait[other]; len(q) > 0 {
+		w := q[0]
+		p.wait[other] = q[1:]
+		w.claimed = true
+		p.mu.Unlock()
+		w.cancel()
+		p.join(side, s, w.conn)
+		return
+	}
+	wctx, wcancel := context.WithCancel(p.ctx)
+	w := &waiter{conn: s, cancel: wcancel}
+	p.wait[side] = append(p.wait[side], w)
+	p.mu.Unlock()
+
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer wcancel()
+		p.openFor(wctx, side, w)
+	}()
+}
+
+// openFor opens a stream on the other side for w, unless w is claimed by a
+// stream arriving there first.
+func (p *pairer) openFor(ctx context.Context, side int, w *waiter) {
+	other := 1 - side
+	var backoff time.Duration
+	for {
+		o, err := p.eps[other].Open(ctx)
+		p.mu.Lock()
+		if w.claimed || p.ctx.Err() != nil {
+			p.mu.Unlock()
+			if o != nil {
+				o.Close()
+			}
+			return
+		}
+		if err == nil {
+			w.claimed = true
+			p.removeLocked(side, w)
+			p.mu.Unlock()
+			p.join(side, w.conn, o)
+			return
+		}
+		p.mu.Unlock()
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			return
+		}
+		backoff = nextBackoff(backoff)
+		p.log.Debug("private open failed; retrying", sdk.AttrSide, other+1, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *pairer) removeLocked(side int, w *waiter) {
+	q := p.wait[side]
+	for i, x := range q {
+		if x == w {
+			p.wait[side] = append(q[:i], q[i+1:]...)
+			return
+		}
+	}
+}
+
+// join relays s (from side) and its partner, keeping side 1 as pipe's a.
+func (p *pairer) join(side int, s, partner net.Conn) {
+	a, b := s, partner
+	if side == 1 {
+		a, b = partner, s
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.cfg.Counters.begin()
+		defer p.cfg.Counters.end()
+		res, err := pipe.Join(p.ctx, a, b)
+		p.cfg.Counters.record(res)
+		if err != nil {
+			p.log.Debug("private relay ended with an error", "err", err)
+		}
+	}()
+}
+
+func (p *pairer) closeWaiting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for side := range 2 {
+		for _, w := range p.wait[side] {
+			w.conn.Close()
+		}
+		p.wait[side] = nil
+	}
+}
