@@ -1,6 +1,13 @@
 // Package pipe joins two streams and copies bytes between them in both
-// directions, carrying half-close across and using the kernel's zero-copy
-// splice between TCP sockets.
+// directions, carrying half-close across.
+//
+// Between two TCP (or unix) sockets it moves bytes with the kernel's
+// zero-copy splice(2). Unlike io.Copy's splice, it takes a kernel pipe only
+// while bytes are in flight and waits for data without one, so thousands of
+// idle relayed connections pin no pipes and no buffers: an idle direction
+// costs a parked goroutine and nothing else. When the source is a socket but
+// the destination is not (TLS, a multiplexed stream), it likewise waits for
+// readability before it takes a pooled buffer.
 package pipe
 
 import (
@@ -9,6 +16,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -24,54 +32,90 @@ type Result struct {
 // Join copies a→b and b→a until both directions have ended, then closes
 // both streams. When one direction reaches EOF, Join half-closes the
 // destination ([sdk.CloseWriter]) so the FIN crosses the relay, and keeps
-// the other direction going. A read or write error in either direction, or
-// ctx being done, closes both streams at once. It returns the byte counts
-// and the first error that was not io.EOF or a close it caused itself.
+// the other direction going; a destination that cannot half-close ends the
+// relay. A read or write error in either direction, or ctx being done,
+// closes both streams at once. It returns the byte counts and the first
+// error that was not io.EOF or a close it caused itself.
 //
 // Join blocks until both copies have returned. It owns a and b.
 func Join(ctx context.Context, a, b net.Conn) (Result, error) {
-	var res Result
-	stop := context.AfterFunc(ctx, func() { a.Close(); b.Close() })
-	defer stop()
 	var (
-		wg     sync.WaitGroup
+		res    Result
+		closed atomic.Bool
 		errAB  error
-		errBA  error
-		closer sync.Once
+		done   = make(chan struct{})
 	)
-	closeBoth := func() { closer.Do(func() { a.Close(); b.Close() }) }
-	copyDir := func(dst, src net.Conn, n *int64, errp *error) {
-		defer wg.Done()
-		var err error
-		*n, err = io.Copy(dst, src)
-		if err != nil {
-			*errp = err
-			closeBoth()
-			return
+	// closeBoth closes both streams once and reports whether they were
+	// already closed, so that errors it causes are not reported as faults.
+	closeBoth := func() (already bool) {
+		if closed.Swap(true) {
+			return true
 		}
-		if cw, ok := dst.(sdk.CloseWriter); ok {
-			if cwErr := cw.CloseWrite(); cwErr == nil {
-				return
-			}
+		a.Close()
+		b.Close()
+		return false
+	}
+	stop := context.AfterFunc(ctx, func() { closeBoth() })
+	defer stop()
+
+	go func() {
+		defer close(done)
+		res.AToB, errAB = copyHalf(b, a, closeBoth)
+	}()
+	var errBA error
+	res.BToA, errBA = copyHalf(a, b, closeBoth)
+	<-done
+	closeBoth()
+	if ctx.Err() != nil {
+		return res, nil
+	}
+	return res, errors.Join(quiet(errAB), quiet(errBA))
+}
+
+// copyHalf copies src to dst, then half-closes dst, or closes both on
+// error. An error caused by the other direction closing both is dropped.
+func copyHalf(dst, src net.Conn, closeBoth func() bool) (int64, error) {
+	n, err := Copy(dst, src)
+	if err != nil {
+		if closeBoth() {
+			err = nil
 		}
+		return n, err
+	}
+	if cw, ok := dst.(sdk.CloseWriter); !ok || cw.CloseWrite() != nil {
 		closeBoth()
 	}
-	wg.Add(2)
-	go copyDir(b, a, &res.AToB, &errAB)
-	go copyDir(a, b, &res.BToA, &errBA)
-	wg.Wait()
-	closeBoth()
-	err := errors.Join(quiet(errAB), quiet(errBA))
-	if ctx.Err() != nil {
-		err = nil
+	return n, nil
+}
+
+// Copy copies from src to dst until EOF on src or an error, like io.Copy,
+// and returns the bytes copied. It uses splice(2) between sockets, and
+// waits for a socket source to be readable before it takes a buffer.
+func Copy(dst, src net.Conn) (int64, error) {
+	if n, handled, err := spliceCopy(dst, src); handled {
+		return n, err
 	}
-	return res, err
+	if n, handled, err := readyCopy(dst, src); handled {
+		return n, err
+	}
+	bp := getBuf()
+	defer putBuf(bp)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }
 
 // quiet drops the errors that a normal end of a relay produces.
 func quiet(err error) error {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) {
 		return nil
 	}
 	return err
 }
+
+const bufSize = 32 << 10
+
+// bufs is a process-wide cache of copy buffers, like the standard library's
+// own; it holds no state with meaning.
+var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+func getBuf() *[]byte  { return bufs.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufs.Put(b) }

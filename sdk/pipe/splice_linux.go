@@ -1,0 +1,234 @@
+package pipe
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+)
+
+const (
+	spliceMove     = 0x1 // SPLICE_F_MOVE
+	spliceNonblock = 0x2 // SPLICE_F_NONBLOCK
+	setPipeSize    = 1031
+	// pipeSize is the kernel pipe size asked for, as the standard library
+	// does; the kernel may grant less.
+	pipeSize = 1 << 20
+	// maxCachedPipes bounds the pipes kept open for reuse. Only transfers
+	// in flight hold a pipe, so a small cache serves thousands of links.
+	maxCachedPipes = 64
+)
+
+// kpipe is a kernel pipe used as splice's intermediate buffer.
+type kpipe struct {
+	r, w int
+	size int
+}
+
+// pipeCache is a process-wide free list of empty kernel pipes.
+type pipeCache struct {
+	mu   sync.Mutex
+	free []*kpipe
+}
+
+var pipes pipeCache
+
+func (c *pipeCache) get() (*kpipe, error) {
+	c.mu.Lock()
+	if n := len(c.free); n > 0 {
+		p := c.free[n-1]
+		c.free = c.free[:n-1]
+		c.mu.Unlock()
+		return p, nil
+	}
+	c.mu.Unlock()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return nil, err
+	}
+	p := &kpipe{r: fds[0], w: fds[1], size: 64 << 10}
+	if n, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p.w), setPipeSize, pipeSize); errno == 0 {
+		p.size = int(n)
+	}
+	return p, nil
+}
+
+// put returns an empty pipe to the cache, or closes it.
+func (c *pipeCache) put(p *kpipe) {
+	c.mu.Lock()
+	if len(c.free) < maxCachedPipes {
+		c.free = append(c.free, p)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	p.close()
+}
+
+func (p *kpipe) close() {
+	syscall.Close(p.r)
+	syscall.Close(p.w)
+}
+
+// socketConn returns the raw connection of a stream socket that has no
+// user-space buffering, or false.
+func socketConn(c net.Conn) (syscall.RawConn, bool) {
+	var rc syscall.RawConn
+	var err error
+	switch c := c.(type) {
+	case *net.TCPConn:
+		rc, err = c.SyscallConn()
+	case *net.UnixConn:
+		if c.LocalAddr().Network() != "unix" {
+			return nil, false
+		}
+		rc, err = c.SyscallConn()
+	default:
+		return nil, false
+	}
+	return rc, err == nil
+}
+
+// spliceCopy moves src to dst through a kernel pipe taken only while bytes
+// are in flight. handled is false when either side is not a socket.
+func spliceCopy(dst, src net.Conn) (written int64, handled bool, err error) {
+	srcRC, ok := socketConn(src)
+	if !ok {
+		return 0, false, nil
+	}
+	dstRC, ok := socketConn(dst)
+	if !ok {
+		return 0, false, nil
+	}
+	for {
+		var (
+			p     *kpipe
+			n     int64
+			opErr error
+		)
+		// Wait for data without holding a pipe: take one inside the
+		// callback and give it back before asking the poller to wait.
+		rerr := srcRC.Read(func(fd uintptr) bool {
+			p, opErr = pipes.get()
+			if opErr != nil {
+				return true
+			}
+			for {
+				n, opErr = splice(int(fd), p.w, p.size)
+				if opErr != syscall.EINTR {
+					break
+				}
+			}
+			if opErr == syscall.EAGAIN {
+				pipes.put(p)
+				p = nil
+				return false
+			}
+			return true
+		})
+		if rerr == nil {
+			rerr = opErr
+		}
+		if rerr != nil {
+			if p != nil {
+				pipes.put(p) // nothing was moved into it
+			}
+			if errors.Is(rerr, syscall.EINVAL) && written == 0 {
+				return 0, false, nil // kernel or socket type without splice
+			}
+			return written, true, rerr
+		}
+		if n == 0 {
+			pipes.put(p)
+			return written, true, nil // EOF
+		}
+		if werr := drain(dstRC, p, n); werr != nil {
+			p.close() // it may still hold bytes
+			return written, true, werr
+		}
+		pipes.put(p)
+		written += n
+	}
+}
+
+// drain moves n bytes from p to the socket behind dst, waiting for it to be
+// writable as needed.
+func drain(dst syscall.RawConn, p *kpipe, n int64) error {
+	var opErr error
+	err := dst.Write(func(fd uintptr) bool {
+		for n > 0 {
+			m, e := splice(p.r, int(fd), int(n))
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				return false
+			case e != nil:
+				opErr = e
+				return true
+			case m == 0:
+				opErr = io.ErrShortWrite
+				return true
+			}
+			n -= m
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}
+
+func splice(from, to, n int) (int64, error) {
+	m, err := syscall.Splice(from, nil, to, nil, n, spliceMove|spliceNonblock)
+	return int64(m), err
+}
+
+// readyCopy copies from a socket to any writer, reading into a pooled
+// buffer only once the socket is readable, so an idle direction holds no
+// buffer. handled is false when src is not a socket.
+func readyCopy(dst, src net.Conn) (written int64, handled bool, err error) {
+	srcRC, ok := socketConn(src)
+	if !ok {
+		return 0, false, nil
+	}
+	for {
+		var (
+			bp    *[]byte
+			n     int
+			opErr error
+		)
+		rerr := srcRC.Read(func(fd uintptr) bool {
+			bp = getBuf()
+			for {
+				n, opErr = syscall.Read(int(fd), *bp)
+				if opErr != syscall.EINTR {
+					break
+				}
+			}
+			if opErr == syscall.EAGAIN {
+				putBuf(bp)
+				bp = nil
+				return false
+			}
+			return true
+		})
+		if rerr == nil {
+			rerr = opErr
+		}
+		if rerr != nil || n <= 0 {
+			if bp != nil {
+				putBuf(bp)
+			}
+			return written, true, rerr // n == 0 is EOF
+		}
+		m, werr := dst.Write((*bp)[:n])
+		putBuf(bp)
+		written += int64(m)
+		if werr != nil {
+			return written, true, werr
+		}
+	}
+}

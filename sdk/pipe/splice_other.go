@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pipe
+
+import "net"
+
+func spliceCopy(dst, src net.Conn) (int64, bool, error) { return 0, false, nil }
+
+func readyCopy(dst, src net.Conn) (int64, bool, error) { return 0, false, nil }
