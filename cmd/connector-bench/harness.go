@@ -1,0 +1,479 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// benchConfig is everything one harness run needs.
+type benchConfig struct {
+	Quick      bool
+	Repeats    int
+	Bin        string   // iofog-connector binary
+	PluginDir  string   // passed to daemon and agents when set
+	Transports []string // nil: ask `iofog-connector plugins`
+	Out        string   // BENCHMARKS.md path
+	Command    string   // the command line that made the report
+	RepoDir    string   // for go test -bench and git
+	BulkDur    time.Duration
+	RateDur    time.Duration
+	PingN      int
+	HoldNs     []int
+	Workers    int
+	Pool       int // agent --pool; 0 leaves the agent's default
+	AddsOne    int // mapping adds per repeat, 1 client
+	AddsEight  int // mapping adds per repeat, 8 clients
+	StartMaps  int // mappings stored for the start-time test
+	GoBench    bool
+	GoBenchArg []string
+}
+
+// knownTransports are the transports the project plans; those the build
+// lacks are reported as skipped.
+var knownTransports = []string{"tcp", "yamux", "quic", "websocket"}
+
+// anchor is one way for clients to reach the services: direct, haproxy or
+// our public pipe over one transport in one mode.
+type anchor struct {
+	name      string
+	transport string
+	tls       bool
+	svc       dialFunc
+	iperf     string // front address for iperf3; "" when not possible
+	hop1      []int  // first hop's PIDs (haproxy or the daemon)
+	hop2      []int  // second hop's PIDs (the agents)
+	skip      string // non-empty: not measured, and why
+}
+
+// pids returns every relay PID of the anchor.
+func (a *anchor) pids() []int { return append(append([]int(nil), a.hop1...), a.hop2...) }
+
+// results is every measured value, by anchor then metric, one per repeat.
+type results struct {
+	order   []string
+	anchors map[string]*anchor
+	m       map[string]map[string][]float64
+	notes   map[string][]string
+	control map[string][]float64
+	ctlNote []string
+	gobench string
+	env     envInfo
+	started time.Time
+	elapsed time.Duration
+}
+
+func newResults() *results {
+	return &results{
+		anchors: map[string]*anchor{},
+		m:       map[string]map[string][]float64{},
+		notes:   map[string][]string{},
+		control: map[string][]float64{},
+	}
+}
+
+// add records one repeat of a metric for an anchor.
+func (r *results) add(anchor, metric string, v float64) {
+	if r.m[anchor] == nil {
+		r.m[anchor] = map[string][]float64{}
+	}
+	r.m[anchor][metric] = append(r.m[anchor][metric], v)
+}
+
+// note records a problem seen on an anchor, once per distinct text.
+func (r *results) note(anchor, format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	for _, n := range r.notes[anchor] {
+		if n == s {
+			return
+		}
+	}
+	r.notes[anchor] = append(r.notes[anchor], s)
+}
+
+// get returns the summary of a metric.
+func (r *results) get(anchor, metric string) summary {
+	return summarize(r.m[anchor][metric])
+}
+
+// runHarness sets up every anchor, measures, and writes the report.
+func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
+	res := newResults()
+	res.started = time.Now().UTC()
+	cl := &cleanup{}
+	defer cl.run()
+	limit, err := raiseNofile()
+	if err != nil {
+		return err
+	}
+	res.env = collectEnv(ctx, cfg, limit)
+	tmp, err := os.MkdirTemp("", "connector-bench-")
+	if err != nil {
+		return err
+	}
+	cl.push(func() { os.RemoveAll(tmp) })
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, svcAddr, err := startChildLine(ctx, cl, log, "svc", "LISTEN ", self, "svc", "--addr", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	iperfAddr := ""
+	if _, a, err := startIperfServer(ctx, cl, log); err != nil {
+		res.note("direct", "iperf3 skipped: %v", err)
+	} else {
+		iperfAddr = a
+	}
+
+	direct := &anchor{name: "direct", svc: newDialer(svcAddr, nil), iperf: iperfAddr}
+	addAnchor(res, direct)
+
+	maxHold := 0
+	for _, n := range cfg.HoldNs {
+		maxHold = max(maxHold, n)
+	}
+	hp := &anchor{name: "haproxy"}
+	backends := []string{svcAddr}
+	if iperfAddr != "" {
+		backends = append(backends, iperfAddr)
+	}
+	hdir := filepath.Join(tmp, "haproxy")
+	_ = os.MkdirAll(hdir, 0o755)
+	if h, fronts, err := startHAProxy(ctx, cl, log, hdir, maxHold+500, backends...); err != nil {
+		hp.skip = err.Error()
+	} else {
+		hp.name = "haproxy"
+		hp.svc = newDialer(fronts[0], nil)
+		if len(fronts) > 1 {
+			hp.iperf = fronts[1]
+		}
+		hp.hop1 = []int{h.proc.pid()}
+		res.env.HAProxy = h.version
+	}
+	addAnchor(res, hp)
+
+	transports, skipped := pickTransports(ctx, cfg)
+	for _, name := range knownTransports {
+		why, ok := skipped[name]
+		if !ok {
+			continue
+		}
+		for _, mode := range []string{"dev", "tls"} {
+			addAnchor(res, &anchor{name: name + " " + mode, transport: name, skip: why})
+		}
+	}
+	for _, tr := range transports {
+		for _, dev := range []bool{true, false} {
+			a := setupRelay(ctx, cl, log, cfg, tmp, tr, dev, svcAddr, iperfAddr, maxHold)
+			addAnchor(res, a)
+		}
+	}
+
+	for rep := range cfg.Repeats {
+		for _, name := range res.order {
+			a := res.anchors[name]
+			if a.skip != "" || ctx.Err() != nil {
+				continue
+			}
+			log.Info("measuring", "anchor", name, "repeat", rep+1)
+			measureAnchor(ctx, log, cfg, res, a)
+		}
+	}
+	if ctx.Err() == nil {
+		measureControl(ctx, cl, log, cfg, tmp, res)
+	}
+	if cfg.GoBench && ctx.Err() == nil {
+		res.gobench = runGoBench(ctx, log, cfg)
+	}
+	res.elapsed = time.Since(res.started)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := os.WriteFile(cfg.Out, []byte(renderReport(cfg, res)), 0o644); err != nil {
+		return err
+	}
+	log.Info("wrote report", "path", cfg.Out, "elapsed", res.elapsed.Round(time.Second))
+	return nil
+}
+
+func addAnchor(res *results, a *anchor) {
+	res.order = append(res.order, a.name)
+	res.anchors[a.name] = a
+}
+
+// pickTransports returns the transports to measure, and the known ones
+// that are not available with the reason.
+func pickTransports(ctx context.Context, cfg benchConfig) ([]string, map[string]string) {
+	skipped := map[string]string{}
+	if len(cfg.Transports) > 0 {
+		for _, k := range knownTransports {
+			if !contains(cfg.Transports, k) {
+				skipped[k] = "not selected (-transports)"
+			}
+		}
+		return cfg.Transports, skipped
+	}
+	args := []string{"plugins"}
+	if cfg.PluginDir != "" {
+		args = append(args, "--plugin-dir", cfg.PluginDir)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, cfg.Bin, args...).CombinedOutput()
+	var have []string
+	for _, k := range knownTransports {
+		if err == nil && regexp.MustCompile(`(?m)\b`+k+`\b`).Match(out) {
+			have = append(have, k)
+			continue
+		}
+		if err != nil {
+			skipped[k] = fmt.Sprintf("`iofog-connector plugins` failed: %v", err)
+		} else {
+			skipped[k] = "not listed by `iofog-connector plugins`"
+		}
+	}
+	if err != nil {
+		// Without a listing, still try the default transport.
+		delete(skipped, "tcp")
+		have = []string{"tcp"}
+	}
+	return have, skipped
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// setupRelay starts a daemon for one transport and mode, with one public
+// mapping and agent for the service and one for iperf3.
+func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchConfig, tmp, tr string, dev bool, svcAddr, iperfAddr string, maxHold int) *anchor {
+	mode := "tls"
+	if dev {
+		mode = "dev"
+	}
+	a := &anchor{name: tr + " " + mode, transport: tr, tls: !dev}
+	dir := filepath.Join(tmp, tr+"-"+mode)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		a.skip = err.Error()
+		return a
+	}
+	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: dev, Transport: tr, PluginDir: cfg.PluginDir})
+	if err == nil {
+		_, err = d.start(ctx, -1, 20*time.Second)
+	}
+	if err != nil {
+		a.skip = "daemon: " + err.Error()
+		return a
+	}
+	a.hop1 = []int{d.proc.pid()}
+	ao := agentOptions{Bin: cfg.Bin, Transport: tr, Pool: cfg.Pool, PluginDir: cfg.PluginDir}
+	m, err := d.addPublic(ctx, tr, maxHold+500)
+	if err != nil {
+		a.skip = "mapping: " + err.Error()
+		return a
+	}
+	ag, err := d.startAgent(ctx, m, svcAddr, ao)
+	if err != nil {
+		a.skip = "agent: " + err.Error()
+		return a
+	}
+	a.hop2 = append(a.hop2, ag.pid())
+	var tlsCfg *tls.Config
+	if !dev {
+		tlsCfg = d.tlsCfg
+	}
+	a.svc = newDialer(publicAddr(m), tlsCfg)
+	if err := warmUp(ctx, a.svc); err != nil {
+		a.skip = "pipe does not echo: " + err.Error() + ": agent: " + ag.out.String() + " daemon: " + d.proc.out.String()
+		return a
+	}
+	if iperfAddr != "" && dev {
+		m2, err := d.addPublic(ctx, tr, 100)
+		if err == nil {
+			var ag2 *child
+			ag2, err = d.startAgent(ctx, m2, iperfAddr, ao)
+			if err == nil {
+				a.hop2 = append(a.hop2, ag2.pid())
+				a.iperf = publicAddr(m2)
+			}
+		}
+		if err != nil {
+			log.Warn("iperf pipe", "anchor", a.name, "err", err)
+		}
+	}
+	return a
+}
+
+// warmUp retries an echo through the pipe for up to 10 s.
+func warmUp(ctx context.Context, dial dialFunc) error {
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		r := holdConns(cctx, dial, 1, 1)
+		cancel()
+		r.close()
+		if r.Failed == 0 {
+			return nil
+		}
+		err = r.FirstErr
+		time.Sleep(200 * time.Millisecond)
+	}
+	return errors.Join(err, ctx.Err())
+}
+
+// bulkCases are the throughput measurements: streams and direction.
+var bulkCases = []struct {
+	key      string
+	streams  int
+	download bool
+}{
+	{"1↑", 1, false}, {"1↓", 1, true}, {"8↑", 8, false}, {"8↓", 8, true},
+}
+
+// measureAnchor runs one repeat of every measurement on a.
+func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *results, a *anchor) {
+	n := a.name
+	gb := func(b int64) float64 { return float64(b) / 1e9 }
+	// (1) and (5): bulk throughput with our tool, and CPU per GB.
+	for _, bc := range bulkCases {
+		c0, c1, c2 := cpuOf(a.pids()), cpuOf(a.hop1), cpuOf(a.hop2)
+		cctx, cancel := context.WithTimeout(ctx, cfg.BulkDur+20*time.Second)
+		r, err := bulk(cctx, a.svc, bc.streams, cfg.BulkDur, bc.download)
+		cancel()
+		if err != nil {
+			res.note(n, "bulk %s: %v", bc.key, err)
+			res.add(n, "bulk "+bc.key, math.NaN())
+			continue
+		}
+		res.add(n, "bulk "+bc.key, r.bitsPerSec()/1e9)
+		if len(a.pids()) > 0 && r.Bytes > 0 {
+			res.add(n, "cpu/GB "+bc.key, (cpuOf(a.pids())-c0)/gb(r.Bytes))
+			res.add(n, "cpu/GB hop1 "+bc.key, (cpuOf(a.hop1)-c1)/gb(r.Bytes))
+			if len(a.hop2) > 0 {
+				res.add(n, "cpu/GB hop2 "+bc.key, (cpuOf(a.hop2)-c2)/gb(r.Bytes))
+			}
+		}
+	}
+	// (1) iperf3 through the pipe.
+	if a.iperf != "" {
+		for _, bc := range bulkCases {
+			bps, err := runIperf(ctx, a.iperf, bc.streams, cfg.BulkDur, bc.download)
+			if err != nil {
+				res.note(n, "iperf3 %s: %v", bc.key, err)
+				bps = math.NaN()
+			}
+			res.add(n, "iperf "+bc.key, bps/1e9)
+			time.Sleep(200 * time.Millisecond) // let iperf3 -s reset
+		}
+	}
+	// (2) latency.
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	lr, err := pingPong(cctx, a.svc, cfg.PingN, 64)
+	cancel()
+	if err != nil {
+		res.note(n, "latency: %v", err)
+		for _, k := range []string{"p50", "p99", "p99.9"} {
+			res.add(n, k, math.NaN())
+		}
+	} else {
+		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+		res.add(n, "p50", us(percentile(lr.RTT, 50)))
+		res.add(n, "p99", us(percentile(lr.RTT, 99)))
+		res.add(n, "p99.9", us(percentile(lr.RTT, 99.9)))
+	}
+	// (3) and (5): connection rate and CPU per connection.
+	c0 := cpuOf(a.pids())
+	rr := connRate(ctx, a.svc, cfg.Workers, cfg.RateDur)
+	res.add(n, "conn/s", float64(rr.OK)/rr.Elapsed.Seconds())
+	res.add(n, "conn fail", float64(rr.Failed))
+	if rr.FirstErr != nil {
+		res.note(n, "connection rate: %d failures, first: %v", rr.Failed, rr.FirstErr)
+	}
+	if len(a.pids()) > 0 && rr.OK > 0 {
+		res.add(n, "cpu µs/conn", (cpuOf(a.pids())-c0)*1e6/float64(rr.OK))
+	}
+	time.Sleep(500 * time.Millisecond) // let TIME_WAIT and relay cleanup settle
+	// (4) concurrency and memory.
+	for _, hn := range cfg.HoldNs {
+		if ctx.Err() != nil {
+			return
+		}
+		measureHold(ctx, log, res, a, hn)
+	}
+}
+
+// measureHold opens hn connections, verifies them, and records RSS.
+func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor, hn int) {
+	n := a.name
+	key := fmt.Sprintf("hold %d", hn)
+	before, errB := rssKB(a.pids())
+	cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	h := holdConns(cctx, a.svc, hn, 64)
+	cancel()
+	defer func() {
+		h.close()
+		time.Sleep(time.Second)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	at, errA := rssKB(a.pids())
+	bad := reverify(h.Conns)
+	ok := len(h.Conns) - bad
+	res.add(n, key+" ok", float64(ok))
+	if h.Failed > 0 || bad > 0 {
+		res.note(n, "%s: %d failed to open, %d failed the second echo; first: %v", key, h.Failed, bad, h.FirstErr)
+	}
+	if len(a.pids()) == 0 || errB != nil || errA != nil || ok == 0 {
+		return
+	}
+	res.add(n, key+" rss0", float64(before)/1024)
+	res.add(n, key+" rss", float64(at)/1024)
+	res.add(n, key+" KB/conn", float64(at-before)/float64(ok))
+	log.Debug("held", "anchor", n, "n", hn, "ok", ok, "rss_kb", at)
+}
+
+// cpuOf returns the CPU seconds of pids, NaN on error.
+func cpuOf(pids []int) float64 {
+	if len(pids) == 0 {
+		return 0
+	}
+	d, err := cpuTime(pids)
+	if err != nil {
+		return math.NaN()
+	}
+	return d.Seconds()
+}
+
+// runGoBench runs the hot-path Go benchmarks of the repository.
+func runGoBench(ctx context.Context, log *slog.Logger, cfg benchConfig) string {
+	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem"}, cfg.GoBenchArg...)
+	args = append(args, "./core/...", "./sdk/...", "./transports/...", "./plugins/...")
+	log.Info("go benchmarks", "args", strings.Join(args, " "))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "go", args...)
+	cmd.Dir = cfg.RepoDir
+	out, err := cmd.CombinedOutput()
+	s := "$ go " + strings.Join(args, " ") + "\n" + string(out)
+	if err != nil {
+		s += fmt.Sprintf("\n(exit: %v)\n", err)
+	}
+	return s
+}
