@@ -23,3 +23,28 @@ vet:
 
 clean:
 	rm -rf bin
+
+# bench (issue 6) builds everything and runs the benchmark harness on
+# loopback: direct, haproxy and our public pipe over every transport the
+# build has, then regenerates BENCHMARKS.md (~20 min on 2 cores).
+# bench-quick is the development variant (1 repeat, small N, ~3 min) and
+# writes bin/BENCHMARKS-quick.md. Extra harness flags: BENCH_FLAGS=...
+BENCH_FLAGS ?=
+BENCH_PLUGIN_DIR ?=
+BENCH_BIN := bin/connector-bench
+
+.PHONY: bench-quick bench-tools bench-build
+bench-tools:
+	@command -v haproxy >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || \
+		{ apt-get update && apt-get install -y haproxy iperf3; } || \
+		echo "bench: could not install haproxy/iperf3; those anchors are reported as skipped"
+
+bench-build: build
+	-@$(MAKE) --no-print-directory examples 2>/dev/null
+	$(GO) build -o $(BENCH_BIN) ./cmd/connector-bench
+
+bench: bench-tools bench-build
+	./$(BENCH_BIN) run -bin $(BIN) $(if $(BENCH_PLUGIN_DIR),-plugin-dir $(BENCH_PLUGIN_DIR)) $(BENCH_FLAGS)
+
+bench-quick: bench-tools bench-build
+	./$(BENCH_BIN) run -quick -out bin/BENCHMARKS-quick.md -bin $(BIN) $(if $(BENCH_PLUGIN_DIR),-plugin-dir $(BENCH_PLUGIN_DIR)) $(BENCH_FLAGS)
