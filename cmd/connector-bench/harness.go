@@ -67,9 +67,11 @@ type results struct {
 	control map[string][]float64
 	ctlNote []string
 	gobench string
-	env     envInfo
-	started time.Time
-	elapsed time.Duration
+	// profiles holds, per anchor, the perf summary of one bulk upload.
+	profiles [][2]string
+	env      envInfo
+	started  time.Time
+	elapsed  time.Duration
 }
 
 func newResults() *results {
@@ -190,6 +192,19 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 			log.Info("measuring", "anchor", name, "repeat", rep+1)
 			measureAnchor(ctx, log, cfg, res, a)
 		}
+	}
+	for _, name := range res.order {
+		a := res.anchors[name]
+		if a.skip != "" || len(a.pids()) == 0 || ctx.Err() != nil {
+			continue
+		}
+		log.Info("profiling", "anchor", name)
+		p, err := profileBulk(ctx, a, tmp, cfg.BulkDur)
+		if err != nil {
+			res.note(name, "profile: %v", err)
+			continue
+		}
+		res.profiles = append(res.profiles, [2]string{name, p})
 	}
 	if ctx.Err() == nil {
 		measureControl(ctx, cl, log, cfg, tmp, res)

@@ -113,6 +113,12 @@ func renderReport(cfg benchConfig, r *results) string {
 	if !any {
 		w("None.\n")
 	}
+	if len(r.profiles) > 0 {
+		w("\n## Profiles (why)\n\n")
+		for _, p := range r.profiles {
+			w("**%s**\n\n```\n%s\n```\n\n", p[0], p[1])
+		}
+	}
 	if r.gobench != "" {
 		w("\n## Go benchmarks (hot paths)\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
 	}
