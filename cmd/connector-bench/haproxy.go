@@ -15,11 +15,17 @@ import (
 // one-hop proxy like each of our hops.
 const haproxyThreads = 1
 
+// haproxyMaxPipes bounds haproxy's pool of splice pipes (default
+// maxconn/4), so that 2 descriptors per connection plus the pipes fit the
+// 20,000 open-files hard limit at 9,000 held connections. Only active
+// transfers use a pipe.
+const haproxyMaxPipes = 256
+
 // haproxyConfig returns a TCP-mode configuration with splice in both
 // directions that forwards each listen port to its backend.
 func haproxyConfig(fronts map[int]string, maxconn int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global\n\tnbthread %d\n\tmaxconn %d\n\tlog stderr format raw local0 err\n\n", haproxyThreads, maxconn)
+	fmt.Fprintf(&b, "global\n\tnbthread %d\n\tmaxconn %d\n\tmaxpipes %d\n\tlog stderr format raw local0 err\n\n", haproxyThreads, maxconn, haproxyMaxPipes)
 	b.WriteString("defaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 1h\n\ttimeout server 1h\n")
 	fmt.Fprintf(&b, "\tmaxconn %d\n\toption splice-auto\n\toption splice-request\n\toption splice-response\n\n", maxconn)
 	i := 0

@@ -153,7 +153,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	}
 	hdir := filepath.Join(tmp, "haproxy")
 	_ = os.MkdirAll(hdir, 0o755)
-	if h, fronts, err := startHAProxy(ctx, cl, log, hdir, maxHold+500, backends...); err != nil {
+	if h, fronts, err := startHAProxy(ctx, cl, log, hdir, maxHold+200, backends...); err != nil {
 		hp.skip = err.Error()
 	} else {
 		hp.name = "haproxy"
