@@ -440,6 +440,7 @@ func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor,
 	n := a.name
 	key := fmt.Sprintf("hold %d", hn)
 	before, errB := rssKB(a.pids())
+	fds0, _, errF := fdCount(a.pids())
 	cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	h := holdConns(cctx, a.svc, hn, 64)
 	cancel()
@@ -449,6 +450,7 @@ func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor,
 	}()
 	time.Sleep(300 * time.Millisecond)
 	at, errA := rssKB(a.pids())
+	fds1, pipes1, errF1 := fdCount(a.pids())
 	bad := reverify(h.Conns)
 	ok := len(h.Conns) - bad
 	res.add(n, key+" ok", float64(ok))
@@ -461,6 +463,10 @@ func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor,
 	res.add(n, key+" rss0", float64(before)/1024)
 	res.add(n, key+" rss", float64(at)/1024)
 	res.add(n, key+" KB/conn", float64(at-before)/float64(ok))
+	if errF == nil && errF1 == nil {
+		res.add(n, key+" fd/conn", float64(fds1-fds0)/float64(ok))
+		res.add(n, key+" pipes", float64(pipes1))
+	}
 	log.Debug("held", "anchor", n, "n", hn, "ok", ok, "rss_kb", at)
 }
 

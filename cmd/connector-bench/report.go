@@ -59,10 +59,11 @@ func renderReport(cfg benchConfig, r *results) string {
 		return []string{r.get(a, "conn/s").format(0), r.get(a, "conn fail").format(0), r.ratio(a, "direct", "conn/s"), r.ratio(a, "haproxy", "conn/s")}
 	})
 
-	w("\n## 4. Concurrency and memory\n\nN connections opened (64 at a time), each verified by an echo, held, verified again by a second echo; RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) just before and with all N held. KB per connection = (RSS at N − RSS before) / N held.\n\n")
+	w("\n## 4. Concurrency and memory\n\nN connections opened (64 at a time), each verified by an echo, held, verified again by a second echo; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) just before and with all N held. KB per connection = (RSS at N − RSS before) / N held.\n\n")
 	hdr := []string{"anchor"}
 	for _, n := range cfg.HoldNs {
-		hdr = append(hdr, fmt.Sprintf("%d: held", n), fmt.Sprintf("%d: RSS MB before → at N", n), fmt.Sprintf("%d: KB/conn", n))
+		hdr = append(hdr, fmt.Sprintf("%d: held", n), fmt.Sprintf("%d: RSS MB before → at N", n), fmt.Sprintf("%d: KB/conn", n),
+			fmt.Sprintf("%d: fds/conn (pipes at N)", n))
 	}
 	table(&b, hdr, measured, func(a string) []string {
 		var row []string
@@ -70,7 +71,8 @@ func renderReport(cfg benchConfig, r *results) string {
 			k := fmt.Sprintf("hold %d", n)
 			row = append(row, r.get(a, k+" ok").format(0),
 				r.get(a, k+" rss0").format(1)+" → "+r.get(a, k+" rss").format(1),
-				r.get(a, k+" KB/conn").format(1))
+				r.get(a, k+" KB/conn").format(1),
+				r.get(a, k+" fd/conn").format(2)+" ("+r.get(a, k+" pipes").format(0)+")")
 		}
 		return row
 	})
@@ -120,7 +122,9 @@ func renderReport(cfg benchConfig, r *results) string {
 		}
 	}
 	if r.gobench != "" {
-		w("\n## Go benchmarks (hot paths)\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
+		w("\n## Go benchmarks (hot paths)\n\nMedian (min–max) over the `-count` runs.\n\n")
+		writeGoBench(&b, r.gobench)
+		w("\n<details><summary>raw output</summary>\n\n```\n%s\n```\n\n</details>\n", strings.TrimSpace(r.gobench))
 	}
 	return b.String()
 }
@@ -281,4 +285,36 @@ func (r *results) targets(cfg benchConfig) []target {
 	}
 	add("control: start with 10,000 mappings < 3 s", fmtF(st, 2)+" s", v)
 	return ts
+}
+
+// writeGoBench writes a table of the Go benchmark results, one row per
+// benchmark with the median and range of its runs.
+func writeGoBench(b *strings.Builder, out string) {
+	type key struct{ pkg, name string }
+	var order []key
+	byKey := map[key][]benchLine{}
+	for _, l := range parseGoBench(out) {
+		k := key{l.Pkg, l.Name}
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], l)
+	}
+	if len(order) == 0 {
+		b.WriteString("No benchmark results (see the raw output).\n")
+		return
+	}
+	b.WriteString("| package | benchmark | ns/op | MB/s | B/op | allocs/op |\n|---|---|---|---|---|---|\n")
+	for _, k := range order {
+		col := func(f func(benchLine) float64, prec int) string {
+			var xs []float64
+			for _, l := range byKey[k] {
+				xs = append(xs, f(l))
+			}
+			return summarize(xs).format(prec)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(k.pkg, "github.com/iofog/iofog-connector/"), k.name,
+			col(func(l benchLine) float64 { return l.NsOp }, 0), col(func(l benchLine) float64 { return l.MBs }, 0),
+			col(func(l benchLine) float64 { return l.BOp }, 0), col(func(l benchLine) float64 { return l.AllocsOp }, 0))
+	}
 }

@@ -165,3 +165,68 @@ func cpuTime(pids []int) (time.Duration, error) {
 	}
 	return sum, nil
 }
+
+// fdCount returns the number of open descriptors of pids and how many of
+// them are pipes (splice pipes pinned by idle connections show up here).
+func fdCount(pids []int) (fds, pipes int, err error) {
+	for _, pid := range pids {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, e := range ents {
+			fds++
+			if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "pipe:") {
+				pipes++
+			}
+		}
+	}
+	return fds, pipes, nil
+}
+
+// benchLine is one parsed line of `go test -bench` output.
+type benchLine struct {
+	Pkg, Name string
+	NsOp      float64
+	MBs       float64 // NaN when not reported
+	BOp       float64 // NaN when not reported
+	AllocsOp  float64 // NaN when not reported
+}
+
+// parseGoBench parses `go test -bench -benchmem` output.
+func parseGoBench(out string) []benchLine {
+	var res []benchLine
+	pkg := ""
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "pkg: "); ok {
+			pkg = strings.TrimSpace(p)
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		bl := benchLine{Pkg: pkg, Name: f[0], NsOp: math.NaN(), MBs: math.NaN(), BOp: math.NaN(), AllocsOp: math.NaN()}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				bl.NsOp = v
+			case "MB/s":
+				bl.MBs = v
+			case "B/op":
+				bl.BOp = v
+			case "allocs/op":
+				bl.AllocsOp = v
+			}
+		}
+		if !math.IsNaN(bl.NsOp) {
+			res = append(res, bl)
+		}
+	}
+	return res
+}

@@ -105,3 +105,51 @@ func TestSelfProc(t *testing.T) {
 		t.Errorf("cpuTime(self): %v", err)
 	}
 }
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+pkg: github.com/iofog/iofog-connector/sdk/pipe
+cpu: AMD EPYC
+BenchmarkJoin-2           	     681	    216591 ns/op	1210.32 MB/s	      31 B/op	       1 allocs/op
+BenchmarkJoin-2           	     700	    200000 ns/op	1300.00 MB/s	      31 B/op	       1 allocs/op
+BenchmarkAlloc-2   	 1000000	      1042 ns/op
+--- FAIL: BenchmarkBroken
+PASS
+pkg: github.com/iofog/iofog-connector/core/ports
+BenchmarkAllocate/parallel-2 	 5000	 250.5 ns/op	 0 B/op	 0 allocs/op
+`
+	got := parseGoBench(out)
+	if len(got) != 4 {
+		t.Fatalf("parsed %d lines, want 4: %+v", len(got), got)
+	}
+	if got[0].Pkg != "github.com/iofog/iofog-connector/sdk/pipe" || got[0].Name != "BenchmarkJoin-2" ||
+		got[0].NsOp != 216591 || got[0].MBs != 1210.32 || got[0].BOp != 31 || got[0].AllocsOp != 1 {
+		t.Errorf("line 0 = %+v", got[0])
+	}
+	if !math.IsNaN(got[2].MBs) || got[2].NsOp != 1042 {
+		t.Errorf("line 2 (no -benchmem fields) = %+v", got[2])
+	}
+	if got[3].Pkg != "github.com/iofog/iofog-connector/core/ports" || got[3].NsOp != 250.5 {
+		t.Errorf("line 3 = %+v", got[3])
+	}
+}
+
+func TestFdCount(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fds0, pipes0, err := fdCount([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	fds1, pipes1, err := fdCount([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fds0-fds1 != 1 || pipes0-pipes1 != 1 {
+		t.Errorf("closing one pipe end: fds %d→%d, pipes %d→%d; want each to drop by 1", fds0, fds1, pipes0, pipes1)
+	}
+}
