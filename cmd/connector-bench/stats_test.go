@@ -153,3 +153,25 @@ func TestFdCount(t *testing.T) {
 		t.Errorf("closing one pipe end: fds %d→%d, pipes %d→%d; want each to drop by 1", fds0, fds1, pipes0, pipes1)
 	}
 }
+
+func TestVerdict(t *testing.T) {
+	tests := []struct {
+		name       string
+		got, limit float64
+		atLeast    bool
+		want       string
+	}{
+		{"at least met", 10, 7.5, true, "met"},
+		{"at least missed", 5, 10, true, "**missed** by 50% (5 short)"},
+		{"at most met", 12, 16, false, "met"},
+		{"at most missed", 20, 16, false, "**missed** by 25% (4 over)"},
+		{"not measured", math.NaN(), 16, false, "not measured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := verdict(tt.got, tt.limit, tt.atLeast); got != tt.want {
+				t.Errorf("verdict(%v, %v, %v) = %q, want %q", tt.got, tt.limit, tt.atLeast, got, tt.want)
+			}
+		})
+	}
+}

@@ -31,6 +31,11 @@ func runService(ctx context.Context, log *slog.Logger, addr string) error {
 		return fmt.Errorf("connector-bench: svc: %w", err)
 	}
 	fmt.Fprintf(os.Stdout, "LISTEN %s\n", ln.Addr())
+	return serve(ctx, log, ln)
+}
+
+// serve runs the service on ln until ctx is done; it closes ln.
+func serve(ctx context.Context, log *slog.Logger, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
