@@ -54,7 +54,7 @@ func measureControl(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benc
 		res.ctlNote = append(res.ctlNote, err.Error())
 		return
 	}
-	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: true, PluginDir: cfg.PluginDir})
+	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: true, PluginDir: cfg.PluginDir, Ports: controlPorts})
 	if err == nil {
 		_, err = d.start(ctx, 0, 20*time.Second)
 	}

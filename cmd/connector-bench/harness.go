@@ -38,6 +38,16 @@ type benchConfig struct {
 	GoBenchArg []string
 }
 
+// Port pools of the daemons the harness starts: all below the kernel's
+// ephemeral range (32768-60999 by default). Anchor daemons get
+// relayPortSlice ports each from relayPortBase; the control-plane daemon
+// gets controlPorts, room for 10,000 mappings of two ports.
+const (
+	relayPortBase  = 10000
+	relayPortSlice = 100
+	controlPorts   = "11000-32767"
+)
+
 // knownTransports are the transports the project plans; those the build
 // lacks are reported as skipped.
 var knownTransports = []string{"tcp", "yamux", "quic", "websocket"}
@@ -176,9 +186,14 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 			addAnchor(res, &anchor{name: name + " " + mode, transport: name, skip: why})
 		}
 	}
-	for _, tr := range transports {
-		for _, dev := range []bool{true, false} {
-			a := setupRelay(ctx, cl, log, cfg, tmp, tr, dev, svcAddr, iperfAddr, maxHold)
+	for i, tr := range transports {
+		for j, dev := range []bool{true, false} {
+			// Each daemon gets its own slice of ports below the kernel's
+			// ephemeral range, so neither they nor anyone's client sockets
+			// collide.
+			lo := relayPortBase + (2*i+j)*relayPortSlice
+			ports := fmt.Sprintf("%d-%d", lo, lo+relayPortSlice-1)
+			a := setupRelay(ctx, cl, log, cfg, tmp, tr, dev, ports, svcAddr, iperfAddr, maxHold)
 			addAnchor(res, a)
 		}
 	}
@@ -278,7 +293,7 @@ func contains(xs []string, x string) bool {
 
 // setupRelay starts a daemon for one transport and mode, with one public
 // mapping and agent for the service and one for iperf3.
-func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchConfig, tmp, tr string, dev bool, svcAddr, iperfAddr string, maxHold int) *anchor {
+func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchConfig, tmp, tr string, dev bool, ports, svcAddr, iperfAddr string, maxHold int) *anchor {
 	mode := "tls"
 	if dev {
 		mode = "dev"
@@ -289,7 +304,7 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 		a.skip = err.Error()
 		return a
 	}
-	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: dev, Transport: tr, PluginDir: cfg.PluginDir})
+	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: dev, Transport: tr, PluginDir: cfg.PluginDir, Ports: ports})
 	if err == nil {
 		_, err = d.start(ctx, -1, 20*time.Second)
 	}

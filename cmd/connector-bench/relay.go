@@ -28,7 +28,7 @@ type daemonOptions struct {
 	Dev       bool   // false: TLS on agent and public ports and HTTPS API
 	Transport string // default transport of the daemon ("" leaves it out)
 	PluginDir string // "" leaves it out
-	Ports     string // pool of ports, "A-B"
+	Ports     string // pool of ports, "A-B"; "" means controlPorts
 }
 
 // daemon is a running iofog-connector started by the harness.
@@ -74,7 +74,7 @@ func newDaemon(cl *cleanup, log *slog.Logger, opts daemonOptions) (*daemon, erro
 	d.apiBase = scheme + "://" + api
 	ports := opts.Ports
 	if ports == "" {
-		ports = "20000-59999"
+		ports = controlPorts
 	}
 	settings := map[string]any{
 		"ports":   []string{ports},
