@@ -191,7 +191,7 @@ func testBadPasscode(t *testing.T, e *env) {
 // refusal dials cfg and calls op on the session, returning the error that
 // surfaced first (from Dial or op), or nil if both succeeded.
 func refusal(e *env, cfg sdk.DialConfig, op string) error {
-	ctx := e.ctx(20 * time.Second)
+	ctx := e.ctx(10 * time.Second)
 	s, err := e.tr.Dial(ctx, cfg)
 	if err != nil {
 		return err

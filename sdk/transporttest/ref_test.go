@@ -37,11 +37,13 @@ const (
 	statusNoSuchID = 3
 )
 
-type refTransport struct{}
+// refTransport is the reference transport. fault, when set, breaks one
+// rule on purpose so the suite can be shown to catch it.
+type refTransport struct{ fault string }
 
 func (refTransport) Name() string { return "ref" }
 
-func (refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
+func (t refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,6 +58,7 @@ func (refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		cfg.HeartbeatThreshold = sdk.DefaultHeartbeatThreshold
 	}
 	e := &refEndpoint{
+		fault:    t.fault,
 		cfg:      cfg,
 		ln:       ln,
 		sessions: map[uint64]*srvSession{},
@@ -70,7 +73,8 @@ func (refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 }
 
 type refEndpoint struct {
-	cfg sdk.EndpointConfig
+	fault string
+	cfg   sdk.EndpointConfig
 	ln  net.Listener
 	wg  sync.WaitGroup
 
@@ -166,7 +170,7 @@ func (e *refEndpoint) handle(c net.Conn) {
 		c.Close()
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(pass), []byte(e.cfg.Passcode)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(pass), []byte(e.cfg.Passcode)) != 1 && e.fault != "nopasscode" {
 		c.Write([]byte{statusBadPass})
 		c.Close()
 		return
@@ -181,7 +185,7 @@ func (e *refEndpoint) handle(c net.Conn) {
 	}
 	switch kind {
 	case kindControl:
-		if e.cfg.MaxLinks > 0 && len(e.sessions) >= e.cfg.MaxLinks {
+		if e.cfg.MaxLinks > 0 && len(e.sessions) >= e.cfg.MaxLinks && e.fault != "nolimit" {
 			e.mu.Unlock()
 			c.Write([]byte{statusLimit})
 			c.Close()
@@ -245,7 +249,9 @@ func (e *refEndpoint) control(id uint64, s *srvSession) {
 	}()
 	buf := make([]byte, 1)
 	for {
-		s.ctrl.SetReadDeadline(time.Now().Add(e.cfg.HeartbeatThreshold))
+		if e.fault != "noheartbeat" {
+			s.ctrl.SetReadDeadline(time.Now().Add(e.cfg.HeartbeatThreshold))
+		}
 		_, err := s.ctrl.Read(buf)
 		if err != nil {
 			var ne net.Error
@@ -357,12 +363,17 @@ func (e *refEndpoint) Close() error {
 			sessions = append(sessions, s)
 		}
 		e.mu.Unlock()
+		if e.fault == "leak" {
+			return // leaves the listener and its goroutine behind
+		}
 		e.ln.Close()
 		for _, s := range sessions {
 			s.kill(false)
 		}
 	})
-	e.wg.Wait()
+	if e.fault != "leak" {
+		e.wg.Wait()
+	}
 	for {
 		select {
 		case c := <-e.accepted:
@@ -381,7 +392,7 @@ func (e *refEndpoint) Stats() sdk.EndpointStats {
 
 // The agent half.
 
-func (refTransport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
+func (t refTransport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
