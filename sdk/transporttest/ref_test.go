@@ -75,8 +75,8 @@ func (t refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.E
 type refEndpoint struct {
 	fault string
 	cfg   sdk.EndpointConfig
-	ln  net.Listener
-	wg  sync.WaitGroup
+	ln    net.Listener
+	wg    sync.WaitGroup
 
 	mu       sync.Mutex
 	sessions map[uint64]*srvSession
