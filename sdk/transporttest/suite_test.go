@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/internal/reftransport"
 	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 func TestReference(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return refTransport{}, transporttest.Options{}
+		return reftransport.New(), transporttest.Options{}
 	})
 }
 
 func TestReferenceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return refTransport{}, transporttest.Options{
+		return reftransport.New(), transporttest.Options{
 			TLS: true,
 			Skip: map[string]string{
 				// crypto/tls: once a Write times out the conn is broken
@@ -41,7 +42,7 @@ func TestFaulty(t *testing.T) {
 		t.Skip("run by TestSuiteCatchesFaults")
 	}
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return refTransport{fault: fault}, transporttest.Options{Timeout: 40 * time.Second}
+		return reftransport.NewFaulty(fault), transporttest.Options{Timeout: 40 * time.Second}
 	})
 }
 

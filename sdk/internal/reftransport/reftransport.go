@@ -1,7 +1,7 @@
-package transporttest_test
-
-// This file holds a small reference transport that follows the sdk
-// contract, used to prove the suite before real transports rely on it.
+// Package reftransport is a small reference transport that follows the sdk
+// contract, used to prove the conformance suite (sdk/transporttest) and the
+// plugin boundary (sdk/plugin) before real transports rely on them. It is
+// not shipped in the connector.
 //
 // Wire format: every TCP (optionally TLS) connection starts with
 // "REF1", a kind byte, a one-byte passcode length, the passcode and, for
@@ -10,6 +10,7 @@ package transporttest_test
 // (and, for a control connection, the session id). A session is one control
 // connection carrying heartbeats ('B' both ways) and stream requests ('P'
 // and an id); every stream is a connection of its own, handed over as is.
+package reftransport
 
 import (
 	"context"
@@ -37,13 +38,20 @@ const (
 	statusNoSuchID = 3
 )
 
-// refTransport is the reference transport. fault, when set, breaks one
-// rule on purpose so the suite can be shown to catch it.
-type refTransport struct{ fault string }
+// Transport is the reference transport. fault, when set, breaks one rule
+// on purpose so the suite can be shown to catch it.
+type Transport struct{ fault string }
 
-func (refTransport) Name() string { return "ref" }
+// New returns the reference transport.
+func New() Transport { return Transport{} }
 
-func (t refTransport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
+// NewFaulty returns a reference transport that breaks one rule: fault is
+// "nopasscode", "nolimit", "noheartbeat" or "leak".
+func NewFaulty(fault string) Transport { return Transport{fault: fault} }
+
+func (Transport) Name() string { return "ref" }
+
+func (t Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -392,7 +400,7 @@ func (e *refEndpoint) Stats() sdk.EndpointStats {
 
 // The agent half.
 
-func (t refTransport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
+func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -616,7 +624,7 @@ func (s *refSession) Close() error {
 }
 
 var (
-	_ sdk.Transport     = refTransport{}
+	_ sdk.Transport     = Transport{}
 	_ sdk.Endpoint      = (*refEndpoint)(nil)
 	_ sdk.StatsReporter = (*refEndpoint)(nil)
 	_ sdk.Session       = (*refSession)(nil)

@@ -1,0 +1,255 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/plugin/internal/pb"
+)
+
+// Info describes a plugin transport, as the plugin reports it.
+type Info struct {
+	// Name is the transport's registry name.
+	Name string
+	// SDKVersion is the sdk.Version the plugin was built with.
+	SDKVersion string
+	// ProtocolVersion is the sdk.ProtocolVersion the plugin speaks.
+	ProtocolVersion int
+}
+
+// Remote is the host-side [sdk.Transport] of one running plugin process.
+// Calls travel over gRPC; each stream's bytes travel over a unix socket
+// connection of its own, returned as a bare *net.UnixConn (so the relay's
+// splice applies; its addresses are the socket's, not the agent's).
+//
+// When the plugin process dies, every call returns an error wrapping
+// [sdk.ErrTransportUnavailable] and streams already handed out end. A
+// Remote does not restart anything: package plugins does.
+type Remote struct {
+	c      pb.TransportClient
+	info   Info
+	socket string
+}
+
+func newRemote(ctx context.Context, c pb.TransportClient) (*Remote, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := c.Info(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, callError(ctx, "info", err)
+	}
+	r := &Remote{c: c, socket: resp.StreamSocket, info: Info{
+		Name:            resp.Name,
+		SDKVersion:      resp.SdkVersion,
+		ProtocolVersion: int(resp.ProtocolVersion),
+	}}
+	if r.info.ProtocolVersion != sdk.ProtocolVersion {
+		return nil, fmt.Errorf("plugin: transport %q speaks protocol %d (sdk %s), this host speaks %d (sdk %s): %w",
+			r.info.Name, r.info.ProtocolVersion, r.info.SDKVersion, sdk.ProtocolVersion, sdk.Version, sdk.ErrIncompatible)
+	}
+	if !sdk.ValidName(r.info.Name) {
+		return nil, fmt.Errorf("plugin: transport name %q: %w", r.info.Name, sdk.ErrInvalidConfig)
+	}
+	return r, nil
+}
+
+// Name returns the name the plugin reported.
+func (r *Remote) Name() string { return r.info.Name }
+
+// Info returns what the plugin reported about itself.
+func (r *Remote) Info() Info { return r.info }
+
+// StreamSocket returns the path of the plugin's stream socket; its
+// directory is the plugin's to remove, or the host's once the plugin died.
+func (r *Remote) StreamSocket() string { return r.socket }
+
+// Listen starts an endpoint in the plugin process. cfg.TLS crosses as its
+// first certificate (and key); cfg.Logger stays in the host, the plugin
+// logs to its stderr, which the host collects.
+func (r *Remote) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	req := &pb.ListenRequest{
+		MappingId:            cfg.MappingID,
+		Side:                 int32(cfg.Side),
+		Mode:                 string(cfg.Mode),
+		Addr:                 cfg.Addr,
+		Passcode:             cfg.Passcode,
+		MaxLinks:             int32(cfg.MaxLinks),
+		HeartbeatThresholdNs: int64(cfg.HeartbeatThreshold),
+	}
+	if cfg.TLS != nil {
+		if len(cfg.TLS.Certificates) == 0 {
+			return nil, fmt.Errorf("plugin: EndpointConfig.TLS has no Certificates (a GetCertificate callback cannot cross to the plugin): %w", sdk.ErrInvalidConfig)
+		}
+		id, err := identity(cfg.TLS.Certificates[0])
+		if err != nil {
+			return nil, err
+		}
+		req.Tls = id
+	}
+	resp, err := r.c.Listen(ctx, req)
+	if err != nil {
+		return nil, callError(ctx, "listen", err)
+	}
+	if err := fromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	return &remoteEndpoint{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{})}, nil
+}
+
+// Dial starts a session in the plugin process. Of cfg.TLS only
+// ServerName, InsecureSkipVerify and the first client certificate cross:
+// the plugin verifies the connector against the system roots. A config
+// with RootCAs is refused with [sdk.ErrInvalidConfig], since a cert pool
+// cannot be read back to send it.
+func (r *Remote) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	req := &pb.DialRequest{
+		Addr:                 cfg.Addr,
+		Passcode:             cfg.Passcode,
+		HeartbeatIntervalNs:  int64(cfg.HeartbeatInterval),
+		HeartbeatThresholdNs: int64(cfg.HeartbeatThreshold),
+	}
+	if t := cfg.TLS; t != nil {
+		if t.RootCAs != nil {
+			return nil, fmt.Errorf("plugin: DialConfig.TLS.RootCAs cannot cross to a plugin process: %w", sdk.ErrInvalidConfig)
+		}
+		req.Tls, req.ServerName, req.InsecureSkipVerify = true, t.ServerName, t.InsecureSkipVerify
+		if req.ServerName == "" {
+			req.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
+		}
+		if len(t.Certificates) > 0 {
+			id, err := identity(t.Certificates[0])
+			if err != nil {
+				return nil, err
+			}
+			req.ClientIdentity = id
+		}
+	}
+	resp, err := r.c.Dial(ctx, req)
+	if err != nil {
+		return nil, callError(ctx, "dial", err)
+	}
+	if err := fromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	return &remoteSession{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{})}, nil
+}
+
+type streamCall func(context.Context, *pb.Handle, ...grpc.CallOption) (*pb.StreamResponse, error)
+
+// stream makes a stream-yielding call and claims the stream it yields.
+func (r *Remote) stream(ctx context.Context, op string, closed <-chan struct{}, call streamCall, h *pb.Handle) (net.Conn, error) {
+	select {
+	case <-closed:
+		return nil, sdk.ErrClosed
+	default:
+	}
+	resp, err := call(ctx, h)
+	if err != nil {
+		return nil, callError(ctx, op, err)
+	}
+	if err := fromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	conn, err := claim(ctx, r.socket, resp.Ticket)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("plugin: %s: claiming the stream: %w: %v", op, sdk.ErrTransportUnavailable, err)
+	}
+	return conn, nil
+}
+
+type remoteEndpoint struct {
+	r      *Remote
+	h      *pb.Handle
+	once   sync.Once
+	closed chan struct{}
+	err    error
+}
+
+func (e *remoteEndpoint) Open(ctx context.Context) (net.Conn, error) {
+	return e.r.stream(ctx, "endpoint open", e.closed, e.r.c.EndpointOpen, e.h)
+}
+
+func (e *remoteEndpoint) Accept(ctx context.Context) (net.Conn, error) {
+	return e.r.stream(ctx, "endpoint accept", e.closed, e.r.c.EndpointAccept, e.h)
+}
+
+// Close closes the endpoint in the plugin, which unblocks pending calls.
+func (e *remoteEndpoint) Close() error {
+	e.once.Do(func() {
+		close(e.closed)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		resp, err := e.r.c.EndpointClose(ctx, e.h)
+		if err != nil {
+			e.err = callError(ctx, "endpoint close", err)
+			return
+		}
+		e.err = fromPB(resp.Error)
+	})
+	return e.err
+}
+
+// Stats asks the plugin, waiting at most 500ms; an unreachable plugin
+// reports zero links.
+func (e *remoteEndpoint) Stats() sdk.EndpointStats {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	resp, err := e.r.c.EndpointStats(ctx, e.h)
+	if err != nil || !resp.Supported {
+		return sdk.EndpointStats{}
+	}
+	return sdk.EndpointStats{Links: int(resp.Links), IdleLinks: int(resp.IdleLinks), Streams: int(resp.Streams)}
+}
+
+type remoteSession struct {
+	r      *Remote
+	h      *pb.Handle
+	once   sync.Once
+	closed chan struct{}
+	err    error
+}
+
+func (s *remoteSession) Accept(ctx context.Context) (net.Conn, error) {
+	return s.r.stream(ctx, "session accept", s.closed, s.r.c.SessionAccept, s.h)
+}
+
+func (s *remoteSession) Open(ctx context.Context) (net.Conn, error) {
+	return s.r.stream(ctx, "session open", s.closed, s.r.c.SessionOpen, s.h)
+}
+
+func (s *remoteSession) Close() error {
+	s.once.Do(func() {
+		close(s.closed)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		resp, err := s.r.c.SessionClose(ctx, s.h)
+		if err != nil {
+			s.err = callError(ctx, "session close", err)
+			return
+		}
+		s.err = fromPB(resp.Error)
+	})
+	return s.err
+}
+
+var (
+	_ sdk.Transport     = (*Remote)(nil)
+	_ sdk.Endpoint      = (*remoteEndpoint)(nil)
+	_ sdk.StatsReporter = (*remoteEndpoint)(nil)
+	_ sdk.Session       = (*remoteSession)(nil)
+)

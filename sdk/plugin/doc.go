@@ -1,0 +1,46 @@
+// Package plugin serves an [sdk.Transport] from a separate executable and
+// lets the connector and its agent use it as if it were built in. It is the
+// shared half of a hashicorp/go-plugin pair: [Handshake], [PluginMap],
+// [TransportPlugin] and both gRPC adapters live here, so a third-party
+// plugin's main is one line:
+//
+//	func main() { plugin.Serve(mytransport.New()) }
+//
+// # How the halves talk
+//
+// The transport runs in the plugin process: its endpoints own the agent
+// ports, its sessions own the agent's connections. Calls (Listen, Dial,
+// Open, Accept, Close, Stats) travel over go-plugin's gRPC connection, and
+// context cancellation travels with them. Byte streams do not: a call that
+// yields a stream parks it in the plugin under a random 128-bit ticket, and
+// the host claims it by connecting to the plugin's private unix socket (in
+// a 0700 temporary directory) and presenting the ticket. The plugin then
+// joins the transport's stream to that unix connection with sdk/pipe, half-
+// close included, and the host gets a bare *net.UnixConn, which the relay
+// can splice. A stream not claimed within 15s is closed.
+//
+// This was chosen over carrying bytes in a bidirectional gRPC stream
+// adapted to net.Conn: the unix socket adds one kernel copy per direction
+// inside the plugin process and none in the host, keeps deadlines and
+// half-close native, and passes nettest.TestConn unchanged (see
+// BenchmarkStream for the cost against the same transport in process).
+//
+// # Versions and errors
+//
+// The handshake's ProtocolVersion is [sdk.ProtocolVersion]; a host refuses
+// a plugin built against another version (go-plugin's "Incompatible API
+// version" and our [sdk.ErrIncompatible]). The sentinel errors of package
+// sdk, context errors and syscall.EADDRINUSE cross the boundary so that
+// errors.Is works on the host side; a call that fails because the plugin
+// process is gone returns an error wrapping [sdk.ErrTransportUnavailable].
+//
+// # Limits
+//
+// EndpointConfig.TLS crosses as its first certificate and key. Of
+// DialConfig.TLS only ServerName, InsecureSkipVerify and a client
+// certificate cross; RootCAs cannot be read back out of an x509.CertPool,
+// so a DialConfig carrying RootCAs is refused with [sdk.ErrInvalidConfig].
+// Loggers stay in the host: the plugin logs JSON lines to its stderr, which
+// the host (package plugins) re-logs under the plugin's name. Streams seen
+// by the host report the unix socket's addresses, not the agent's.
+package plugin

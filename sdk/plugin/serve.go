@@ -1,0 +1,63 @@
+package plugin
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Serve serves impl as a transport plugin and returns when the host is
+// done with it. A plugin's main is one line:
+//
+//	func main() { plugin.Serve(websocket.New()) }
+//
+// The binary must be run by a host (the connector or its agent), which
+// sets the handshake environment; run by hand it prints a message saying
+// so and exits.
+func Serve(impl sdk.Transport) {
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake(),
+		VersionedPlugins: map[int]goplugin.PluginSet{
+			sdk.ProtocolVersion: {PluginName: &TransportPlugin{Impl: impl}},
+		},
+		GRPCServer: goplugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Output:     os.Stderr,
+			Level:      hclog.Info,
+			JSONFormat: true,
+		}),
+	})
+}
+
+// pluginLogger returns a logger for code running in the plugin process:
+// JSON lines on stderr in hclog's format, which the host parses and logs
+// under the plugin's name.
+func pluginLogger() *slog.Logger {
+	return slog.New(newHCLogHandler(os.Stderr, slog.LevelInfo))
+}
+
+func newHCLogHandler(w io.Writer, level slog.Level) slog.Handler {
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.TimeKey:
+				return slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
+			case slog.LevelKey:
+				return slog.String("@level", strings.ToLower(a.Value.String()))
+			case slog.MessageKey:
+				return slog.String("@message", a.Value.String())
+			}
+			return a
+		},
+	})
+}

@@ -1,0 +1,224 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/plugin/internal/pb"
+)
+
+// server is the plugin-side gRPC adapter: it forwards calls to Impl and
+// hands the streams it gets to the hub.
+type server struct {
+	pb.UnimplementedTransportServer
+	impl sdk.Transport
+	hub  *hub
+
+	mu        sync.Mutex
+	next      uint64
+	endpoints map[uint64]sdk.Endpoint
+	sessions  map[uint64]sdk.Session
+}
+
+func newServer(impl sdk.Transport) (*server, error) {
+	if impl == nil {
+		return nil, errors.New("plugin: Serve: nil transport")
+	}
+	if !sdk.ValidName(impl.Name()) {
+		return nil, fmt.Errorf("plugin: transport name %q: %w", impl.Name(), sdk.ErrInvalidConfig)
+	}
+	h, err := newHub()
+	if err != nil {
+		return nil, err
+	}
+	return &server{impl: impl, hub: h, endpoints: map[uint64]sdk.Endpoint{}, sessions: map[uint64]sdk.Session{}}, nil
+}
+
+func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
+	return &pb.InfoResponse{
+		Name:            s.impl.Name(),
+		SdkVersion:      sdk.Version,
+		ProtocolVersion: sdk.ProtocolVersion,
+		StreamSocket:    s.hub.path,
+	}, nil
+}
+
+func (s *server) Listen(ctx context.Context, r *pb.ListenRequest) (*pb.HandleResponse, error) {
+	cfg := sdk.EndpointConfig{
+		MappingID:          r.MappingId,
+		Side:               int(r.Side),
+		Mode:               sdk.Mode(r.Mode),
+		Addr:               r.Addr,
+		Passcode:           r.Passcode,
+		MaxLinks:           int(r.MaxLinks),
+		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
+		Logger:             pluginLogger().With(sdk.AttrMappingID, r.MappingId, sdk.AttrSide, r.Side),
+	}
+	if r.Tls != nil {
+		cert, err := fromIdentity(r.Tls)
+		if err != nil {
+			return &pb.HandleResponse{Error: toPB(err)}, nil
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ep, err := s.impl.Listen(ctx, cfg)
+	if err != nil {
+		return &pb.HandleResponse{Error: toPB(err)}, nil
+	}
+	s.mu.Lock()
+	s.next++
+	id := s.next
+	s.endpoints[id] = ep
+	s.mu.Unlock()
+	return &pb.HandleResponse{Id: id}, nil
+}
+
+func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleResponse, error) {
+	cfg := sdk.DialConfig{
+		Addr:               r.Addr,
+		Passcode:           r.Passcode,
+		HeartbeatInterval:  time.Duration(r.HeartbeatIntervalNs),
+		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
+		Logger:             pluginLogger(),
+	}
+	if r.Tls {
+		cfg.TLS = &tls.Config{
+			ServerName:         r.ServerName,
+			InsecureSkipVerify: r.InsecureSkipVerify,
+			MinVersion:         tls.VersionTLS12,
+		}
+		if r.ClientIdentity != nil {
+			cert, err := fromIdentity(r.ClientIdentity)
+			if err != nil {
+				return &pb.HandleResponse{Error: toPB(err)}, nil
+			}
+			cfg.TLS.Certificates = []tls.Certificate{cert}
+		}
+	}
+	sess, err := s.impl.Dial(ctx, cfg)
+	if err != nil {
+		return &pb.HandleResponse{Error: toPB(err)}, nil
+	}
+	s.mu.Lock()
+	s.next++
+	id := s.next
+	s.sessions[id] = sess
+	s.mu.Unlock()
+	return &pb.HandleResponse{Id: id}, nil
+}
+
+func (s *server) endpoint(h *pb.Handle) sdk.Endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpoints[h.GetId()]
+}
+
+func (s *server) session(h *pb.Handle) sdk.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[h.GetId()]
+}
+
+// stream runs a call that yields a stream and parks the stream in the hub.
+func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
+	if !ok {
+		return &pb.StreamResponse{Error: toPB(fmt.Errorf("plugin: unknown handle: %w", sdk.ErrClosed))}, nil
+	}
+	conn, err := f(ctx)
+	if err != nil {
+		return &pb.StreamResponse{Error: toPB(err)}, nil
+	}
+	if ctx.Err() != nil { // the host gave up as the stream arrived
+		conn.Close()
+		return &pb.StreamResponse{Error: toPB(ctx.Err())}, nil
+	}
+	t, err := s.hub.put(conn)
+	if err != nil {
+		conn.Close()
+		return &pb.StreamResponse{Error: toPB(err)}, nil
+	}
+	resp := &pb.StreamResponse{Ticket: t[:]}
+	if a := conn.LocalAddr(); a != nil {
+		resp.LocalAddr = a.String()
+	}
+	if a := conn.RemoteAddr(); a != nil {
+		resp.RemoteAddr = a.String()
+	}
+	return resp, nil
+}
+
+func (s *server) EndpointOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
+	ep := s.endpoint(h)
+	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
+}
+
+func (s *server) EndpointAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
+	ep := s.endpoint(h)
+	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
+}
+
+func (s *server) SessionAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
+	ss := s.session(h)
+	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
+}
+
+func (s *server) SessionOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
+	ss := s.session(h)
+	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
+}
+
+func (s *server) EndpointClose(_ context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {
+	s.mu.Lock()
+	ep := s.endpoints[h.GetId()]
+	delete(s.endpoints, h.GetId())
+	s.mu.Unlock()
+	if ep == nil {
+		return &pb.ErrorResponse{}, nil // idempotent
+	}
+	return &pb.ErrorResponse{Error: toPB(ep.Close())}, nil
+}
+
+func (s *server) SessionClose(_ context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {
+	s.mu.Lock()
+	ss := s.sessions[h.GetId()]
+	delete(s.sessions, h.GetId())
+	s.mu.Unlock()
+	if ss == nil {
+		return &pb.ErrorResponse{}, nil
+	}
+	return &pb.ErrorResponse{Error: toPB(ss.Close())}, nil
+}
+
+func (s *server) EndpointStats(_ context.Context, h *pb.Handle) (*pb.StatsResponse, error) {
+	sr, ok := s.endpoint(h).(sdk.StatsReporter)
+	if !ok {
+		return &pb.StatsResponse{}, nil
+	}
+	st := sr.Stats()
+	return &pb.StatsResponse{Supported: true, Links: int64(st.Links), IdleLinks: int64(st.IdleLinks), Streams: int64(st.Streams)}, nil
+}
+
+// identity encodes a TLS certificate for the wire. Only keys that
+// x509.MarshalPKCS8PrivateKey supports cross.
+func identity(c tls.Certificate) (*pb.TLSIdentity, error) {
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("plugin: TLS key: %w: %v", sdk.ErrInvalidConfig, err)
+	}
+	return &pb.TLSIdentity{CertificateDer: c.Certificate, PrivateKeyPkcs8: key}, nil
+}
+
+func fromIdentity(id *pb.TLSIdentity) (tls.Certificate, error) {
+	key, err := x509.ParsePKCS8PrivateKey(id.PrivateKeyPkcs8)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("plugin: TLS key: %w: %v", sdk.ErrInvalidConfig, err)
+	}
+	return tls.Certificate{Certificate: id.CertificateDer, PrivateKey: key}, nil
+}
