@@ -1,0 +1,166 @@
+package yamux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hyamux "github.com/hashicorp/yamux"
+)
+
+// stream adapts a *yamux.Stream to the semantics the sdk expects of a
+// net.Conn: Close ends both directions here (yamux's own Close only sends
+// FIN), CloseWrite is yamux's Close, deadlines apply even when data or
+// window is available, and timeouts wrap os.ErrDeadlineExceeded.
+//
+// yamux has no stream reset, so after Close the stream keeps reading and
+// discarding what the peer still sends, for up to drain, so that the peer's
+// writes do not stall on a window that never reopens.
+type stream struct {
+	st    *hyamux.Stream
+	drain time.Duration
+
+	rmu     sync.Mutex // held by Read; the drain takes it over
+	closed  atomic.Bool
+	once    sync.Once
+	rd, wd  atomic.Int64 // deadlines, unix nanoseconds; 0 means none
+	onClose func()       // set before the stream is handed out
+}
+
+func newStream(st *hyamux.Stream, drain time.Duration) *stream {
+	return &stream{st: st, drain: drain}
+}
+
+func past(d *atomic.Int64) bool {
+	n := d.Load()
+	return n != 0 && time.Now().UnixNano() >= n
+}
+
+// Read implements net.Conn.
+func (s *stream) Read(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if past(&s.rd) {
+		return 0, os.ErrDeadlineExceeded
+	}
+	s.rmu.Lock()
+	n, err := s.st.Read(b)
+	s.rmu.Unlock()
+	if err != nil && s.closed.Load() {
+		return n, net.ErrClosed
+	}
+	return n, mapErr(err)
+}
+
+// Write implements net.Conn.
+func (s *stream) Write(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if past(&s.wd) {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := s.st.Write(b)
+	if err != nil && s.closed.Load() {
+		return n, net.ErrClosed
+	}
+	return n, mapErr(err)
+}
+
+// CloseWrite implements sdk.CloseWriter: the peer reads io.EOF once it has
+// read everything written; reads here go on.
+func (s *stream) CloseWrite() error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	return mapErr(s.st.Close())
+}
+
+// Close implements net.Conn. It unblocks this stream's pending Read and
+// Write, and the peer reads io.EOF.
+func (s *stream) Close() error {
+	first := false
+	s.once.Do(func() {
+		first = true
+		s.closed.Store(true)
+		s.st.Close()
+		wake := time.Unix(1, 0)
+		s.st.SetDeadline(wake)
+		go s.discard()
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+	if !first {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// discard reads and drops what the peer still sends after Close, until it
+// closes its side, the session ends or the drain time is up.
+func (s *stream) discard() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.st.SetReadDeadline(time.Now().Add(s.drain))
+	io.Copy(io.Discard, readOnly{s.st})
+}
+
+type readOnly struct{ r io.Reader }
+
+func (r readOnly) Read(b []byte) (int, error) { return r.r.Read(b) }
+
+// LocalAddr implements net.Conn.
+func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }
+
+// RemoteAddr implements net.Conn.
+func (s *stream) RemoteAddr() net.Addr { return s.st.RemoteAddr() }
+
+// SetDeadline implements net.Conn.
+func (s *stream) SetDeadline(t time.Time) error {
+	s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn.
+func (s *stream) SetReadDeadline(t time.Time) error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	s.rd.Store(nanos(t))
+	return s.st.SetReadDeadline(t)
+}
+
+// SetWriteDeadline implements net.Conn.
+func (s *stream) SetWriteDeadline(t time.Time) error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	s.wd.Store(nanos(t))
+	return s.st.SetWriteDeadline(t)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func mapErr(err error) error {
+	switch {
+	case err == nil, err == io.EOF:
+		return err
+	case errors.Is(err, hyamux.ErrTimeout):
+		return os.ErrDeadlineExceeded
+	case errors.Is(err, hyamux.ErrStreamClosed):
+		return fmt.Errorf("%s: write after CloseWrite: %w", Name, net.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", Name, err)
+}

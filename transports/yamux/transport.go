@@ -1,0 +1,242 @@
+package yamux
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	hyamux "github.com/hashicorp/yamux"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Name is the transport's registry name.
+const Name = "yamux"
+
+// Transport is the yamux transport. It is safe for concurrent use and holds
+// no per-mapping state.
+type Transport struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a yamux transport. log receives transport-wide logs; each
+// endpoint and session logs to its config's Logger. A nil log discards.
+func New(cfg Config, log *slog.Logger) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	return &Transport{cfg: cfg, log: sdk.Logger(log)}, nil
+}
+
+// Name implements [sdk.Transport.Name].
+func (t *Transport) Name() string { return Name }
+
+func (t *Transport) yamuxConfig(log *slog.Logger, threshold, interval time.Duration) *hyamux.Config {
+	c := hyamux.DefaultConfig()
+	c.AcceptBacklog = t.cfg.AcceptBacklog
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval, c.ConnectionWriteTimeout = keepalive(threshold, interval)
+	c.MaxStreamWindowSize = t.cfg.MaxStreamWindowSize
+	// Opening never waits for the peer's ACK: a stream waiting in the
+	// peer's accept queue must not kill the session.
+	c.StreamOpenTimeout = 0
+	// Half-closed streams may stay half-closed as long as the peer likes.
+	c.StreamCloseTimeout = 0
+	c.LogOutput = nil
+	c.Logger = slogger{log}
+	return c
+}
+
+// Listen implements [sdk.Transport.Listen]: a TCP listener (TLS when
+// cfg.TLS is set) whose agents each bring one yamux session.
+func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", Name, err)
+	}
+	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
+	ep := newEndpoint(log, ln.Addr(), cfg.MaxLinks, ln.Close)
+	ymc := t.yamuxConfig(log, cfg.HeartbeatThreshold, 0)
+	ep.wg.Add(1)
+	go t.serve(ep, ln, cfg, ymc)
+	return ep, nil
+}
+
+func (t *Transport) serve(ep *endpoint, ln net.Listener, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
+	defer ep.wg.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ep.ctx.Err() == nil {
+				ep.log.Warn("accepting agent connections stopped", "err", err)
+			}
+			return
+		}
+		ep.wg.Add(1)
+		go t.admit(ep, conn, cfg, ymc)
+	}
+}
+
+// admit runs the handshake of one agent connection and, if it passes,
+// starts its yamux session.
+func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
+	defer ep.wg.Done()
+	log := ep.log.With(sdk.AttrPeer, conn.RemoteAddr().String())
+	stop := context.AfterFunc(ep.ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	c := conn
+	if cfg.TLS != nil {
+		c = tls.Server(conn, cfg.TLS)
+	}
+	answer, err := readHello(c, cfg.Passcode)
+	if err != nil {
+		stop()
+		c.Close()
+		log.Debug("agent handshake failed", "err", err)
+		return
+	}
+	reserved := false
+	if answer == answerOK {
+		switch err := ep.reserve(); {
+		case errors.Is(err, sdk.ErrLinkLimit):
+			answer = answerLinkLimit
+		case err != nil:
+			stop()
+			c.Close()
+			return
+		default:
+			reserved = true
+		}
+	}
+	_, err = c.Write([]byte{answer})
+	if !stop() || err != nil || answer != answerOK {
+		if reserved {
+			ep.unreserve()
+		}
+		c.Close()
+		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	sess, err := hyamux.Server(c, ymc)
+	if err != nil { // only for an invalid config
+		ep.unreserve()
+		c.Close()
+		log.Error("starting yamux", "err", err)
+		return
+	}
+	ep.add(&ymux{s: sess, drain: t.cfg.DrainTimeout})
+}
+
+// Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
+// Session is one authenticated yamux session; a refused passcode or a full
+// endpoint is reported here as [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit].
+func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial: %w", Name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	c := conn
+	if cfg.TLS != nil {
+		tc := cfg.TLS.Clone()
+		if tc.ServerName == "" {
+			if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
+				tc.ServerName = host
+			}
+		}
+		c = tls.Client(conn, tc)
+	}
+	err = writeHello(c, cfg.Passcode)
+	if err == nil {
+		err = readAnswer(c)
+	}
+	if !stop() {
+		c.Close()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
+	}
+	c.SetDeadline(time.Time{})
+	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+	sess, err := hyamux.Client(c, t.yamuxConfig(log, cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	return newSession(&ymux{s: sess, drain: t.cfg.DrainTimeout}), nil
+}
+
+// ymux is a yamux session as a muxConn.
+type ymux struct {
+	s     *hyamux.Session
+	drain time.Duration
+}
+
+func (m *ymux) openStream(ctx context.Context) (*stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st, err := m.s.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	return newStream(st, m.drain), nil
+}
+
+func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
+	st, err := m.s.AcceptStreamWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newStream(st, m.drain), nil
+}
+
+func (m *ymux) goAway()               { m.s.GoAway() }
+func (m *ymux) close() error          { return m.s.Close() }
+func (m *ymux) done() <-chan struct{} { return m.s.CloseChan() }
+
+// slogger sends yamux's log lines to slog: its "[ERR]" lines at Warn
+// (they are about one peer, not about us), "[WARN]" at Info, the rest at
+// Debug.
+type slogger struct{ l *slog.Logger }
+
+func (s slogger) Print(v ...any)            { s.log(fmt.Sprint(v...)) }
+func (s slogger) Printf(f string, v ...any) { s.log(fmt.Sprintf(f, v...)) }
+func (s slogger) Println(v ...any)          { s.log(fmt.Sprint(v...)) }
+
+func (s slogger) log(msg string) {
+	msg = strings.TrimSpace(msg)
+	switch {
+	case strings.HasPrefix(msg, "[ERR]"):
+		s.l.Warn(msg)
+	case strings.HasPrefix(msg, "[WARN]"):
+		s.l.Info(msg)
+	default:
+		s.l.Debug(msg)
+	}
+}
+
+var (
+	_ sdk.Transport   = (*Transport)(nil)
+	_ sdk.CloseWriter = (*stream)(nil)
+	_ net.Conn        = (*stream)(nil)
+	_ hyamux.Logger   = slogger{}
+)
