@@ -24,6 +24,17 @@ vet:
 clean:
 	rm -rf bin
 
+# examples (issue 4) builds the example transport plugin into its folder;
+# put that folder in plugins.dir (daemon) or --plugin-dir (agent).
+EXAMPLE_PLUGINS := examples/websocket-transport/iofog-transport-websocket
+examples: $(EXAMPLE_PLUGINS)
+
+examples/websocket-transport/iofog-transport-websocket: FORCE
+	$(GO) build -o $@ ./examples/websocket-transport
+
+.PHONY: FORCE
+FORCE:
+
 # bench (issue 6) builds everything and runs the benchmark harness on
 # loopback: direct, haproxy and our public pipe over every transport the
 # build has, then regenerates BENCHMARKS.md (~20 min on 2 cores).
