@@ -1,0 +1,149 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/plugin"
+)
+
+// endpoint is the host's view of a plugin endpoint. It outlives the plugin
+// process: after a restart it points at the endpoint listened again on the
+// new process.
+type endpoint struct {
+	t   *Transport
+	cfg sdk.EndpointConfig
+
+	mu      sync.Mutex
+	inner   sdk.Endpoint  // nil while the plugin is down
+	changed chan struct{} // closed and replaced when inner changes
+	closed  bool
+}
+
+func (e *endpoint) setInner(in sdk.Endpoint) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		if in != nil {
+			in.Close()
+		}
+		return
+	}
+	e.inner = in
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// relisten listens the endpoint again on a new incarnation r.
+func (e *endpoint) relisten(ctx context.Context, r *plugin.Remote) bool {
+	var err error
+	for i := range 5 {
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
+			return false
+		}
+		var in sdk.Endpoint
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		in, err = r.Listen(lctx, e.cfg)
+		cancel()
+		if err == nil {
+			e.setInner(in)
+			return true
+		}
+		time.Sleep(time.Duration(i+1) * 500 * time.Millisecond)
+	}
+	e.t.log.Error("listening an endpoint again on the restarted plugin failed", sdk.AttrMappingID, e.cfg.MappingID, sdk.AttrSide, e.cfg.Side, "addr", e.cfg.Addr, "err", err)
+	return false
+}
+
+// current waits for a live inner endpoint.
+func (e *endpoint) current(ctx context.Context) (sdk.Endpoint, error) {
+	for {
+		e.mu.Lock()
+		in, ch, closed := e.inner, e.changed, e.closed
+		e.mu.Unlock()
+		switch {
+		case closed:
+			return nil, sdk.ErrClosed
+		case in != nil:
+			return in, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (e *endpoint) call(ctx context.Context, f func(sdk.Endpoint, context.Context) (net.Conn, error)) (net.Conn, error) {
+	in, err := e.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := f(in, ctx)
+	if err != nil && errors.Is(err, net.ErrClosed) {
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if !closed {
+			// The plugin process lost the endpoint without us closing it.
+			return nil, fmt.Errorf("plugins: %s: %w: %v", e.t.info.Name, sdk.ErrTransportUnavailable, err)
+		}
+	}
+	return conn, err
+}
+
+func (e *endpoint) Open(ctx context.Context) (net.Conn, error) {
+	return e.call(ctx, func(in sdk.Endpoint, ctx context.Context) (net.Conn, error) { return in.Open(ctx) })
+}
+
+func (e *endpoint) Accept(ctx context.Context) (net.Conn, error) {
+	return e.call(ctx, func(in sdk.Endpoint, ctx context.Context) (net.Conn, error) { return in.Accept(ctx) })
+}
+
+func (e *endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	in := e.inner
+	e.inner = nil
+	close(e.changed)
+	e.mu.Unlock()
+	e.t.mu.Lock()
+	delete(e.t.endpoints, e)
+	e.t.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	err := in.Close()
+	if errors.Is(err, sdk.ErrTransportUnavailable) {
+		return nil // the process is gone, and the endpoint with it
+	}
+	return err
+}
+
+func (e *endpoint) Stats() sdk.EndpointStats {
+	e.mu.Lock()
+	in := e.inner
+	e.mu.Unlock()
+	if sr, ok := in.(sdk.StatsReporter); ok {
+		return sr.Stats()
+	}
+	return sdk.EndpointStats{}
+}
+
+var (
+	_ sdk.Endpoint      = (*endpoint)(nil)
+	_ sdk.StatsReporter = (*endpoint)(nil)
+)
