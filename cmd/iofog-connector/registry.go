@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/iofog/iofog-connector/plugins"
 	"github.com/iofog/iofog-connector/sdk"
 )
 
@@ -31,7 +32,6 @@ func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
 // those of the plugins found in opts.PluginDir, by name, and a func that
 // stops the plugin processes. The caller must call it.
 func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.Transport, func() error, error) {
-	_ = ctx
 	builtin, err := builtinTransports(opts)
 	if err != nil {
 		return nil, nil, err
@@ -43,5 +43,18 @@ func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.
 		}
 		byName[t.Name()] = t
 	}
-	return byName, func() error { return nil }, nil
+	loaded, err := plugins.Load(ctx, opts.PluginDir, plugins.Config{Logger: opts.Logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading transport plugins from %q: %w", opts.PluginDir, err)
+	}
+	for _, p := range loaded {
+		if _, dup := byName[p.Name()]; dup {
+			plugins.CloseAll(loaded)
+			return nil, nil, fmt.Errorf("transport plugin %s reports the name %q of a built-in transport", p.Path(), p.Name())
+		}
+		byName[p.Name()] = p
+		sdk.Logger(opts.Logger).Info("transport plugin loaded", sdk.AttrTransport, p.Name(), "path", p.Path(),
+			"sdk_version", p.Info().SDKVersion, "pid", p.Pid())
+	}
+	return byName, func() error { return plugins.CloseAll(loaded) }, nil
 }
