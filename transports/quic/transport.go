@@ -1,0 +1,469 @@
+package quic
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Name is the transport's registry name.
+const Name = "quic"
+
+// Application error codes the connector closes a refused connection with.
+const (
+	codeOK           quicgo.ApplicationErrorCode = 0
+	codeBadPasscode  quicgo.ApplicationErrorCode = 0x101
+	codeLinkLimit    quicgo.ApplicationErrorCode = 0x102
+	codeIncompatible quicgo.ApplicationErrorCode = 0x103
+	codeProtocol     quicgo.ApplicationErrorCode = 0x104
+)
+
+// Transport is the QUIC transport. It is safe for concurrent use; its only
+// state is the dev identity, made on first use.
+type Transport struct {
+	cfg Config
+	log *slog.Logger
+
+	idMu sync.Mutex
+	id   *identity
+
+	insecureOnce sync.Once
+	hintOnce     sync.Once
+}
+
+// New returns a QUIC transport. log receives transport-wide logs (the dev
+// identity, the UDP buffer hint); each endpoint and session logs to its
+// config's Logger. A nil log discards.
+func New(cfg Config, log *slog.Logger) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	return &Transport{cfg: cfg, log: sdk.Logger(log).With(sdk.AttrTransport, Name)}, nil
+}
+
+// Name implements [sdk.Transport.Name].
+func (t *Transport) Name() string { return Name }
+
+// Identity returns the connector's dev-mode identity, generating (and, with
+// Config.IdentityDir, saving) it on first use: the certificate in PEM, the
+// file it is saved in (empty when kept in memory) and the hex SHA-256 of
+// its DER, which agents can pin. Agents trust it with --ca certPath.
+func (t *Transport) Identity() (certPEM []byte, certPath, sha256Hex string, err error) {
+	id, err := t.identity()
+	if err != nil {
+		return nil, "", "", err
+	}
+	return id.certPEM, id.certPath, id.fingerprint(), nil
+}
+
+func (t *Transport) identity() (*identity, error) {
+	t.idMu.Lock()
+	defer t.idMu.Unlock()
+	if t.id != nil {
+		return t.id, nil
+	}
+	id, err := loadIdentity(t.cfg.IdentityDir, t.cfg.IdentityHosts)
+	if err != nil {
+		return nil, err
+	}
+	t.id = id
+	t.log.Info("quic dev identity ready; agents trust it with --ca (the cert file) or by pinning its SHA-256",
+		"cert", id.certPath, "sha256", id.fingerprint())
+	return id, nil
+}
+
+func (t *Transport) quicConfig(threshold, interval time.Duration) *quicgo.Config {
+	keepAlive, idle := timing(threshold, interval)
+	return &quicgo.Config{
+		HandshakeIdleTimeout:       t.cfg.HandshakeTimeout,
+		MaxIdleTimeout:             idle,
+		KeepAlivePeriod:            keepAlive,
+		MaxIncomingStreams:         t.cfg.MaxStreams,
+		MaxStreamReceiveWindow:     t.cfg.MaxStreamReceiveWindow,
+		MaxConnectionReceiveWindow: t.cfg.MaxConnectionReceiveWindow,
+	}
+}
+
+// Listen implements [sdk.Transport.Listen]: a QUIC listener on UDP cfg.Addr,
+// TLS 1.3 with cfg.TLS, or with the dev identity when cfg.TLS is nil.
+func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	var tlsConf *tls.Config
+	if cfg.TLS != nil {
+		tlsConf = cfg.TLS.Clone()
+	} else {
+		id, err := t.identity()
+		if err != nil {
+			return nil, err
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{id.cert}}
+	}
+	tlsConf.NextProtos = []string{ALPN}
+	tlsConf.MinVersion = tls.VersionTLS13
+
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", Name, err)
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("%s: listen: %T is not a UDP socket", Name, pc)
+	}
+	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
+	t.hintOnce.Do(func() { bufferHint(udp, log) })
+	qt := &quicgo.Transport{Conn: udp}
+	ln, err := qt.Listen(tlsConf, t.quicConfig(cfg.HeartbeatThreshold, 0))
+	if err != nil {
+		qt.Close()
+		udp.Close()
+		return nil, fmt.Errorf("%s: listen: %w", Name, err)
+	}
+	sock := &sockRef{closeFn: func() { qt.Close(); udp.Close() }}
+	ep := newEndpoint(log, udp.LocalAddr(), cfg.MaxLinks, func() error {
+		err := ln.Close()
+		sock.listenerDone()
+		return err
+	})
+	ep.wg.Add(1)
+	go t.serve(ep, ln, sock, cfg)
+	return ep, nil
+}
+
+// sockRef closes an endpoint's UDP socket once its listener is closed and
+// the last connection on it is gone, so that streams outlive
+// Endpoint.Close.
+type sockRef struct {
+	closeFn func()
+
+	mu   sync.Mutex
+	n    int
+	done bool
+}
+
+func (s *sockRef) hold(c *quicgo.Conn) {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+	context.AfterFunc(c.Context(), s.release)
+}
+
+func (s *sockRef) release() {
+	s.mu.Lock()
+	s.n--
+	last := s.done && s.n == 0
+	s.mu.Unlock()
+	if last {
+		s.closeFn()
+	}
+}
+
+func (s *sockRef) listenerDone() {
+	s.mu.Lock()
+	last := !s.done && s.n == 0
+	s.done = true
+	s.mu.Unlock()
+	if last {
+		s.closeFn()
+	}
+}
+
+func (t *Transport) serve(ep *endpoint, ln *quicgo.Listener, sock *sockRef, cfg sdk.EndpointConfig) {
+	defer ep.wg.Done()
+	for {
+		c, err := ln.Accept(ep.ctx)
+		if err != nil {
+			if ep.ctx.Err() == nil {
+				ep.log.Warn("accepting agent connections stopped", "err", err)
+			}
+			return
+		}
+		sock.hold(c)
+		ep.wg.Add(1)
+		go t.admit(ep, c, cfg)
+	}
+}
+
+// admit runs the passcode handshake on the first stream of a new
+// connection and, if it passes, serves the connection as a link.
+func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) {
+	defer ep.wg.Done()
+	log := ep.log.With(sdk.AttrPeer, c.RemoteAddr().String())
+	hctx, cancel := context.WithTimeout(ep.ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	st, err := c.AcceptStream(hctx)
+	if err != nil {
+		c.CloseWithError(codeProtocol, "no handshake")
+		log.Debug("agent handshake failed", "err", err)
+		return
+	}
+	st.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	stop := context.AfterFunc(hctx, func() { st.SetDeadline(time.Unix(1, 0)) })
+	answer, err := readHello(st, cfg.Passcode)
+	if err != nil {
+		stop()
+		c.CloseWithError(codeProtocol, "bad handshake")
+		log.Debug("agent handshake failed", "err", err)
+		return
+	}
+	reserved := false
+	if answer == answerOK {
+		switch err := ep.reserve(); {
+		case errors.Is(err, sdk.ErrLinkLimit):
+			answer = answerLinkLimit
+		case err != nil:
+			stop()
+			c.CloseWithError(codeOK, "endpoint closed")
+			return
+		default:
+			reserved = true
+		}
+	}
+	_, err = st.Write([]byte{answer})
+	if !stop() || err != nil || answer != answerOK {
+		if reserved {
+			ep.unreserve()
+		}
+		code, msg := refusal(answer)
+		c.CloseWithError(code, msg)
+		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		return
+	}
+	st.CancelRead(codeClosed)
+	st.Close()
+	ep.add(&qmux{c: c})
+}
+
+func refusal(answer byte) (quicgo.ApplicationErrorCode, string) {
+	switch answer {
+	case answerBadPasscode:
+		return codeBadPasscode, "bad passcode"
+	case answerLinkLimit:
+		return codeLinkLimit, "link limit"
+	case answerIncompatible:
+		return codeIncompatible, "incompatible version"
+	}
+	return codeOK, "closed"
+}
+
+// Dial implements [sdk.Transport.Dial]. It connects eagerly from a UDP
+// socket of its own: the returned Session is one authenticated QUIC
+// connection; a refused passcode or a full endpoint is reported here as
+// [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit].
+func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial: %w", Name, err)
+	}
+	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+	tlsConf := t.clientTLS(cfg, log)
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial: %w", Name, err)
+	}
+	t.hintOnce.Do(func() { bufferHint(udp, log) })
+	qt := &quicgo.Transport{Conn: udp}
+	c, err := qt.Dial(ctx, raddr, tlsConf, t.quicConfig(cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
+	if err != nil {
+		qt.Close()
+		udp.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
+	}
+	context.AfterFunc(c.Context(), func() { qt.Close(); udp.Close() })
+	if err := handshake(ctx, c, cfg.Passcode); err != nil {
+		c.CloseWithError(codeOK, "handshake failed")
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
+	}
+	return newSession(&qmux{c: c}), nil
+}
+
+func (t *Transport) clientTLS(cfg sdk.DialConfig, log *slog.Logger) *tls.Config {
+	var tc *tls.Config
+	if cfg.TLS != nil {
+		tc = cfg.TLS.Clone()
+		if tc.ServerName == "" {
+			if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
+				tc.ServerName = host
+			}
+		}
+	} else {
+		tc = &tls.Config{InsecureSkipVerify: true}
+		if pin := strings.ToLower(strings.ReplaceAll(t.cfg.PinSHA256, ":", "")); pin != "" {
+			tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 {
+					return ErrPinMismatch
+				}
+				sum := sha256.Sum256(raw[0])
+				if hex.EncodeToString(sum[:]) != pin {
+					return ErrPinMismatch
+				}
+				return nil
+			}
+		} else {
+			t.insecureOnce.Do(func() {
+				log.Warn("quic: no CA and no pin given, so the connector's certificate is not verified (dev mode); pass --ca with its quic-identity.crt to verify it")
+			})
+		}
+	}
+	tc.NextProtos = []string{ALPN}
+	tc.MinVersion = tls.VersionTLS13
+	return tc
+}
+
+// handshake sends the passcode on the connection's first stream and reads
+// the connector's answer.
+func handshake(ctx context.Context, c *quicgo.Conn, passcode string) error {
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return mapConnErr(err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err = writeHello(st, passcode)
+	if err == nil {
+		err = readAnswer(st)
+	}
+	st.CancelRead(codeClosed)
+	st.Close()
+	return mapConnErr(err)
+}
+
+// mapConnErr maps the connector's refusal codes to sdk errors.
+func mapConnErr(err error) error {
+	var aerr *quicgo.ApplicationError
+	if errors.As(err, &aerr) && aerr.Remote {
+		switch aerr.ErrorCode {
+		case codeBadPasscode:
+			return sdk.ErrBadPasscode
+		case codeLinkLimit:
+			return sdk.ErrLinkLimit
+		case codeIncompatible:
+			return sdk.ErrIncompatible
+		}
+	}
+	return err
+}
+
+// qmux is a QUIC connection as a muxConn. Every stream starts with one
+// header byte (0) from its opener, because quic-go shows a peer-opened
+// stream only once data arrives on it, and the agent must see a new
+// stream before anyone speaks (server-speaks-first protocols).
+type qmux struct {
+	c    *quicgo.Conn
+	away atomic.Bool
+}
+
+// Stream header bytes.
+const (
+	headerStream byte = 0 // a stream for a client or a private pipe
+	headerGoAway byte = 1 // the opener takes no more streams; then closed
+)
+
+// errGoAway is returned by acceptStream once the peer said goodbye.
+var errGoAway = errors.New("quic: the peer takes no more streams")
+
+// headerTimeout bounds the wait for a new stream's header byte.
+const headerTimeout = 10 * time.Second
+
+func (m *qmux) openStream(ctx context.Context) (*stream, error) {
+	st, err := m.c.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Write([]byte{headerStream}); err != nil {
+		st.CancelRead(codeClosed)
+		st.CancelWrite(codeClosed)
+		return nil, err
+	}
+	return newStream(st, m.c), nil
+}
+
+func (m *qmux) acceptStream(ctx context.Context) (*stream, error) {
+	for {
+		st, err := m.c.AcceptStream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st.SetReadDeadline(time.Now().Add(headerTimeout))
+		stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
+		var b [1]byte
+		_, err = io.ReadFull(st, b[:])
+		stop()
+		if err == nil && b[0] == headerStream {
+			st.SetReadDeadline(time.Time{})
+			return newStream(st, m.c), nil
+		}
+		st.CancelRead(codeClosed)
+		st.CancelWrite(codeClosed)
+		if err == nil && b[0] == headerGoAway {
+			m.away.Store(true)
+			return nil, errGoAway
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// goAway tells the peer, on a stream of its own, that this side takes no
+// more streams (QUIC has no GOAWAY of its own).
+func (m *qmux) goAway() {
+	st, err := m.c.OpenStream()
+	if err != nil {
+		return
+	}
+	st.Write([]byte{headerGoAway})
+	st.CancelRead(codeClosed)
+	st.Close()
+	// Streams the peer opened before it heard are refused, so that its
+	// side sees them fail instead of waiting; this ends with the
+	// connection, which closes with its last stream.
+	go func() {
+		for {
+			st, err := m.c.AcceptStream(m.c.Context())
+			if err != nil {
+				return
+			}
+			st.CancelRead(codeClosed)
+			st.CancelWrite(codeClosed)
+		}
+	}()
+}
+
+func (m *qmux) goneAway() bool        { return m.away.Load() }
+func (m *qmux) close() error          { return m.c.CloseWithError(codeOK, "closed") }
+func (m *qmux) done() <-chan struct{} { return m.c.Context().Done() }
+
+var (
+	_ sdk.Transport   = (*Transport)(nil)
+	_ sdk.CloseWriter = (*stream)(nil)
+	_ net.Conn        = (*stream)(nil)
+)
