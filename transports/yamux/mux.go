@@ -23,6 +23,8 @@ type muxConn interface {
 	acceptStream(ctx context.Context) (*stream, error)
 	// goAway tells the peer to open no more streams; streams open go on.
 	goAway()
+	// goneAway reports whether the peer said it takes no more streams.
+	goneAway() bool
 	close() error
 	done() <-chan struct{}
 }
@@ -173,6 +175,9 @@ func (ep *endpoint) pickLocked() *link {
 			continue
 		default:
 		}
+		if l.mc.goneAway() {
+			continue
+		}
 		return l
 	}
 	return nil
@@ -228,6 +233,9 @@ func (ep *endpoint) Open(ctx context.Context) (net.Conn, error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if l.mc.goneAway() { // the agent is leaving; its streams go on
+				continue
 			}
 			ep.log.Debug("opening a stream failed; dropping the session", "err", err)
 			l.mc.close()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	hyamux "github.com/hashicorp/yamux"
@@ -188,6 +189,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 type ymux struct {
 	s     *hyamux.Session
 	drain time.Duration
+	away  atomic.Bool
 }
 
 func (m *ymux) openStream(ctx context.Context) (*stream, error) {
@@ -195,6 +197,9 @@ func (m *ymux) openStream(ctx context.Context) (*stream, error) {
 		return nil, err
 	}
 	st, err := m.s.OpenStream()
+	if errors.Is(err, hyamux.ErrRemoteGoAway) {
+		m.away.Store(true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +215,7 @@ func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
 }
 
 func (m *ymux) goAway()               { m.s.GoAway() }
+func (m *ymux) goneAway() bool        { return m.away.Load() }
 func (m *ymux) close() error          { return m.s.Close() }
 func (m *ymux) done() <-chan struct{} { return m.s.CloseChan() }
 
