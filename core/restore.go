@@ -1,0 +1,86 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/iofog/iofog-connector/core/store"
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Restore reopens stored mappings on their own ports with their own
+// passcodes. A mapping that cannot be reopened (its port is taken, its
+// transport is missing) is kept, shown as down and logged, so that it can
+// still be removed and is retried on the next start; the returned error
+// joins those failures.
+func (m *Manager) Restore(ctx context.Context, stored []store.Mapping) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 16)
+	)
+	for _, s := range stored {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := m.restoreOne(ctx, s); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	m.log.Info("mappings restored", "count", len(stored)-len(errs), "failed", len(errs))
+	return errors.Join(errs...)
+}
+
+func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
+	mp := fromStored(s)
+	lv := &live{m: mp}
+	name := mp.Transport
+	if name == "" {
+		name = m.cfg.DefaultTransport
+	}
+	tr := m.cfg.Transports[name]
+	err := m.cfg.Ports.Reserve(mp.Port1)
+	if err == nil {
+		if err = m.cfg.Ports.Reserve(mp.Port2); err != nil {
+			m.cfg.Ports.Release(mp.Port1)
+		}
+	}
+	switch {
+	case err != nil:
+		// Not ours to release: the port is outside the pool or taken by
+		// another stored mapping.
+	case tr == nil:
+		err = fmt.Errorf("%w: %q", ErrUnknownTransport, name)
+	default:
+		if err = m.openSide(ctx, lv, tr, 1, mp.Port1); err == nil {
+			err = m.openSide(ctx, lv, tr, 2, mp.Port2)
+		}
+		if err != nil {
+			m.closeLive(lv)
+			lv = &live{m: mp}
+		}
+	}
+	if err != nil {
+		lv.down = err
+		m.log.Error("mapping not reopened; it stays stored", sdk.AttrMappingID, mp.ID, "port1", mp.Port1, "port2", mp.Port2, "err", err)
+	} else {
+		m.log.Debug("mapping restored", sdk.AttrMappingID, mp.ID, "port1", mp.Port1, "port2", mp.Port2)
+	}
+	if rerr := m.register(lv); rerr != nil {
+		m.closeLive(lv)
+		return rerr
+	}
+	if err != nil {
+		return fmt.Errorf("core: restore %s: %w", mp.ID, err)
+	}
+	return nil
+}

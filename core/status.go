@@ -1,0 +1,85 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Status returns a snapshot of mapping id, or [ErrNotFound].
+func (m *Manager) Status(id string) (MappingStatus, error) {
+	m.mu.RLock()
+	lv := m.mappings[id]
+	m.mu.RUnlock()
+	if lv == nil {
+		return MappingStatus{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return lv.status(), nil
+}
+
+// List returns a snapshot of every mapping, sorted by id.
+func (m *Manager) List() []MappingStatus {
+	m.mu.RLock()
+	all := make([]*live, 0, len(m.mappings))
+	for _, lv := range m.mappings {
+		all = append(all, lv)
+	}
+	m.mu.RUnlock()
+	out := make([]MappingStatus, 0, len(all))
+	for _, lv := range all {
+		out = append(out, lv.status())
+	}
+	slices.SortFunc(out, func(a, b MappingStatus) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Summary returns the state of the whole manager.
+func (m *Manager) Summary() Summary {
+	s := Summary{FreePorts: m.cfg.Ports.Free(), Started: m.started}
+	for _, st := range m.List() {
+		s.Mappings++
+		if st.Type == TypePublic {
+			s.PublicMappings++
+		}
+		s.AgentLinks += st.Side1.Links + st.Side2.Links
+		s.PublicConns += st.Active
+	}
+	return s
+}
+
+// Down reports why the mapping could not be reopened at start, or ""
+// when it runs.
+func (st *MappingStatus) Down() string { return st.down }
+
+func (lv *live) status() MappingStatus {
+	st := MappingStatus{
+		Mapping:   lv.m,
+		Side1:     sideStatus(lv.ep1, lv.m.Port1),
+		Side2:     sideStatus(lv.ep2, lv.m.Port2),
+		Active:    lv.counters.Active.Load(),
+		Total:     lv.counters.Total.Load(),
+		Refused:   lv.counters.Refused.Load(),
+		BytesUp:   lv.counters.BytesUp.Load(),
+		BytesDown: lv.counters.BytesDown.Load(),
+	}
+	if lv.m.Type == TypePublic {
+		// The public port is active while it listens.
+		st.Side2.Active = lv.pub != nil && lv.down == nil
+	}
+	if lv.down != nil {
+		st.down = lv.down.Error()
+	}
+	return st
+}
+
+func sideStatus(ep sdk.Endpoint, port int) SideStatus {
+	s := SideStatus{Port: port}
+	if r, ok := ep.(sdk.StatsReporter); ok && ep != nil {
+		es := r.Stats()
+		s.Links, s.IdleLinks, s.Streams = es.Links, es.IdleLinks, es.Streams
+		s.Active = es.Links > 0
+	}
+	return s
+}
