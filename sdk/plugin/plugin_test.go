@@ -15,7 +15,7 @@ import (
 
 // remote serves impl over a real gRPC connection in this process, as
 // go-plugin would across processes, and returns the host's view of it.
-func remote(t *testing.T, impl sdk.Transport) *plugin.Remote {
+func remote(t testing.TB, impl sdk.Transport) *plugin.Remote {
 	t.Helper()
 	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{
 		plugin.PluginName: &plugin.TransportPlugin{Impl: impl},
