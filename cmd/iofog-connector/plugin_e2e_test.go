@@ -1,0 +1,459 @@
+package main
+
+// End-to-end test of transport plugins (issue 4): the real binary, the real
+// example plugin, the REST API and our agent, on loopback. Helpers here are
+// prefixed pe2e so they cannot clash with the shared e2e helpers.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pe2eBuild builds the connector and the example WebSocket plugin into a
+// temp dir: it returns the connector binary and the plugin directory.
+func pe2eBuild(t *testing.T) (bin, pluginDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "iofog-connector")
+	pluginDir = filepath.Join(dir, "plugins")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, b := range [][]string{
+		{"-o", bin, "."},
+		{"-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport"},
+	} {
+		out, err := exec.CommandContext(ctx, "go", append([]string{"build"}, b...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %v: %v\n%s", b, err, out)
+		}
+	}
+	return bin, pluginDir
+}
+
+// pe2eProc is a process this test started; it is stopped by its PID.
+type pe2eProc struct {
+	cmd  *exec.Cmd
+	out  *pe2eBuffer
+	done chan struct{}
+}
+
+type pe2eBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *pe2eBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *pe2eBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func pe2eStart(t *testing.T, bin string, args ...string) *pe2eProc {
+	t.Helper()
+	p := &pe2eProc{cmd: exec.Command(bin, args...), out: &pe2eBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s %v: %v", bin, args, err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if p.alive() {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("output of %v:\n%s", args, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *pe2eProc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// pe2ePortRange finds n consecutive free TCP ports on loopback.
+func pe2ePortRange(t *testing.T, n int) (lo, hi int) {
+	t.Helper()
+	for range 50 {
+		lo = 20000 + mrand.IntN(40000)
+		ok := true
+		var lns []net.Listener
+		for p := lo; p < lo+n && ok; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if ok {
+			return lo, lo + n - 1
+		}
+	}
+	t.Fatal("no free port range")
+	return 0, 0
+}
+
+func pe2eFreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// pe2ePost calls the REST API with a form and decodes the JSON answer.
+func pe2ePost(ctx context.Context, api, route string, form url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+route, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", route, resp.Status, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// pe2eEcho serves a local echo service (the agent's "local service"): it
+// copies every byte back and half-closes when the client does.
+func pe2eEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// pe2eRoundTrip sends size random bytes to addr in chunks (pausing between
+// them when slow), half-closes, reads the echo and compares checksums.
+// started is called once the first chunk is written.
+func pe2eRoundTrip(addr string, size int, slow bool, started func()) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	data := make([]byte, size)
+	rand.Read(data)
+	want := sha256.Sum256(data)
+	werr := make(chan error, 1)
+	go func() {
+		const chunk = 256 << 10
+		for off := 0; off < len(data); off += chunk {
+			if _, err := c.Write(data[off:min(off+chunk, len(data))]); err != nil {
+				werr <- err
+				return
+			}
+			if off == 0 && started != nil {
+				started()
+			}
+			if slow {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		werr <- c.(*net.TCPConn).CloseWrite()
+	}()
+	h := sha256.New()
+	n, rerr := io.Copy(h, c)
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("read after %d bytes: %w", n, rerr)
+	}
+	if n != int64(size) || !bytes.Equal(h.Sum(nil), want[:]) {
+		return fmt.Errorf("echoed %d bytes, want %d; checksums equal: %v", n, size, bytes.Equal(h.Sum(nil), want[:]))
+	}
+	return nil
+}
+
+// pe2eChildren returns the PIDs whose parent is pid and whose command line
+// contains substr.
+func pe2eChildren(pid int, substr string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid != pid {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(cmdline), substr) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+func pe2eWait(ctx context.Context, what string, f func() error) error {
+	var err error
+	for {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func TestPluginsCommand(t *testing.T) {
+	bin, pluginDir := pe2eBuild(t)
+	out, err := exec.Command(bin, "plugins", "--plugin-dir", pluginDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("plugins: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "websocket") || !strings.Contains(string(out), "plugin") || !strings.Contains(string(out), "sdk 1.") {
+		t.Fatalf("plugins output lacks the websocket plugin and its version:\n%s", out)
+	}
+	// A plugin built against another protocol version is refused, saying so.
+	bad := filepath.Join(t.TempDir(), "iofog-transport-future")
+	if err := os.WriteFile(bad, []byte("#!/bin/sh\necho '1|99|tcp|127.0.0.1:1|grpc'\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "plugins", "--plugin-dir", filepath.Dir(bad)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "incompatible") {
+		t.Fatalf("plugins with an incompatible plugin: err %v, output:\n%s", err, out)
+	}
+}
+
+// TestPluginE2E: the daemon loads the example plugin from plugins.dir; a
+// mapping naming "websocket" is added over REST; our agent (loading the
+// same plugin) serves an echo service through it; checksummed data crosses;
+// the daemon's plugin process is killed mid-transfer; the daemon survives
+// and the mapping serves again; the mapping is removed.
+func TestPluginE2E(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin, pluginDir := pe2eBuild(t)
+	dir := t.TempDir()
+	lo, hi := pe2ePortRange(t, 20)
+	apiAddr := "127.0.0.1:" + strconv.Itoa(pe2eFreePort(t))
+	api := "http://" + apiAddr
+	settings, _ := json.Marshal(map[string]any{
+		"ports":   []string{fmt.Sprintf("%d-%d", lo, hi)},
+		"exclude": []string{},
+		"broker":  12345,
+		"address": "127.0.0.1",
+		"dev":     true,
+		"api":     apiAddr,
+		"plugins": map[string]any{"dir": pluginDir},
+	})
+	cfgPath := filepath.Join(dir, "iofog-connector.conf")
+	if err := os.WriteFile(cfgPath, settings, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon := pe2eStart(t, bin, "start", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"))
+	if err := pe2eWait(ctx, "daemon status", func() error {
+		if !daemon.alive() {
+			return errors.New("daemon exited")
+		}
+		var st map[string]any
+		return pe2ePost(ctx, api, "/api/v2/status", url.Values{"mappingid": {"all"}}, &st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pids := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket")
+	if len(pids) != 1 {
+		t.Fatalf("daemon has %d websocket plugin children (%v), want 1", len(pids), pids)
+	}
+
+	var m struct {
+		Status    string `json:"status"`
+		ID        string `json:"id"`
+		Port1     int    `json:"port1"`
+		Port2     int    `json:"port2"`
+		Passcode1 string `json:"passcode1"`
+	}
+	body := `{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":"websocket"}`
+	if err := pe2ePost(ctx, api, "/api/v2/mapping/add", url.Values{"mapping": {body}}, &m); err != nil {
+		t.Fatalf("mapping/add: %v", err)
+	}
+	if m.Status != "ok" || m.Port1 == 0 || m.Port2 == 0 {
+		t.Fatalf("mapping/add answered %+v", m)
+	}
+	echo := pe2eEcho(t)
+	agent := pe2eStart(t, bin, "agent", "public",
+		"--connector", "127.0.0.1:"+strconv.Itoa(m.Port1),
+		"--passcode", m.Passcode1,
+		"--local", echo,
+		"--transport", "websocket",
+		"--plugin-dir", pluginDir)
+	public := "127.0.0.1:" + strconv.Itoa(m.Port2)
+	if err := pe2eWait(ctx, "first checksummed round trip", func() error {
+		if !agent.alive() {
+			return errors.New("agent exited")
+		}
+		return pe2eRoundTrip(public, 4<<20, false, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Several at once.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pe2eRoundTrip(public, 2<<20, false, nil)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent round trip: %v", err)
+		}
+	}
+
+	// Kill the daemon's plugin in the middle of a transfer.
+	killed := make(chan struct{})
+	err := pe2eRoundTrip(public, 16<<20, true, func() {
+		syscall.Kill(pids[0], syscall.SIGKILL)
+		close(killed)
+	})
+	select {
+	case <-killed:
+	default:
+		t.Fatal("the transfer ended before the plugin was killed")
+	}
+	if err == nil {
+		t.Fatal("a transfer through a plugin killed mid-way completed intact")
+	}
+	t.Logf("transfer through the killed plugin failed as it should: %v", err)
+	if !daemon.alive() {
+		t.Fatalf("the daemon died with its plugin")
+	}
+	// The mapping serves again through a new plugin process.
+	if err := pe2eWait(ctx, "round trip after the plugin restart", func() error {
+		if !daemon.alive() {
+			return errors.New("daemon exited")
+		}
+		return pe2eRoundTrip(public, 4<<20, false, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if now := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket"); len(now) != 1 || now[0] == pids[0] {
+		t.Errorf("websocket plugin children after restart: %v (killed %d)", now, pids[0])
+	}
+	if out := daemon.out.String(); !strings.Contains(out, "transport plugin died") {
+		t.Errorf("the daemon did not log the plugin's death:\n%s", out)
+	}
+	var st map[string]any
+	if err := pe2ePost(ctx, api, "/api/v2/status", url.Values{"mappingid": {"all"}}, &st); err != nil {
+		t.Fatalf("status after the restart: %v", err)
+	}
+
+	var rm map[string]any
+	if err := pe2ePost(ctx, api, "/api/v2/mapping/remove", url.Values{"mappingid": {m.ID}}, &rm); err != nil {
+		t.Fatalf("mapping/remove: %v", err)
+	}
+	if err := pe2eRoundTrip(public, 1024, false, nil); err == nil {
+		t.Error("the public port still relays after mapping/remove")
+	}
+
+	// Stopping the daemon stops its plugin.
+	plugin := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket")
+	daemon.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-daemon.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit within 30s of SIGTERM")
+	}
+	for _, pid := range plugin {
+		if err := pe2eWait(ctx, "plugin exit", func() error {
+			if syscall.Kill(pid, 0) == nil {
+				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
+					return nil // a zombie waiting for its reaper: exited
+				}
+				return fmt.Errorf("plugin %d still running", pid)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+}
