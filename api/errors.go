@@ -1,0 +1,39 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/iofog/iofog-connector/core"
+)
+
+// ErrBadRequest is wrapped by the request parsers for a missing or
+// malformed field; the message names the field.
+var ErrBadRequest = errors.New("api: bad request")
+
+// errorStatus maps an error to its HTTP status.
+func errorStatus(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrBadRequest), errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrUnknownTransport):
+		return http.StatusBadRequest
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, core.ErrNotFound), errors.Is(err, errNoRoute):
+		return http.StatusNotFound
+	case errors.Is(err, core.ErrDuplicate):
+		return http.StatusConflict
+	case errors.Is(err, core.ErrNoFreePort):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, core.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+var (
+	errForbidden = errors.New("api: only allowed from the local host")
+	errNoRoute   = errors.New("api: no such endpoint")
+)
