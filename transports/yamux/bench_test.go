@@ -2,6 +2,7 @@ package yamux_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/transports/yamux"
 )
 
 // The benchmarks measure one transport on loopback; BenchmarkTCP* run the
@@ -177,3 +179,18 @@ func BenchmarkTCPThroughput(b *testing.B) { benchThroughput(b, tcpPairs(b)) }
 func BenchmarkTCPPingPong(b *testing.B)   { benchPingPong(b, tcpPairs(b)) }
 func BenchmarkTCPOpen(b *testing.B)       { benchOpen(b, tcpPairs(b)) }
 func BenchmarkTCPHeld(b *testing.B)       { benchHeld(b, tcpPairs(b)) }
+
+// BenchmarkThroughputWindow compares one-stream throughput across
+// MaxStreamWindowSize values (on loopback, where the RTT is tiny, the
+// window matters through the number of window-update round trips).
+func BenchmarkThroughputWindow(b *testing.B) {
+	for _, w := range []uint32{256 << 10, 1 << 20, 4 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", w>>10), func(b *testing.B) {
+			tr, err := yamux.New(yamux.Config{MaxStreamWindowSize: w}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchThroughput(b, transportPairs(b, tr))
+		})
+	}
+}
