@@ -3,8 +3,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -13,11 +15,39 @@ func main() {
 
 // run is the whole program; it returns the exit code.
 func run(args []string) int {
+	args = legacyArgs(args)
 	root := newRootCmd()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "iofog-connector:", err)
-		return 1
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
 	}
-	return 0
+	fmt.Fprintln(os.Stderr, "iofog-connector:", err)
+	if isUsageError(err) {
+		cmd.SetOut(os.Stderr)
+		_ = cmd.Help()
+		return 2
+	}
+	return 1
+}
+
+// legacyArgs maps the legacy connector's -? to --help.
+func legacyArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "-?" {
+			a = "--help"
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// isUsageError reports whether cobra refused the command line itself.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	return !errors.Is(err, errNotRunning) && (strings.HasPrefix(msg, "unknown command") ||
+		strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") ||
+		strings.Contains(msg, "accepts 0 arg(s)") || strings.HasPrefix(msg, "invalid argument") ||
+		strings.HasPrefix(msg, "flag needs an argument"))
 }

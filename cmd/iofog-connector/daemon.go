@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iofog/iofog-connector/api"
+	"github.com/iofog/iofog-connector/core"
+	"github.com/iofog/iofog-connector/core/ports"
+	"github.com/iofog/iofog-connector/core/store"
+)
+
+// runDaemon runs the connector until ctx is done or a stop is requested,
+// then shuts down: it stops accepting, closes the mappings' sockets and
+// flushes the store.
+func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
+	started := time.Now()
+	if s.DevDefaults {
+		log.Warn("no settings file; running on built-in dev defaults", "settings_file", defaultSettingsFile,
+			"api", s.APIAddress, "ports", devPorts, "data_dir", s.DataDir)
+	}
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	st, stored, err := store.Open(s.DataDir, store.Options{})
+	if err != nil {
+		return fmt.Errorf("data-dir %s: %w", s.DataDir, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("flushing the store", "err", err)
+		}
+	}()
+	transports, stopPlugins, err := loadTransports(ctx, transportOptions{DataDir: s.DataDir, PluginDir: s.PluginDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("transports: %w", err)
+	}
+	defer func() {
+		if err := stopPlugins(); err != nil {
+			log.Warn("stopping plugins", "err", err)
+		}
+	}()
+	names := make([]string, 0, len(transports))
+	for n := range transports {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if transports[s.Transport] == nil {
+		return fmt.Errorf("transport: %q is not available (have: %s)", s.Transport, strings.Join(names, ", "))
+	}
+	mgr, err := core.New(core.Config{
+		BindHost: s.BindHost, Ports: ports.New(s.Pool), Store: st,
+		Transports: transports, DefaultTransport: s.Transport, TLS: tlsCfg,
+		PublicWaitTimeout: s.PublicWaitTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	apiLn, err := new(net.ListenConfig).Listen(ctx, "tcp", s.APIAddress)
+	if err != nil {
+		return fmt.Errorf("api-address: %w", err)
+	}
+	ctl, err := listenControl(s.DataDir)
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	if err := mgr.Restore(ctx, stored); err != nil {
+		log.Error("some stored mappings could not be reopened; they stay stored and show as down", "err", err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d := &daemon{settings: s, mgr: mgr, started: started, transports: names}
+	srv := api.New(api.Config{
+		Core: mgr, Version: version, Stop: stop, StatusText: d.statusText, Logger: log,
+	})
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	log.Info("iofog-connector started", "version", version, "pid", os.Getpid(),
+		"api", scheme+"://"+apiLn.Addr().String(), "dev", s.Dev, "settings_file", s.File, "data_dir", s.DataDir,
+		"ports", len(s.Pool), "mappings", len(stored), "transport", s.Transport, "transports", strings.Join(names, ","),
+		"startup", time.Since(started).Round(time.Millisecond))
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx, apiLn, tlsCfg); err != nil {
+			errc <- err
+			stop()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := serveControl(ctx, ctl, d, stop, log); err != nil {
+			errc <- err
+			stop()
+		}
+	}()
+	<-ctx.Done()
+	log.Info("shutting down")
+	wg.Wait()
+	mgr.Close()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		log.Info("stopped", "uptime", time.Since(started).Round(time.Second))
+	}
+	return errors.Join(errs...)
+}
+
+// daemon is what the control channel and status text need.
+type daemon struct {
+	settings   *settings
+	mgr        *core.Manager
+	started    time.Time
+	transports []string
+}
