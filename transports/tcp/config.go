@@ -1,0 +1,78 @@
+package tcp
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// Config tunes the transport. The zero value is valid: every zero field
+// means its default.
+type Config struct {
+	// HandshakeTimeout bounds the TLS handshake and the passcode exchange
+	// of a new agent connection, on both halves. Zero means 10 seconds.
+	HandshakeTimeout time.Duration
+	// BindTimeout is how long the connector waits for an agent to
+	// acknowledge a bind frame before it drops the link and tries another
+	// idle one. Zero means 5 seconds.
+	BindTimeout time.Duration
+	// SweepInterval is how often the connector checks whether the streams
+	// it handed out were closed, to free their place under MaxLinks and in
+	// the stats. Zero means 250 milliseconds.
+	SweepInterval time.Duration
+	// DialTimeout bounds an agent's TCP connect to the connector. Zero
+	// means 10 seconds.
+	DialTimeout time.Duration
+	// AcceptBacklog is how many agent-started streams may wait for
+	// Endpoint.Accept before further ones wait in their handshake. Zero
+	// means 64.
+	AcceptBacklog int
+}
+
+// DefaultConfig returns the defaults, filled in.
+func DefaultConfig() Config {
+	var c Config
+	c.defaults()
+	return c
+}
+
+func (c *Config) defaults() {
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.BindTimeout == 0 {
+		c.BindTimeout = 5 * time.Second
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 250 * time.Millisecond
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.AcceptBacklog == 0 {
+		c.AcceptBacklog = 64
+	}
+}
+
+// Validate reports whether c can be used, wrapping [sdk.ErrInvalidConfig]
+// and naming the wrong field.
+func (c *Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"HandshakeTimeout", c.HandshakeTimeout},
+		{"BindTimeout", c.BindTimeout},
+		{"SweepInterval", c.SweepInterval},
+		{"DialTimeout", c.DialTimeout},
+	} {
+		if f.d < 0 {
+			return fmt.Errorf("tcp: %w: %s %v is negative", sdk.ErrInvalidConfig, f.name, f.d)
+		}
+	}
+	if c.AcceptBacklog < 0 {
+		return fmt.Errorf("tcp: %w: AcceptBacklog %d is negative", sdk.ErrInvalidConfig, c.AcceptBacklog)
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+// Package tcp is the connector's built-in, default transport: one TCP (or
+// TLS) connection per stream, with the connector relaying bound links by
+// the kernel's zero-copy splice.
+//
+// One agent port serves two kinds of agents, told apart by their first
+// byte:
+//
+//   - Legacy ioFog agents write their passcode's ASCII bytes, the connector
+//     answers exactly "AUTHORIZED", and the link carries data with 4-byte
+//     "BEAT" heartbeats mixed in, which the connector answers and never
+//     forwards (see iofog-compat.md, "Agent ports").
+//   - Our agents send a versioned hello that starts with the byte 0xF0,
+//     which no passcode (an ASCII string) can start with. An idle link
+//     ("pool" role) beats with single-byte frames; when the connector binds
+//     it to a client it sends a bind frame, the agent acknowledges, dials
+//     its local service at once and the link becomes a bare byte pipe. A
+//     link in the "open" role is a stream the agent started; it is a bare
+//     byte pipe as soon as it is accepted.
+//
+// Streams the connector half returns for our agents in plain mode are the
+// bare *net.TCPConn, so a relay between two of them splices.
+package tcp

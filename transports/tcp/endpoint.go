@@ -1,0 +1,342 @@
+package tcp
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// endpoint is the connector half of one agent port.
+type endpoint struct {
+	cfg       sdk.EndpointConfig
+	tcfg      *Config
+	log       *slog.Logger
+	ln        net.Listener
+	threshold time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	idle     *queue // links waiting for Open
+	accepted *queue // streams waiting for Accept
+
+	mu     sync.Mutex
+	links  int                      // authenticated links open
+	handed map[*handedConn]struct{} // bare streams handed out, swept
+	legacy map[*legacyConn]struct{} // legacy links handed out and open
+}
+
+// handedConn is a bare stream handed out by Open or Accept; the sweeper
+// frees its place once its owner closed it.
+type handedConn struct{ rc syscall.RawConn }
+
+func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoint {
+	ctx, cancel := context.WithCancel(context.Background())
+	th := cfg.HeartbeatThreshold
+	if th == 0 {
+		th = sdk.DefaultHeartbeatThreshold
+	}
+	ep := &endpoint{
+		cfg:       cfg,
+		tcfg:      tcfg,
+		log:       sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side),
+		ln:        ln,
+		threshold: th,
+		ctx:       ctx,
+		cancel:    cancel,
+		idle:      newQueue(),
+		accepted:  newQueue(),
+		handed:    make(map[*handedConn]struct{}),
+		legacy:    make(map[*legacyConn]struct{}),
+	}
+	ep.wg.Add(2)
+	go ep.serve()
+	go ep.sweep()
+	return ep
+}
+
+// Addr returns the address the endpoint listens on.
+func (ep *endpoint) Addr() net.Addr { return ep.ln.Addr() }
+
+func (ep *endpoint) serve() {
+	defer ep.wg.Done()
+	for {
+		conn, err := ep.ln.Accept()
+		if err != nil {
+			if ep.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				ep.log.Warn("accepting agent connections stopped", "err", err)
+			}
+			return
+		}
+		ep.wg.Add(1)
+		go ep.admit(conn)
+	}
+}
+
+// reserve takes a place under MaxLinks.
+func (ep *endpoint) reserve() bool {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.cfg.MaxLinks > 0 && ep.links >= ep.cfg.MaxLinks {
+		return false
+	}
+	ep.links++
+	return true
+}
+
+// release gives a place back.
+func (ep *endpoint) release() {
+	ep.mu.Lock()
+	ep.links--
+	ep.mu.Unlock()
+}
+
+// admit authenticates one agent connection and queues its link. It runs
+// the reader of an idle link of ours until the link is bound or dies.
+func (ep *endpoint) admit(raw net.Conn) {
+	defer ep.wg.Done()
+	log := ep.log.With(sdk.AttrPeer, raw.RemoteAddr().String())
+	if tc, ok := raw.(*net.TCPConn); ok {
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(15 * time.Second)
+	}
+	stop := context.AfterFunc(ep.ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	raw.SetDeadline(time.Now().Add(ep.tcfg.HandshakeTimeout))
+	c := raw
+	if ep.cfg.TLS != nil {
+		c = tls.Server(raw, ep.cfg.TLS)
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		stop()
+		c.Close()
+		log.Debug("agent sent nothing", "err", err)
+		return
+	}
+	if first[0] != magicByte {
+		ep.admitLegacy(c, raw, first[0], stop, log)
+		return
+	}
+	role, answer, err := readHello(c, ep.cfg.Passcode)
+	if err != nil {
+		stop()
+		c.Close()
+		log.Debug("agent hello failed", "err", err)
+		return
+	}
+	reserved := false
+	if answer == answerOK {
+		if reserved = ep.reserve(); !reserved {
+			answer = answerLinkLimit
+		}
+	}
+	_, err = c.Write([]byte{answer})
+	if !stop() || err != nil || answer != answerOK {
+		if reserved {
+			ep.release()
+		}
+		c.Close()
+		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	if role == roleOpen {
+		s := &openStream{ep: ep, conn: c}
+		if !ep.accepted.push(s) {
+			s.close()
+		}
+		return
+	}
+	l := &poolLink{ep: ep, conn: c, acked: make(chan struct{}), dead: make(chan struct{})}
+	if !ep.idle.push(l) {
+		l.conn.Close()
+		ep.release()
+		return
+	}
+	l.read()
+}
+
+// admitLegacy authenticates a legacy agent whose first byte was first.
+func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, log *slog.Logger) {
+	got := make([]byte, len(ep.cfg.Passcode))
+	got[0] = first
+	_, err := io.ReadFull(c, got[1:])
+	if err != nil || subtle.ConstantTimeCompare(got, []byte(ep.cfg.Passcode)) != 1 {
+		stop()
+		c.Close()
+		log.Debug("legacy agent refused: wrong passcode", "err", err)
+		return
+	}
+	if !ep.reserve() {
+		stop()
+		c.Close()
+		log.Info("legacy agent refused: link limit reached", "max_links", ep.cfg.MaxLinks)
+		return
+	}
+	_, err = io.WriteString(c, legacyAuthorized)
+	if !stop() || err != nil {
+		ep.release()
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	l := newLegacyConn(c, ep)
+	q := ep.idle
+	if ep.cfg.Mode == sdk.ModePrivate {
+		q = ep.accepted
+	}
+	l.queue = q
+	if !q.push(l) {
+		l.Close()
+		return
+	}
+	go l.run()
+}
+
+// hand registers a bare stream handed to the caller, so that its place is
+// freed when the caller closes it.
+func (ep *endpoint) hand(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		if t, isTLS := c.(*tls.Conn); isTLS {
+			tc, ok = t.NetConn().(*net.TCPConn)
+		}
+	}
+	var rc syscall.RawConn
+	if ok {
+		rc, _ = tc.SyscallConn()
+	}
+	if rc == nil {
+		// Not a socket we can watch: free its place now.
+		ep.release()
+		return
+	}
+	ep.mu.Lock()
+	ep.handed[&handedConn{rc: rc}] = struct{}{}
+	ep.mu.Unlock()
+}
+
+// sweep frees the places of handed-out streams once they are closed.
+func (ep *endpoint) sweep() {
+	defer ep.wg.Done()
+	t := time.NewTicker(ep.tcfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ep.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ep.mu.Lock()
+		for h := range ep.handed {
+			if h.rc.Control(func(uintptr) {}) != nil {
+				delete(ep.handed, h)
+				ep.links--
+			}
+		}
+		ep.mu.Unlock()
+	}
+}
+
+// Open implements [sdk.Endpoint.Open]: it binds an idle link.
+func (ep *endpoint) Open(ctx context.Context) (net.Conn, error) {
+	for {
+		if ep.ctx.Err() != nil {
+			return nil, fmt.Errorf("tcp: open: %w", sdk.ErrClosed)
+		}
+		it, err := ep.idle.pop(ctx)
+		if err != nil {
+			if errors.Is(err, sdk.ErrClosed) {
+				return nil, fmt.Errorf("tcp: open: %w", err)
+			}
+			return nil, err
+		}
+		switch l := it.(type) {
+		case *legacyConn:
+			return l, nil
+		case *poolLink:
+			c, err := l.bind(ctx)
+			if errors.Is(err, errSkip) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+}
+
+// Accept implements [sdk.Endpoint.Accept].
+func (ep *endpoint) Accept(ctx context.Context) (net.Conn, error) {
+	if ep.ctx.Err() != nil {
+		return nil, fmt.Errorf("tcp: accept: %w", sdk.ErrClosed)
+	}
+	it, err := ep.accepted.pop(ctx)
+	if err != nil {
+		if errors.Is(err, sdk.ErrClosed) {
+			return nil, fmt.Errorf("tcp: accept: %w", err)
+		}
+		return nil, err
+	}
+	switch s := it.(type) {
+	case *legacyConn:
+		return s, nil
+	case *openStream:
+		ep.hand(s.conn)
+		return s.conn, nil
+	}
+	return nil, fmt.Errorf("tcp: accept: unexpected %T", it)
+}
+
+// Close implements [sdk.Endpoint.Close].
+func (ep *endpoint) Close() error {
+	ep.once.Do(func() {
+		ep.cancel()
+		ep.ln.Close()
+		for _, it := range ep.idle.shut() {
+			it.close()
+		}
+		for _, it := range ep.accepted.shut() {
+			it.close()
+		}
+	})
+	ep.wg.Wait()
+	return nil
+}
+
+// Stats implements [sdk.StatsReporter].
+func (ep *endpoint) Stats() sdk.EndpointStats {
+	ep.mu.Lock()
+	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy)}
+	ep.mu.Unlock()
+	st.IdleLinks = ep.idle.len()
+	return st
+}
+
+// openStream is a stream of ours in the "open" role waiting for Accept.
+type openStream struct {
+	ep   *endpoint
+	conn net.Conn
+}
+
+func (s *openStream) take() bool { return true }
+func (s *openStream) close()     { s.conn.Close(); s.ep.release() }
+
+var (
+	_ sdk.Endpoint      = (*endpoint)(nil)
+	_ sdk.StatsReporter = (*endpoint)(nil)
+	_ item              = (*openStream)(nil)
+)
