@@ -118,6 +118,9 @@ func (s *settings) fill(v *viper.Viper) error {
 		return fmt.Errorf("bind: %q is not an IP address", s.BindHost)
 	}
 	s.APIAddress = v.GetString("api-address")
+	if s.APIAddress == "" {
+		s.APIAddress = v.GetString("api") // short form accepted in the settings file
+	}
 	switch {
 	case s.APIAddress != "":
 	case s.DevDefaults:
