@@ -41,7 +41,7 @@ FORCE:
 # bench-quick is the development variant (1 repeat, small N, ~3 min) and
 # writes bin/BENCHMARKS-quick.md. Extra harness flags: BENCH_FLAGS=...
 BENCH_FLAGS ?=
-BENCH_PLUGIN_DIR ?=
+BENCH_PLUGIN_DIR ?= examples/websocket-transport
 BENCH_BIN := bin/connector-bench
 
 .PHONY: bench-quick bench-tools bench-build

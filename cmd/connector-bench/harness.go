@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -261,11 +260,10 @@ func pickTransports(ctx context.Context, cfg benchConfig) ([]string, map[string]
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, cfg.Bin, args...).CombinedOutput()
-	var have []string
+	out, err := exec.CommandContext(cctx, cfg.Bin, args...).Output()
+	have := parsePluginsList(string(out))
 	for _, k := range knownTransports {
-		if err == nil && regexp.MustCompile(`(?m)\b`+k+`\b`).Match(out) {
-			have = append(have, k)
+		if contains(have, k) {
 			continue
 		}
 		if err != nil {
@@ -274,12 +272,34 @@ func pickTransports(ctx context.Context, cfg benchConfig) ([]string, map[string]
 			skipped[k] = "not listed by `iofog-connector plugins`"
 		}
 	}
-	if err != nil {
+	if len(have) == 0 {
 		// Without a listing, still try the default transport.
 		delete(skipped, "tcp")
 		have = []string{"tcp"}
 	}
 	return have, skipped
+}
+
+// parsePluginsList returns the transport names of `iofog-connector
+// plugins` output: the first column of each row after the NAME header,
+// leaving out refused plugins ("?").
+func parsePluginsList(out string) []string {
+	var names []string
+	header := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "NAME" {
+			header = true
+			continue
+		}
+		if header && f[0] != "?" && !contains(names, f[0]) {
+			names = append(names, f[0])
+		}
+	}
+	return names
 }
 
 func contains(xs []string, x string) bool {

@@ -175,3 +175,19 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePluginsList(t *testing.T) {
+	out := `NAME       KIND                VERSION                PATH
+tcp        built-in (default)  sdk 0.1.0 (protocol 1)  -
+yamux      built-in            sdk 0.1.0 (protocol 1)  -
+websocket  plugin              sdk 0.1.0 (protocol 1)  /x/iofog-transport-websocket
+?          plugin (refused)    bad checksum            /x/iofog-transport-bad
+`
+	got := strings.Join(parsePluginsList(out), ",")
+	if want := "tcp,yamux,websocket"; got != want {
+		t.Errorf("parsePluginsList = %s, want %s", got, want)
+	}
+	if got := parsePluginsList("error: something\n"); len(got) != 0 {
+		t.Errorf("no header: got %v, want none", got)
+	}
+}
