@@ -31,6 +31,16 @@ func TestPluginConformance(t *testing.T) {
 	})
 }
 
+// TestPluginConformanceTLS runs the suite with TLS through the process
+// boundary: the endpoint's certificate crosses to the plugin; the agent's
+// RootCAs stay here and verify, over the broker, what the plugin sees.
+func TestPluginConformanceTLS(t *testing.T) {
+	remote := startPlugin(t)
+	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
+		return remote, transporttest.Options{TLS: true}
+	})
+}
+
 // startPlugin builds this plugin, starts it as a real process with
 // go-plugin's handshake and returns the host's view of it.
 func startPlugin(t testing.TB) *plugin.Remote {

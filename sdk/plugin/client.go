@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -35,9 +36,10 @@ type Remote struct {
 	c      pb.TransportClient
 	info   Info
 	socket string
+	verify *verifier // nil without a broker: then RootCAs cannot be used
 }
 
-func newRemote(ctx context.Context, c pb.TransportClient) (*Remote, error) {
+func newRemote(ctx context.Context, c pb.TransportClient, broker *goplugin.GRPCBroker) (*Remote, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := c.Info(ctx, &pb.Empty{})
@@ -49,6 +51,9 @@ func newRemote(ctx context.Context, c pb.TransportClient) (*Remote, error) {
 		SDKVersion:      resp.SdkVersion,
 		ProtocolVersion: int(resp.ProtocolVersion),
 	}}
+	if broker != nil {
+		r.verify = &verifier{broker: broker}
+	}
 	if r.info.ProtocolVersion != sdk.ProtocolVersion {
 		return nil, fmt.Errorf("plugin: transport %q speaks protocol %d (sdk %s), this host speaks %d (sdk %s): %w",
 			r.info.Name, r.info.ProtocolVersion, r.info.SDKVersion, sdk.ProtocolVersion, sdk.Version, sdk.ErrIncompatible)
@@ -105,11 +110,12 @@ func (r *Remote) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoi
 	return &remoteEndpoint{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{})}, nil
 }
 
-// Dial starts a session in the plugin process. Of cfg.TLS only
-// ServerName, InsecureSkipVerify and the first client certificate cross:
-// the plugin verifies the connector against the system roots. A config
-// with RootCAs is refused with [sdk.ErrInvalidConfig], since a cert pool
-// cannot be read back to send it.
+// Dial starts a session in the plugin process. Of cfg.TLS, ServerName,
+// InsecureSkipVerify and the first client certificate cross; a cert pool
+// cannot be sent, so when cfg.TLS has RootCAs the plugin asks this host to
+// verify each chain the connector presents (over go-plugin's broker),
+// against RootCAs and the server name. Without RootCAs the plugin verifies
+// against the system roots.
 func (r *Remote) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -120,10 +126,8 @@ func (r *Remote) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, err
 		HeartbeatIntervalNs:  int64(cfg.HeartbeatInterval),
 		HeartbeatThresholdNs: int64(cfg.HeartbeatThreshold),
 	}
+	var token uint64
 	if t := cfg.TLS; t != nil {
-		if t.RootCAs != nil {
-			return nil, fmt.Errorf("plugin: DialConfig.TLS.RootCAs cannot cross to a plugin process: %w", sdk.ErrInvalidConfig)
-		}
 		req.Tls, req.ServerName, req.InsecureSkipVerify = true, t.ServerName, t.InsecureSkipVerify
 		if req.ServerName == "" {
 			req.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
@@ -135,15 +139,30 @@ func (r *Remote) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, err
 			}
 			req.ClientIdentity = id
 		}
+		if t.RootCAs != nil && !t.InsecureSkipVerify {
+			if r.verify == nil {
+				return nil, fmt.Errorf("plugin: DialConfig.TLS.RootCAs needs a go-plugin broker to verify for the plugin: %w", sdk.ErrInvalidConfig)
+			}
+			req.VerifierBrokerId = r.verify.start()
+			token = r.verify.add(t.Clone(), req.ServerName)
+			req.VerifierToken = token
+		}
+	}
+	forget := func() {
+		if token != 0 {
+			r.verify.remove(token)
+		}
 	}
 	resp, err := r.c.Dial(ctx, req)
 	if err != nil {
+		forget()
 		return nil, callError(ctx, "dial", err)
 	}
 	if err := fromPB(resp.Error); err != nil {
+		forget()
 		return nil, err
 	}
-	return &remoteSession{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{})}, nil
+	return &remoteSession{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{}), forget: forget}, nil
 }
 
 type streamCall func(context.Context, *pb.Handle, ...grpc.CallOption) (*pb.StreamResponse, error)
@@ -217,6 +236,7 @@ func (e *remoteEndpoint) Stats() sdk.EndpointStats {
 }
 
 type remoteSession struct {
+	forget func() // drops the session's TLS config from the verifier
 	r      *Remote
 	h      *pb.Handle
 	once   sync.Once
@@ -235,6 +255,7 @@ func (s *remoteSession) Open(ctx context.Context) (net.Conn, error) {
 func (s *remoteSession) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
+		defer s.forget()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		resp, err := s.r.c.SessionClose(ctx, s.h)

@@ -36,10 +36,14 @@
 //
 // # Limits
 //
-// EndpointConfig.TLS crosses as its first certificate and key. Of
-// DialConfig.TLS only ServerName, InsecureSkipVerify and a client
-// certificate cross; RootCAs cannot be read back out of an x509.CertPool,
-// so a DialConfig carrying RootCAs is refused with [sdk.ErrInvalidConfig].
+// EndpointConfig.TLS crosses as its first certificate and key (a
+// GetCertificate callback cannot cross and is refused with
+// [sdk.ErrInvalidConfig]). Of DialConfig.TLS, ServerName,
+// InsecureSkipVerify and a client certificate cross; RootCAs cannot be read
+// back out of an x509.CertPool, so the plugin's TLS client calls back to
+// the host (a Verifier service on go-plugin's broker) to verify each chain
+// against RootCAs and the server name, as crypto/tls would. Other
+// verification callbacks of DialConfig.TLS are not honoured.
 // Loggers stay in the host: the plugin logs JSON lines to its stderr, which
 // the host (package plugins) re-logs under the plugin's name. Streams seen
 // by the host report the unix socket's addresses, not the agent's.

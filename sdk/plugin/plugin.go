@@ -46,8 +46,8 @@ type TransportPlugin struct {
 }
 
 // GRPCServer registers the transport's gRPC server (plugin side).
-func (p *TransportPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	srv, err := newServer(p.Impl)
+func (p *TransportPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
+	srv, err := newServer(p.Impl, broker)
 	if err != nil {
 		return err
 	}
@@ -56,8 +56,8 @@ func (p *TransportPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) err
 }
 
 // GRPCClient returns a *[Remote] over conn (host side).
-func (p *TransportPlugin) GRPCClient(ctx context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return newRemote(ctx, pb.NewTransportClient(conn))
+func (p *TransportPlugin) GRPCClient(ctx context.Context, broker *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return newRemote(ctx, pb.NewTransportClient(conn), broker)
 }
 
 var _ goplugin.GRPCPlugin = (*TransportPlugin)(nil)

@@ -41,6 +41,15 @@ func TestRemoteConformance(t *testing.T) {
 	})
 }
 
+// TestRemoteConformanceTLS runs the suite with TLS: the endpoint's
+// certificate crosses to the plugin, and the agent's RootCAs stay in the
+// host, which verifies the chains the plugin sees through the broker.
+func TestRemoteConformanceTLS(t *testing.T) {
+	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
+		return remote(t, reftransport.New()), transporttest.Options{TLS: true}
+	})
+}
+
 func TestRemoteInfo(t *testing.T) {
 	r := remote(t, reftransport.New())
 	info := r.Info()

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/plugin/internal/pb"
 )
@@ -18,16 +21,18 @@ import (
 // hands the streams it gets to the hub.
 type server struct {
 	pb.UnimplementedTransportServer
-	impl sdk.Transport
-	hub  *hub
+	impl   sdk.Transport
+	hub    *hub
+	broker *goplugin.GRPCBroker // nil in tests without one
 
 	mu        sync.Mutex
 	next      uint64
 	endpoints map[uint64]sdk.Endpoint
 	sessions  map[uint64]sdk.Session
+	verifiers map[uint32]*grpc.ClientConn // the host's Verifier, by broker id
 }
 
-func newServer(impl sdk.Transport) (*server, error) {
+func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error) {
 	if impl == nil {
 		return nil, errors.New("plugin: Serve: nil transport")
 	}
@@ -38,7 +43,12 @@ func newServer(impl sdk.Transport) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server{impl: impl, hub: h, endpoints: map[uint64]sdk.Endpoint{}, sessions: map[uint64]sdk.Session{}}, nil
+	return &server{
+		impl: impl, hub: h, broker: broker,
+		endpoints: map[uint64]sdk.Endpoint{},
+		sessions:  map[uint64]sdk.Session{},
+		verifiers: map[uint32]*grpc.ClientConn{},
+	}, nil
 }
 
 func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
@@ -101,6 +111,14 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 			}
 			cfg.TLS.Certificates = []tls.Certificate{cert}
 		}
+		if r.VerifierBrokerId != 0 {
+			conn, err := s.verifierConn(r.VerifierBrokerId)
+			if err != nil {
+				return &pb.HandleResponse{Error: toPB(err)}, nil
+			}
+			cfg.TLS.InsecureSkipVerify = true // the host verifies, in VerifyConnection
+			cfg.TLS.VerifyConnection = remoteVerify(conn, r.VerifierToken)
+		}
 	}
 	sess, err := s.impl.Dial(ctx, cfg)
 	if err != nil {
@@ -112,6 +130,24 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 	s.sessions[id] = sess
 	s.mu.Unlock()
 	return &pb.HandleResponse{Id: id}, nil
+}
+
+// verifierConn returns a connection to the host's Verifier.
+func (s *server) verifierConn(id uint32) (*grpc.ClientConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.verifiers[id]; c != nil {
+		return c, nil
+	}
+	if s.broker == nil {
+		return nil, fmt.Errorf("plugin: no broker to reach the host's certificate verifier: %w", sdk.ErrInvalidConfig)
+	}
+	c, err := s.broker.Dial(id)
+	if err != nil {
+		return nil, fmt.Errorf("plugin: reaching the host's certificate verifier: %w", err)
+	}
+	s.verifiers[id] = c
+	return c, nil
 }
 
 func (s *server) endpoint(h *pb.Handle) sdk.Endpoint {

@@ -26,6 +26,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type VerifyRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Token          uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	CertificateDer [][]byte               `protobuf:"bytes,2,rep,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
+	ServerName     string                 `protobuf:"bytes,3,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyRequest) Reset() {
+	*x = VerifyRequest{}
+	mi := &file_transport_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRequest) ProtoMessage() {}
+
+func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
+func (*VerifyRequest) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *VerifyRequest) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *VerifyRequest) GetCertificateDer() [][]byte {
+	if x != nil {
+		return x.CertificateDer
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -34,7 +94,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_transport_proto_msgTypes[0]
+	mi := &file_transport_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +106,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[0]
+	mi := &file_transport_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +119,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{0}
+	return file_transport_proto_rawDescGZIP(), []int{1}
 }
 
 // Error carries an error and the sentinel it wraps, by kind.
@@ -73,7 +133,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +145,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +158,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{1}
+	return file_transport_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Error) GetKind() string {
@@ -128,7 +188,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +200,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +213,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{2}
+	return file_transport_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -194,7 +254,7 @@ type TLSIdentity struct {
 
 func (x *TLSIdentity) Reset() {
 	*x = TLSIdentity{}
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +266,7 @@ func (x *TLSIdentity) String() string {
 func (*TLSIdentity) ProtoMessage() {}
 
 func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +279,7 @@ func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSIdentity.ProtoReflect.Descriptor instead.
 func (*TLSIdentity) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{3}
+	return file_transport_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TLSIdentity) GetCertificateDer() [][]byte {
@@ -252,7 +312,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +324,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +337,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{4}
+	return file_transport_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListenRequest) GetMappingId() string {
@@ -346,13 +406,17 @@ type DialRequest struct {
 	HeartbeatIntervalNs  int64                  `protobuf:"varint,6,opt,name=heartbeat_interval_ns,json=heartbeatIntervalNs,proto3" json:"heartbeat_interval_ns,omitempty"`
 	HeartbeatThresholdNs int64                  `protobuf:"varint,7,opt,name=heartbeat_threshold_ns,json=heartbeatThresholdNs,proto3" json:"heartbeat_threshold_ns,omitempty"`
 	ClientIdentity       *TLSIdentity           `protobuf:"bytes,8,opt,name=client_identity,json=clientIdentity,proto3" json:"client_identity,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// verifier_broker_id, when not zero, is the go-plugin broker id of the
+	// host's Verifier; verifier_token names this dial's TLS config there.
+	VerifierBrokerId uint32 `protobuf:"varint,9,opt,name=verifier_broker_id,json=verifierBrokerId,proto3" json:"verifier_broker_id,omitempty"`
+	VerifierToken    uint64 `protobuf:"varint,10,opt,name=verifier_token,json=verifierToken,proto3" json:"verifier_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DialRequest) Reset() {
 	*x = DialRequest{}
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +428,7 @@ func (x *DialRequest) String() string {
 func (*DialRequest) ProtoMessage() {}
 
 func (x *DialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +441,7 @@ func (x *DialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialRequest.ProtoReflect.Descriptor instead.
 func (*DialRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{5}
+	return file_transport_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DialRequest) GetAddr() string {
@@ -436,6 +500,20 @@ func (x *DialRequest) GetClientIdentity() *TLSIdentity {
 	return nil
 }
 
+func (x *DialRequest) GetVerifierBrokerId() uint32 {
+	if x != nil {
+		return x.VerifierBrokerId
+	}
+	return 0
+}
+
+func (x *DialRequest) GetVerifierToken() uint64 {
+	if x != nil {
+		return x.VerifierToken
+	}
+	return 0
+}
+
 type Handle struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -445,7 +523,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +535,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +548,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{6}
+	return file_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Handle) GetId() uint64 {
@@ -490,7 +568,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +580,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +593,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{7}
+	return file_transport_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HandleResponse) GetId() uint64 {
@@ -544,7 +622,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +634,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +647,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{8}
+	return file_transport_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamResponse) GetTicket() []byte {
@@ -609,7 +687,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +699,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +712,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{9}
+	return file_transport_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ErrorResponse) GetError() *Error {
@@ -656,7 +734,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +746,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +759,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{10}
+	return file_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsResponse) GetSupported() bool {
@@ -716,7 +794,12 @@ var File_transport_proto protoreflect.FileDescriptor
 
 const file_transport_proto_rawDesc = "" +
 	"\n" +
-	"\x0ftransport.proto\x12\x12iofog.transport.v1\"\a\n" +
+	"\x0ftransport.proto\x12\x12iofog.transport.v1\"o\n" +
+	"\rVerifyRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x04R\x05token\x12'\n" +
+	"\x0fcertificate_der\x18\x02 \x03(\fR\x0ecertificateDer\x12\x1f\n" +
+	"\vserver_name\x18\x03 \x01(\tR\n" +
+	"serverName\"\a\n" +
 	"\x05Empty\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
@@ -739,7 +822,7 @@ const file_transport_proto_rawDesc = "" +
 	"\bpasscode\x18\x05 \x01(\tR\bpasscode\x12\x1b\n" +
 	"\tmax_links\x18\x06 \x01(\x05R\bmaxLinks\x124\n" +
 	"\x16heartbeat_threshold_ns\x18\a \x01(\x03R\x14heartbeatThresholdNs\x121\n" +
-	"\x03tls\x18\b \x01(\v2\x1f.iofog.transport.v1.TLSIdentityR\x03tls\"\xd6\x02\n" +
+	"\x03tls\x18\b \x01(\v2\x1f.iofog.transport.v1.TLSIdentityR\x03tls\"\xab\x03\n" +
 	"\vDialRequest\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1a\n" +
 	"\bpasscode\x18\x02 \x01(\tR\bpasscode\x12\x10\n" +
@@ -749,7 +832,10 @@ const file_transport_proto_rawDesc = "" +
 	"\x14insecure_skip_verify\x18\x05 \x01(\bR\x12insecureSkipVerify\x122\n" +
 	"\x15heartbeat_interval_ns\x18\x06 \x01(\x03R\x13heartbeatIntervalNs\x124\n" +
 	"\x16heartbeat_threshold_ns\x18\a \x01(\x03R\x14heartbeatThresholdNs\x12H\n" +
-	"\x0fclient_identity\x18\b \x01(\v2\x1f.iofog.transport.v1.TLSIdentityR\x0eclientIdentity\"\x18\n" +
+	"\x0fclient_identity\x18\b \x01(\v2\x1f.iofog.transport.v1.TLSIdentityR\x0eclientIdentity\x12,\n" +
+	"\x12verifier_broker_id\x18\t \x01(\rR\x10verifierBrokerId\x12%\n" +
+	"\x0everifier_token\x18\n" +
+	" \x01(\x04R\rverifierToken\"\x18\n" +
 	"\x06Handle\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"Q\n" +
 	"\x0eHandleResponse\x12\x0e\n" +
@@ -780,7 +866,9 @@ const file_transport_proto_rawDesc = "" +
 	"\x04Dial\x12\x1f.iofog.transport.v1.DialRequest\x1a\".iofog.transport.v1.HandleResponse\x12O\n" +
 	"\rSessionAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
 	"\vSessionOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
-	"\fSessionClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponseB9Z7github.com/iofog/iofog-connector/sdk/plugin/internal/pbb\x06proto3"
+	"\fSessionClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse2Z\n" +
+	"\bVerifier\x12N\n" +
+	"\x06Verify\x12!.iofog.transport.v1.VerifyRequest\x1a!.iofog.transport.v1.ErrorResponseB9Z7github.com/iofog/iofog-connector/sdk/plugin/internal/pbb\x06proto3"
 
 var (
 	file_transport_proto_rawDescOnce sync.Once
@@ -794,48 +882,51 @@ func file_transport_proto_rawDescGZIP() []byte {
 	return file_transport_proto_rawDescData
 }
 
-var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_transport_proto_goTypes = []any{
-	(*Empty)(nil),          // 0: iofog.transport.v1.Empty
-	(*Error)(nil),          // 1: iofog.transport.v1.Error
-	(*InfoResponse)(nil),   // 2: iofog.transport.v1.InfoResponse
-	(*TLSIdentity)(nil),    // 3: iofog.transport.v1.TLSIdentity
-	(*ListenRequest)(nil),  // 4: iofog.transport.v1.ListenRequest
-	(*DialRequest)(nil),    // 5: iofog.transport.v1.DialRequest
-	(*Handle)(nil),         // 6: iofog.transport.v1.Handle
-	(*HandleResponse)(nil), // 7: iofog.transport.v1.HandleResponse
-	(*StreamResponse)(nil), // 8: iofog.transport.v1.StreamResponse
-	(*ErrorResponse)(nil),  // 9: iofog.transport.v1.ErrorResponse
-	(*StatsResponse)(nil),  // 10: iofog.transport.v1.StatsResponse
+	(*VerifyRequest)(nil),  // 0: iofog.transport.v1.VerifyRequest
+	(*Empty)(nil),          // 1: iofog.transport.v1.Empty
+	(*Error)(nil),          // 2: iofog.transport.v1.Error
+	(*InfoResponse)(nil),   // 3: iofog.transport.v1.InfoResponse
+	(*TLSIdentity)(nil),    // 4: iofog.transport.v1.TLSIdentity
+	(*ListenRequest)(nil),  // 5: iofog.transport.v1.ListenRequest
+	(*DialRequest)(nil),    // 6: iofog.transport.v1.DialRequest
+	(*Handle)(nil),         // 7: iofog.transport.v1.Handle
+	(*HandleResponse)(nil), // 8: iofog.transport.v1.HandleResponse
+	(*StreamResponse)(nil), // 9: iofog.transport.v1.StreamResponse
+	(*ErrorResponse)(nil),  // 10: iofog.transport.v1.ErrorResponse
+	(*StatsResponse)(nil),  // 11: iofog.transport.v1.StatsResponse
 }
 var file_transport_proto_depIdxs = []int32{
-	3,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
-	3,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
-	1,  // 2: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
-	1,  // 3: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
-	1,  // 4: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
-	0,  // 5: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
-	4,  // 6: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
-	6,  // 7: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.Handle
-	6,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
-	6,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
-	6,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	5,  // 11: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	6,  // 12: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	6,  // 13: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	6,  // 14: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
-	2,  // 15: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	7,  // 16: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	8,  // 17: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	8,  // 18: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	9,  // 19: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	10, // 20: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	7,  // 21: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	8,  // 22: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	8,  // 23: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	9,  // 24: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
+	4,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
+	4,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
+	2,  // 2: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
+	2,  // 3: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
+	2,  // 4: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
+	1,  // 5: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
+	5,  // 6: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
+	7,  // 7: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.Handle
+	7,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
+	7,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
+	7,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
+	6,  // 11: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	7,  // 12: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	7,  // 13: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	7,  // 14: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	0,  // 15: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	3,  // 16: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	8,  // 17: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	9,  // 18: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	9,  // 19: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	10, // 20: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	11, // 21: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	8,  // 22: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	9,  // 23: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	9,  // 24: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	10, // 25: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	10, // 26: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	16, // [16:27] is the sub-list for method output_type
+	5,  // [5:16] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -852,9 +943,9 @@ func file_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_proto_rawDesc), len(file_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_transport_proto_goTypes,
 		DependencyIndexes: file_transport_proto_depIdxs,

@@ -466,3 +466,113 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "transport.proto",
 }
+
+const (
+	Verifier_Verify_FullMethodName = "/iofog.transport.v1.Verifier/Verify"
+)
+
+// VerifierClient is the client API for Verifier service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Verifier runs in the host: the plugin asks it to verify the certificate
+// chain a connector presented, against the host's DialConfig.TLS (whose
+// RootCAs cannot be sent across).
+type VerifierClient interface {
+	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+}
+
+type verifierClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewVerifierClient(cc grpc.ClientConnInterface) VerifierClient {
+	return &verifierClient{cc}
+}
+
+func (c *verifierClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Verifier_Verify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// VerifierServer is the server API for Verifier service.
+// All implementations must embed UnimplementedVerifierServer
+// for forward compatibility.
+//
+// Verifier runs in the host: the plugin asks it to verify the certificate
+// chain a connector presented, against the host's DialConfig.TLS (whose
+// RootCAs cannot be sent across).
+type VerifierServer interface {
+	Verify(context.Context, *VerifyRequest) (*ErrorResponse, error)
+	mustEmbedUnimplementedVerifierServer()
+}
+
+// UnimplementedVerifierServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedVerifierServer struct{}
+
+func (UnimplementedVerifierServer) Verify(context.Context, *VerifyRequest) (*ErrorResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedVerifierServer) mustEmbedUnimplementedVerifierServer() {}
+func (UnimplementedVerifierServer) testEmbeddedByValue()                  {}
+
+// UnsafeVerifierServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to VerifierServer will
+// result in compilation errors.
+type UnsafeVerifierServer interface {
+	mustEmbedUnimplementedVerifierServer()
+}
+
+func RegisterVerifierServer(s grpc.ServiceRegistrar, srv VerifierServer) {
+	// If the following call pancis, it indicates UnimplementedVerifierServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Verifier_ServiceDesc, srv)
+}
+
+func _Verifier_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerifierServer).Verify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Verifier_Verify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerifierServer).Verify(ctx, req.(*VerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Verifier_ServiceDesc is the grpc.ServiceDesc for Verifier service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Verifier_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "iofog.transport.v1.Verifier",
+	HandlerType: (*VerifierServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Verify",
+			Handler:    _Verifier_Verify_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "transport.proto",
+}
