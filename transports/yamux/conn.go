@@ -66,12 +66,27 @@ func (s *stream) Write(b []byte) (int, error) {
 	if past(&s.wd) {
 		return 0, os.ErrDeadlineExceeded
 	}
-	n, err := s.st.Write(b)
-	if err != nil && s.closed.Load() {
-		return n, net.ErrClosed
+	// At most maxFrame per yamux frame: yamux bounds each frame write by
+	// its ConnectionWriteTimeout, which a window-sized frame on a slow
+	// link would exceed.
+	var n int
+	for len(b) > 0 {
+		chunk := b[:min(len(b), maxFrame)]
+		m, err := s.st.Write(chunk)
+		n += m
+		b = b[m:]
+		if err != nil {
+			if s.closed.Load() {
+				return n, net.ErrClosed
+			}
+			return n, mapErr(err)
+		}
 	}
-	return n, mapErr(err)
+	return n, nil
 }
+
+// maxFrame is the most one Write puts in a yamux frame.
+const maxFrame = 64 << 10
 
 // CloseWrite implements sdk.CloseWriter: the peer reads io.EOF once it has
 // read everything written; reads here go on.
