@@ -190,7 +190,7 @@ func e2eStartDaemon(t testing.TB, opts e2eOptions) *e2eDaemon {
 		settings[k] = v
 	}
 	d.API = "http://" + d.APIAddr
-	d.Client = &http.Client{Timeout: 20 * time.Second}
+	d.Client = netClient()
 	if opts.TLS {
 		d.CertPEM, d.CertPool = e2eWriteCert(t, dir)
 		d.API = "https://" + d.APIAddr
@@ -217,7 +217,13 @@ func e2eStartDaemon(t testing.TB, opts e2eOptions) *e2eDaemon {
 // waits for its API.
 func (d *e2eDaemon) Start(t testing.TB) {
 	t.Helper()
-	d.cmd = exec.Command(d.Bin, "start", "--config", d.ConfigPath, "--data-dir", d.DataDir)
+	d.startRaw(t, "start", "--config", d.ConfigPath, "--data-dir", d.DataDir)
+}
+
+// startRaw starts the binary with args and waits for the API at d.API.
+func (d *e2eDaemon) startRaw(t testing.TB, args ...string) {
+	t.Helper()
+	d.cmd = exec.Command(d.Bin, args...)
 	d.cmd.Env = append(os.Environ(), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.Logs, d.Logs
 	d.done = make(chan struct{})
@@ -466,3 +472,6 @@ func e2eRun(t testing.TB, env []string, args ...string) (string, int) {
 	t.Fatalf("run %v: %v", args, err)
 	return "", -1
 }
+
+// netClient returns the HTTP client of plain-HTTP daemons.
+func netClient() *http.Client { return &http.Client{Timeout: 20 * time.Second} }
