@@ -12,6 +12,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -357,6 +358,18 @@ func (s *session) get(ctx context.Context, op string, f func(context.Context) (*
 			return nil, ctx.Err()
 		case s.ctx.Err() != nil:
 			return nil, sdk.ErrClosed
+		}
+		// When the connection is gone for good (its end may be noticed a
+		// moment after the call fails), say so in a way callers can test,
+		// errors.Is(err, net.ErrClosed), so they redial at once.
+		wait := time.NewTimer(time.Second)
+		defer wait.Stop()
+		select {
+		case <-s.mc.done():
+			return nil, fmt.Errorf("%s: session %s: connection ended: %w: %w", Name, op, err, net.ErrClosed)
+		case <-wait.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%s: session %s: %w", Name, op, err)
 	}

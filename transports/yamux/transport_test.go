@@ -3,6 +3,7 @@ package yamux_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -78,3 +79,41 @@ func TestManyStreamsOneSession(t *testing.T) {
 	const n = 200
 	checkStreams(t, ctx, ep, s, n)
 }
+
+// TestSessionEndIsErrClosed checks that once the connector closes an idle
+// agent link, the agent's pending Accept fails with an error satisfying
+// errors.Is(err, net.ErrClosed), which tells an agent to redial at once.
+func TestSessionEndIsErrClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := newTestTransport(t)
+	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: listenAddr(t, ep), Passcode: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errc := make(chan error, 1)
+	go func() {
+		c, err := s.Accept(ctx)
+		if c != nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ep.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Session.Accept after the connector closed the link: err = %v, want one wrapping net.ErrClosed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Session.Accept did not return after the connector closed the link")
+	}
+}
+
+func newTestTransport(t *testing.T) sdk.Transport { return newTransport(t) }
