@@ -1,8 +1,200 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
 
-// newAgentCmd is `iofog-connector agent public|private` (issue 3).
+	"github.com/spf13/cobra"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/agent"
+)
+
+// agentFlags are the flags both agent subcommands share.
+type agentFlags struct {
+	connector  string
+	passcode   string
+	transport  string
+	ca         string
+	serverName string
+	pluginDir  string
+	logLevel   string
+	beat       time.Duration
+	threshold  time.Duration
+}
+
+func (f *agentFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.connector, "connector", "", "the connector's agent port, HOST:PORT (the mapping's port1, or port2 for the second side of a private pipe)")
+	fl.StringVar(&f.passcode, "passcode", "", "the mapping's passcode for that port")
+	fl.StringVar(&f.transport, "transport", "tcp", "transport to use: tcp (default, also what legacy agents speak), yamux, quic, or a plugin's name")
+	fl.StringVar(&f.ca, "ca", "", "PEM file with the connector's certificate or CA; enables TLS (omit when the connector runs in dev mode)")
+	fl.StringVar(&f.serverName, "server-name", "", "TLS server name to verify (default: the host of --connector)")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.DurationVar(&f.beat, "heartbeat-interval", 0, "how often idle links beat (default: the transport's)")
+	fl.DurationVar(&f.threshold, "heartbeat-threshold", 0, "drop a link silent this long (default: the transport's)")
+	cmd.MarkFlagRequired("connector")
+	cmd.MarkFlagRequired("passcode")
+}
+
+// dialConfig turns the flags into an sdk.DialConfig.
+func (f *agentFlags) dialConfig(log *slog.Logger) (sdk.DialConfig, error) {
+	if _, _, err := net.SplitHostPort(f.connector); err != nil {
+		return sdk.DialConfig{}, fmt.Errorf("--connector %q: %w", f.connector, err)
+	}
+	cfg := sdk.DialConfig{
+		Addr:               f.connector,
+		Passcode:           f.passcode,
+		HeartbeatInterval:  f.beat,
+		HeartbeatThreshold: f.threshold,
+		Logger:             log,
+	}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return cfg, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("--ca %s: no PEM certificate in it", f.ca)
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, ServerName: f.serverName, MinVersion: tls.VersionTLS12}
+	}
+	return cfg, cfg.Validate()
+}
+
+func (f *agentFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// run sets up logging, signals and the transport, then calls serve.
+func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t sdk.Transport, dial sdk.DialConfig, log *slog.Logger) error) error {
+	log, err := f.logger(cmd)
+	if err != nil {
+		return err
+	}
+	dial, err := f.dialConfig(log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ts, closePlugins, err := loadTransports(ctx, transportOptions{PluginDir: f.pluginDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer closePlugins()
+	t, ok := ts[f.transport]
+	if !ok {
+		names := make([]string, 0, len(ts))
+		for n := range ts {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("--transport %q: unknown; available: %s", f.transport, strings.Join(names, ", "))
+	}
+	return serve(ctx, t, dial, log)
+}
+
+// newAgentCmd is `iofog-connector agent public|private`.
 func newAgentCmd() *cobra.Command {
-	return &cobra.Command{Use: "agent", Short: "Expose a local service through the connector"}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Expose a local service through the connector",
+		Long: `Run the agent side of a mapping: connect to the connector's agent port with
+the mapping's passcode and relay streams to or from a local service.
+
+  public   expose a local service on a public mapping's public port
+  private  one side of a private pipe between two agents
+
+The agent reconnects with exponential backoff and stops cleanly on SIGINT or
+SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newAgentPublicCmd(), newAgentPrivateCmd())
+	return cmd
+}
+
+func newAgentPublicCmd() *cobra.Command {
+	var (
+		f     agentFlags
+		local string
+		pool  int
+	)
+	cmd := &cobra.Command{
+		Use:   "public --connector HOST:PORT --passcode P --local HOST:PORT [--pool N] [--transport NAME] [--ca FILE]",
+		Short: "Expose a local service on a public mapping",
+		Long: `Keep --pool links open to the connector's agent port (the mapping's port1).
+Each public client of the mapping's public port is bound to one link; the
+agent then dials --local at once (so services that speak first, like SSH,
+work) and relays both ways.`,
+		Example: `  iofog-connector agent public --connector connector.example:50000 \
+    --passcode 0b7e... --local 127.0.0.1:8080 --ca server-cert.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if local == "" {
+				return fmt.Errorf("--local is required")
+			}
+			return f.run(cmd, func(ctx context.Context, t sdk.Transport, dial sdk.DialConfig, log *slog.Logger) error {
+				return agent.RunPublic(ctx, t, agent.PublicConfig{Dial: dial, Local: local, Pool: pool, Logger: log})
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&local, "local", "", "the local service to expose, HOST:PORT")
+	cmd.Flags().IntVar(&pool, "pool", agent.DefaultPool, "links kept ready for public clients")
+	return cmd
+}
+
+func newAgentPrivateCmd() *cobra.Command {
+	var (
+		f             agentFlags
+		local, listen string
+		pool          int
+	)
+	cmd := &cobra.Command{
+		Use:   "private --connector HOST:PORT --passcode P (--local HOST:PORT | --listen HOST:PORT) [--transport NAME] [--ca FILE]",
+		Short: "Run one side of a private pipe",
+		Long: `Connect one side of a private mapping (port1 with passcode1, or port2 with
+passcode2). With --local, each stream from the other side is relayed to a
+new connection to that service. With --listen, each local connection
+accepted there is carried over a new stream to the other side.`,
+		Example: `  # side 1, next to the service
+  iofog-connector agent private --connector c.example:50000 --passcode P1 --local 127.0.0.1:5432
+  # side 2, next to the clients
+  iofog-connector agent private --connector c.example:50001 --passcode P2 --listen 127.0.0.1:15432`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (local == "") == (listen == "") {
+				return fmt.Errorf("exactly one of --local and --listen is required")
+			}
+			return f.run(cmd, func(ctx context.Context, t sdk.Transport, dial sdk.DialConfig, log *slog.Logger) error {
+				return agent.RunPrivate(ctx, t, agent.PrivateConfig{
+					Dial: dial, Local: local, Listen: listen, Pool: pool, Logger: log,
+					Ready: func(a net.Addr) { log.Info("listening for local connections", "addr", a.String()) },
+				})
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&local, "local", "", "the local service streams from the other side reach, HOST:PORT")
+	cmd.Flags().StringVar(&listen, "listen", "", "where to accept local connections carried to the other side, HOST:PORT")
+	cmd.Flags().IntVar(&pool, "pool", 1, "links kept ready for streams from the other side (with --local)")
+	return cmd
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/iofog/iofog-connector/plugins"
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/transports/tcp"
 )
 
 // transportOptions is what the registry needs to build transports.
@@ -24,8 +25,13 @@ type transportOptions struct {
 // builtinTransports returns fresh instances of the transports compiled into
 // the binary. The first is the default.
 func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
-	_ = opts
-	return nil, nil // issue 3 adds tcp, issue 5 yamux and quic
+	tcpTransport, err := tcp.New(tcp.Config{}, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("tcp transport: %w", err)
+	}
+	ts := []sdk.Transport{tcpTransport} // tcp first: the default
+	// issue 5 appends yamux and quic here.
+	return ts, nil
 }
 
 // loadTransports returns every transport available: the built-in ones and

@@ -3,7 +3,6 @@ package tcp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -191,9 +190,9 @@ func (s *session) Close() error {
 	return nil
 }
 
-// isRefusal reports whether err means the connector refused the agent.
-func isRefusal(err error) bool {
-	return errors.Is(err, sdk.ErrBadPasscode) || errors.Is(err, sdk.ErrLinkLimit) || errors.Is(err, sdk.ErrIncompatible)
-}
+// Lazy reports that the session makes one connection per stream and never
+// fails as a whole: an error from Accept or Open concerns one link. The
+// agent runner (sdk/agent) keeps such a session across link failures.
+func (s *session) Lazy() bool { return true }
 
 var _ sdk.Session = (*session)(nil)

@@ -1,0 +1,371 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/pipe"
+)
+
+// DefaultPool is how many links [RunPublic] keeps ready when
+// PublicConfig.Pool is zero.
+const DefaultPool = 8
+
+// PublicConfig configures [RunPublic].
+type PublicConfig struct {
+	// Dial reaches the connector: its agent port (Addr), the mapping's
+	// passcode, TLS (nil means plain, the connector's dev mode) and
+	// heartbeat timings. Dial.Logger is ignored; Logger is used.
+	Dial sdk.DialConfig
+	// Local is the host:port of the service to expose. Required.
+	Local string
+	// Pool is how many links wait for public clients at once; a client
+	// that arrives while all are busy waits at the connector. Zero means
+	// DefaultPool.
+	Pool int
+	// LocalDialTimeout bounds each dial of the local service. Zero means
+	// 10 seconds.
+	LocalDialTimeout time.Duration
+	// MinBackoff is the first delay before reconnecting after a failure;
+	// it doubles (with jitter) up to MaxBackoff. Zero means
+	// DefaultMinBackoff.
+	MinBackoff time.Duration
+	// MaxBackoff caps the reconnect delay. Zero means DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// Logger receives the agent's logs. Nil means discard.
+	Logger *slog.Logger
+}
+
+// PrivateConfig configures [RunPrivate]. Exactly one of Local and Listen
+// is set.
+type PrivateConfig struct {
+	// Dial reaches the connector, as in [PublicConfig].
+	Dial sdk.DialConfig
+	// Local, when set, is the host:port of a service dialled for each
+	// stream the other side of the pipe starts.
+	Local string
+	// Listen, when set, is a host:port to listen on locally; each local
+	// connection accepted there is carried over a new stream to the other
+	// side of the pipe.
+	Listen string
+	// Ready, when not nil, is called once with the bound address of the
+	// Listen socket (useful with port 0). Ignored with Local.
+	Ready func(net.Addr)
+	// Pool is how many links wait for streams in Local mode. Zero means 1.
+	Pool int
+	// OpenTimeout bounds how long a local connection waits for its stream
+	// in Listen mode (retrying with backoff) before it is closed. Zero
+	// means 10 seconds.
+	OpenTimeout time.Duration
+	// LocalDialTimeout bounds each dial of the local service. Zero means
+	// 10 seconds.
+	LocalDialTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay, as in
+	// [PublicConfig].
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives the agent's logs. Nil means discard.
+	Logger *slog.Logger
+}
+
+// RunPublic serves a public mapping's agent port with t until ctx is
+// done: it keeps cfg.Pool links ready and relays each client the connector
+// binds to one to a new connection to cfg.Local. Failures (connector
+// unreachable, passcode refused, link limit reached) are logged and
+// retried with exponential backoff and jitter.
+//
+// RunPublic returns nil after ctx is cancelled and every relay has ended,
+// or an error wrapping [sdk.ErrInvalidConfig] at once if cfg is invalid.
+func RunPublic(ctx context.Context, t sdk.Transport, cfg PublicConfig) error {
+	if cfg.Local == "" {
+		return fmt.Errorf("agent: %w: Local is empty", sdk.ErrInvalidConfig)
+	}
+	if cfg.Pool < 0 {
+		return fmt.Errorf("agent: %w: Pool %d is negative", sdk.ErrInvalidConfig, cfg.Pool)
+	}
+	if cfg.Pool == 0 {
+		cfg.Pool = DefaultPool
+	}
+	r, err := newRunner(t, cfg.Dial, cfg.Logger, cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalDialTimeout)
+	if err != nil {
+		return err
+	}
+	r.log = r.log.With("mode", "public", "local", cfg.Local)
+	return r.serveLocal(ctx, cfg.Local, cfg.Pool)
+}
+
+// RunPrivate serves one side of a private mapping with t until ctx is
+// done. With cfg.Local it dials the local service for every stream the
+// other side starts; with cfg.Listen it listens locally and carries each
+// accepted connection over a new stream. Failures are logged and retried
+// with exponential backoff and jitter.
+//
+// RunPrivate returns nil after ctx is cancelled and every relay has ended,
+// an error wrapping [sdk.ErrInvalidConfig] if cfg is invalid, or the error
+// of listening on cfg.Listen.
+func RunPrivate(ctx context.Context, t sdk.Transport, cfg PrivateConfig) error {
+	if (cfg.Local == "") == (cfg.Listen == "") {
+		return fmt.Errorf("agent: %w: exactly one of Local and Listen must be set", sdk.ErrInvalidConfig)
+	}
+	if cfg.Pool < 0 {
+		return fmt.Errorf("agent: %w: Pool %d is negative", sdk.ErrInvalidConfig, cfg.Pool)
+	}
+	if cfg.Pool == 0 {
+		cfg.Pool = 1
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = 10 * time.Second
+	}
+	r, err := newRunner(t, cfg.Dial, cfg.Logger, cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalDialTimeout)
+	if err != nil {
+		return err
+	}
+	if cfg.Local != "" {
+		r.log = r.log.With("mode", "private", "local", cfg.Local)
+		return r.serveLocal(ctx, cfg.Local, cfg.Pool)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("agent: listen: %w", err)
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+	r.log = r.log.With("mode", "private", "listen", ln.Addr().String())
+	return r.serveListen(ctx, ln, cfg.OpenTimeout)
+}
+
+// runner holds what both modes share: the transport, the current session
+// and the relays in flight.
+type runner struct {
+	t           sdk.Transport
+	dial        sdk.DialConfig
+	log         *slog.Logger
+	lo, hi      time.Duration
+	dialTimeout time.Duration
+	wg          sync.WaitGroup
+
+	mu   sync.Mutex
+	sess sdk.Session
+}
+
+func newRunner(t sdk.Transport, dial sdk.DialConfig, log *slog.Logger, lo, hi, dialTimeout time.Duration) (*runner, error) {
+	if t == nil {
+		return nil, fmt.Errorf("agent: %w: no transport", sdk.ErrInvalidConfig)
+	}
+	if err := dial.Validate(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if lo < 0 || hi < 0 {
+		return nil, fmt.Errorf("agent: %w: negative backoff", sdk.ErrInvalidConfig)
+	}
+	if dialTimeout <= 0 {
+		dialTimeout = 10 * time.Second
+	}
+	log = sdk.Logger(log).With(sdk.AttrTransport, t.Name(), sdk.AttrPeer, dial.Addr)
+	dial.Logger = log
+	return &runner{t: t, dial: dial, log: log, lo: lo, hi: hi, dialTimeout: dialTimeout}, nil
+}
+
+// session returns the current session, dialling one (with backoff) when
+// there is none. It fails only when ctx is done.
+func (r *runner) session(ctx context.Context) (sdk.Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := newBackoff(r.lo, r.hi)
+	for r.sess == nil {
+		s, err := r.t.Dial(ctx, r.dial)
+		if err == nil {
+			r.sess = s
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.log.Warn("connecting to the connector failed; retrying", "err", err)
+		if !b.wait(ctx) {
+			return nil, ctx.Err()
+		}
+	}
+	return r.sess, nil
+}
+
+// drop closes s and forgets it if it is still current, so that the next
+// call to session dials anew.
+func (r *runner) drop(s sdk.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess == s {
+		r.sess = nil
+		s.Close()
+	}
+}
+
+func (r *runner) closeSession() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess != nil {
+		r.sess.Close()
+		r.sess = nil
+	}
+}
+
+// lazySession is implemented by sessions that make one network
+// connection per stream and so never fail as a whole (tcp's): an error
+// from their Accept or Open concerns one link, and the session is kept.
+// Any other session is dropped and dialled anew after an error.
+type lazySession interface {
+	Lazy() bool
+}
+
+// sessionDead reports whether err from s means s must be dialled anew.
+func sessionDead(s sdk.Session, err error) bool {
+	if l, ok := s.(lazySession); ok && l.Lazy() {
+		return errors.Is(err, sdk.ErrClosed)
+	}
+	return true
+}
+
+// serveLocal runs pool workers that accept streams and relay each to a
+// new connection to local.
+func (r *runner) serveLocal(ctx context.Context, local string, pool int) error {
+	r.log.Info("agent started", "pool", pool)
+	var workers sync.WaitGroup
+	for range pool {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.acceptLoop(ctx, local)
+		}()
+	}
+	workers.Wait()
+	r.closeSession()
+	r.wg.Wait()
+	r.log.Info("agent stopped")
+	return nil
+}
+
+func (r *runner) acceptLoop(ctx context.Context, local string) {
+	b := newBackoff(r.lo, r.hi)
+	for {
+		s, err := r.session(ctx)
+		if err != nil {
+			return
+		}
+		stream, err := s.Accept(ctx)
+		if ctx.Err() != nil {
+			if stream != nil {
+				stream.Close()
+			}
+			return
+		}
+		if err != nil {
+			lvl := slog.LevelWarn
+			if errors.Is(err, sdk.ErrBadPasscode) || errors.Is(err, sdk.ErrIncompatible) {
+				lvl = slog.LevelError
+			}
+			r.log.Log(ctx, lvl, "agent link failed; retrying", "err", err)
+			if sessionDead(s, err) {
+				r.drop(s)
+			}
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.relayToLocal(ctx, stream, local)
+		}()
+	}
+}
+
+// relayToLocal dials local for stream and joins them.
+func (r *runner) relayToLocal(ctx context.Context, stream net.Conn, local string) {
+	d := net.Dialer{Timeout: r.dialTimeout}
+	lc, err := d.DialContext(ctx, "tcp", local)
+	if err != nil {
+		stream.Close()
+		r.log.Warn("dialling the local service failed; closing the stream", "err", err)
+		return
+	}
+	res, err := pipe.Join(ctx, stream, lc)
+	r.log.Debug("stream ended", "to_local", res.AToB, "from_local", res.BToA, "err", err)
+}
+
+// serveListen carries each local connection accepted on ln over a new
+// stream.
+func (r *runner) serveListen(ctx context.Context, ln net.Listener, openTimeout time.Duration) error {
+	r.log.Info("agent started")
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	b := newBackoff(r.lo, r.hi)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			r.log.Warn("local accept failed; retrying", "err", err)
+			if !b.wait(ctx) {
+				break
+			}
+			continue
+		}
+		b.reset()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.carry(ctx, c, openTimeout)
+		}()
+	}
+	ln.Close()
+	r.wg.Wait()
+	r.closeSession()
+	r.log.Info("agent stopped")
+	return nil
+}
+
+// carry opens a stream for the local connection c, retrying within
+// openTimeout, and joins them.
+func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duration) {
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	b := newBackoff(min(r.lo, 250*time.Millisecond), r.hi)
+	for {
+		s, err := r.session(octx)
+		if err != nil {
+			c.Close()
+			r.log.Warn("no stream for a local connection; closing it", "err", err)
+			return
+		}
+		stream, err := s.Open(octx)
+		if err == nil {
+			cancel()
+			res, err := pipe.Join(ctx, c, stream)
+			r.log.Debug("stream ended", "from_local", res.AToB, "to_local", res.BToA, "err", err)
+			return
+		}
+		if octx.Err() != nil {
+			c.Close()
+			r.log.Warn("no stream for a local connection in time; closing it", "err", err)
+			return
+		}
+		r.log.Warn("opening a stream failed; retrying", "err", err)
+		if sessionDead(s, err) {
+			r.drop(s)
+		}
+		if !b.wait(octx) {
+			c.Close()
+			return
+		}
+	}
+}

@@ -1,0 +1,15 @@
+// Package agent is the agent side of the connector: it exposes a local
+// service through a mapping, over any [sdk.Transport].
+//
+//   - [RunPublic] serves the agent port of a public mapping: it keeps a
+//     pool of links ready and, for each public client the connector binds
+//     to one, dials the local service and relays both ways.
+//   - [RunPrivate] serves one side of a private mapping: either it dials a
+//     local service for each stream that arrives (like RunPublic), or it
+//     listens locally and carries each accepted local connection over a
+//     new stream to the other side.
+//
+// Both reconnect with exponential backoff and jitter, log with the
+// injected slog.Logger, and return nil once their context is cancelled,
+// after every relay they started has ended.
+package agent
