@@ -34,7 +34,10 @@ type benchConfig struct {
 	AddsEight  int // mapping adds per repeat, 8 clients
 	StartMaps  int // mappings stored for the start-time test
 	GoBench    bool
-	GoBenchArg []string
+	// OnlyControl skips every anchor (development of the control-plane
+	// measurement).
+	OnlyControl bool
+	GoBenchArg  []string
 }
 
 // Port pools of the daemons the harness starts: all below the kernel's
@@ -200,7 +203,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	for rep := range cfg.Repeats {
 		for _, name := range res.order {
 			a := res.anchors[name]
-			if a.skip != "" || ctx.Err() != nil {
+			if a.skip != "" || ctx.Err() != nil || cfg.OnlyControl {
 				continue
 			}
 			log.Info("measuring", "anchor", name, "repeat", rep+1)
@@ -209,7 +212,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	}
 	for _, name := range res.order {
 		a := res.anchors[name]
-		if a.skip != "" || len(a.pids()) == 0 || ctx.Err() != nil {
+		if a.skip != "" || len(a.pids()) == 0 || ctx.Err() != nil || cfg.OnlyControl {
 			continue
 		}
 		log.Info("profiling", "anchor", name)

@@ -74,6 +74,8 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 	out := fs.String("out", "BENCHMARKS.md", "report path")
 	pool := fs.Int("pool", 0, "agent --pool (0: the agent's default)")
 	hold := fs.String("hold", "", "comma-separated held-connection counts (default 1000,5000,9000; quick 200,1000)")
+	startMaps := fs.Int("start-mappings", 0, "mappings stored for the start-time test (default 10000, quick 1000)")
+	only := fs.String("only", "", "development: \"control\" measures only the control plane")
 	gobench := fs.Bool("gobench", true, "also run the Go benchmarks of core, sdk, transports, plugins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -96,6 +98,10 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 		cfg.GoBenchArg = []string{"-count", "1", "-benchtime", "100ms"}
 		cfg.Command = "make bench-quick   # = connector-bench run " + strings.Join(args, " ")
 	}
+	if *startMaps > 0 {
+		cfg.StartMaps = *startMaps
+	}
+	cfg.OnlyControl = *only == "control"
 	if *repeats > 0 {
 		cfg.Repeats = *repeats
 	}

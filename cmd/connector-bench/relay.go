@@ -77,12 +77,13 @@ func newDaemon(cl *cleanup, log *slog.Logger, opts daemonOptions) (*daemon, erro
 		ports = controlPorts
 	}
 	settings := map[string]any{
-		"ports":   []string{ports},
-		"exclude": []string{},
-		"broker":  12345,
-		"address": "127.0.0.1",
-		"dev":     opts.Dev,
-		"api":     api,
+		"ports":       []string{ports},
+		"exclude":     []string{},
+		"broker":      12345,
+		"address":     "127.0.0.1",
+		"dev":         opts.Dev,
+		"api-address": api,
+		"bind":        "127.0.0.1",
 	}
 	if opts.Transport != "" {
 		settings["transport"] = opts.Transport
