@@ -7,7 +7,9 @@ import (
 
 	"github.com/iofog/iofog-connector/plugins"
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/transports/quic"
 	"github.com/iofog/iofog-connector/transports/tcp"
+	"github.com/iofog/iofog-connector/transports/yamux"
 )
 
 // transportOptions is what the registry needs to build transports.
@@ -30,7 +32,17 @@ func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
 		return nil, fmt.Errorf("tcp transport: %w", err)
 	}
 	ts := []sdk.Transport{tcpTransport} // tcp first: the default
-	// issue 5 appends yamux and quic here.
+	yamuxTransport, err := yamux.New(yamux.Config{}, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("yamux transport: %w", err)
+	}
+	// quic keeps its dev-mode TLS identity in the data dir, so agents can
+	// trust it across restarts (--ca <data dir>/quic-identity.crt).
+	quicTransport, err := quic.New(quic.Config{IdentityDir: opts.DataDir}, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("quic transport: %w", err)
+	}
+	ts = append(ts, yamuxTransport, quicTransport)
 	return ts, nil
 }
 
