@@ -46,9 +46,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusInsufficientStorage {
 		msg = "No enough available ports: " + msg
 	}
-	if code >= 500 {
+	switch {
+	case code == http.StatusInsufficientStorage || code == http.StatusServiceUnavailable:
+		s.log.Warn("api request refused", "path", r.URL.Path, "status", code, "err", err)
+	case code >= 500:
 		s.log.Error("api request failed", "path", r.URL.Path, "status", code, "err", err)
-	} else {
+	default:
 		s.log.Debug("api request refused", "path", r.URL.Path, "status", code, "err", err)
 	}
 	s.reply(w, code, map[string]any{"status": "error", "errormessage": msg})
