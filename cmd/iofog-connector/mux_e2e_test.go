@@ -217,8 +217,13 @@ func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport,
 	}
 	b, _ := json.Marshal(st)
 	t.Logf("status: %s", b)
-	if !strings.Contains(string(b), `"`+transport+`"`) {
-		t.Errorf("status of a %s mapping does not name its transport: %s", transport, b)
+	if got, _ := st["transport"].(string); got != transport {
+		t.Errorf("status of a %s mapping names transport %q: %s", transport, got, b)
+	}
+	// One agent with --pool 1 is one session, however many clients it
+	// carried.
+	if links, ok := st["links"].(float64); !ok || links != 1 {
+		t.Errorf("status shows links = %v after 200 clients over one agent session, want 1: %s", st["links"], b)
 	}
 	if !daemon.alive() {
 		t.Fatalf("daemon exited:\n%s", daemon.out.String())
