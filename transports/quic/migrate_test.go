@@ -71,9 +71,21 @@ func TestMigration(t *testing.T) {
 	defer c2.Close()
 	defer a2.Close()
 	echo(t, c2, a2, "after the move, new stream")
-	if got := c2.RemoteAddr().String(); got != pc.LocalAddr().String() {
-		t.Errorf("connector sees the agent at %s after the move, want the new socket %s (old %s)", got, pc.LocalAddr(), oldAddr)
+	// The connector adopts the new peer address once it has validated the
+	// new path, which may take a few more packets.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := connectorPeer(ep)
+		if got == pc.LocalAddr().String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connector sees the agent at %s after the move, want the new socket %s (old %s)", got, pc.LocalAddr(), oldAddr)
+		}
+		echo(t, c2, a2, "waiting for the connector to adopt the new path")
+		time.Sleep(50 * time.Millisecond)
 	}
+	echo(t, c, a, "after the connector adopted the new path")
 }
 
 func pair(ctx context.Context, t *testing.T, ep *endpoint, s sdk.Session) (net.Conn, net.Conn) {
@@ -114,4 +126,14 @@ func echo(t *testing.T, c, a net.Conn, msg string) {
 			t.Fatalf("%s: read %q", msg, buf)
 		}
 	}
+}
+
+// connectorPeer returns the agent address the endpoint's only link sees.
+func connectorPeer(ep *endpoint) string {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for l := range ep.links {
+		return l.mc.(*qmux).c.RemoteAddr().String()
+	}
+	return ""
 }
