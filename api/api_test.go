@@ -87,6 +87,8 @@ func TestAddBadInputs(t *testing.T) {
 		{"zero limit", `{"type":"public","maxconnections":0,"heartbeatabsencethreshold":1}`, "maxconnections"},
 		{"negative threshold", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":-5}`, "heartbeatabsencethreshold"},
 		{"private missing port2", `{"type":"private","maxconnectionsport1":1,"heartbeatabsencethresholdport1":1,"heartbeatabsencethresholdport2":1}`, "maxconnectionsport2"},
+		{"id too long", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"id":"` + strings.Repeat("a", 200) + `"}`, "id"},
+		{"id with space", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"id":"a b"}`, "id"},
 		{"transport not string", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"transport":5}`, "transport"},
 	}
 	for _, tt := range tests {

@@ -33,6 +33,9 @@ func parseMapping(raw string) (core.AddRequest, error) {
 	if req.ID, err = p.str("id", false); err != nil {
 		return req, err
 	}
+	if len(req.ID) > 128 || strings.ContainsFunc(req.ID, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+		return req, fmt.Errorf("%w: id must be at most 128 printable characters without spaces", ErrBadRequest)
+	}
 	if req.Transport, err = p.str("transport", false); err != nil {
 		return req, err
 	}

@@ -77,6 +77,10 @@ type live struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	down     error // set when the mapping could not be reopened
+	// ownsPorts is false for a restored mapping whose ports could not be
+	// reserved (another stored mapping holds them): Remove must not
+	// release them.
+	ownsPorts bool
 }
 
 // New returns a manager. It does not open anything until [Manager.Add] or
@@ -148,7 +152,7 @@ func (m *Manager) Add(ctx context.Context, req AddRequest) (Mapping, error) {
 		mp.Passcode2 = passcode.New()
 		mp.MaxConns2, mp.Heartbeat2 = req.MaxConnections2, req.Heartbeat2
 	}
-	lv := &live{m: mp}
+	lv := &live{m: mp, ownsPorts: true}
 	var err error
 	mp.Port1, err = m.bindFree(func(p int) error { return m.openSide(ctx, lv, tr, 1, p) })
 	if err != nil {
@@ -361,8 +365,10 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("core: store removal of %s: %w", id, err)
 	}
 	m.closeLive(lv)
-	m.cfg.Ports.Release(lv.m.Port1)
-	m.cfg.Ports.Release(lv.m.Port2)
+	if lv.ownsPorts {
+		m.cfg.Ports.Release(lv.m.Port1)
+		m.cfg.Ports.Release(lv.m.Port2)
+	}
 	m.log.Info("mapping removed", sdk.AttrMappingID, id, "port1", lv.m.Port1, "port2", lv.m.Port2)
 	return nil
 }

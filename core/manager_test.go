@@ -330,3 +330,124 @@ func TestConcurrentAddsGetDistinctPorts(t *testing.T) {
 		t.Fatalf("%d ports in use, want 32", len(seen))
 	}
 }
+
+// TestRestoreKeepsUnopenableMappings: a stored mapping whose port another
+// process now holds is kept (shown down, removable); one outside the
+// shrunk pool is reopened anyway.
+func TestRestoreKeepsUnopenableMappings(t *testing.T) {
+	dir := t.TempDir()
+	pool := freePorts(t, 6)
+	f := newFixture(t, dir, pool)
+	a, err := f.m.Add(ctx(t), AddRequest{Type: TypePublic, MaxConnections1: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.m.Add(ctx(t), AddRequest{Type: TypePublic, MaxConnections1: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.close()
+	held, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
+	st, stored, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The new pool no longer holds b's ports.
+	var smaller []int
+	for _, p := range pool {
+		if p != b.Port1 && p != b.Port2 {
+			smaller = append(smaller, p)
+		}
+	}
+	m, err := New(Config{
+		BindHost: "127.0.0.1", Ports: ports.New(smaller), Store: st,
+		Transports: map[string]sdk.Transport{"test": &listenTransport{}}, DefaultTransport: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Restore(ctx(t), stored); err == nil {
+		t.Fatal("Restore reported no failure with a port held elsewhere")
+	}
+	sa, err := m.Status(a.ID)
+	if err != nil || sa.Down() == "" || sa.Side1.Active {
+		t.Fatalf("mapping on a held port: %+v %v; want it kept and down", sa, err)
+	}
+	sb, err := m.Status(b.ID)
+	if err != nil || sb.Down() != "" {
+		t.Fatalf("mapping outside the pool: %+v %v; want it reopened", sb, err)
+	}
+	e2eDial(t, b.Port2)
+	if err := m.Remove(ctx(t), a.ID); err != nil {
+		t.Fatalf("removing a down mapping: %v", err)
+	}
+	if err := m.Remove(ctx(t), b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.cfg.Ports.Free(); got != len(smaller) {
+		t.Fatalf("free ports after removing both: %d, want %d", got, len(smaller))
+	}
+}
+
+func e2eDial(t *testing.T, port int) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
+	if err != nil {
+		t.Fatalf("port %d not listening: %v", port, err)
+	}
+	c.Close()
+}
+
+// TestRestoreDuplicatePortsDoNotFreeTheOwner: two stored mappings claim
+// the same ports; removing the one that could not reopen leaves the
+// other's ports taken.
+func TestRestoreDuplicatePortsDoNotFreeTheOwner(t *testing.T) {
+	dir := t.TempDir()
+	pool := freePorts(t, 4)
+	st, _, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"first", "second"} {
+		if err := st.Add(ctx(t), store.Mapping{ID: id, Port1: pool[0], Port2: pool[1], MaxConnectionsPort1: 1, PasscodePort1: "p", Type: "public"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	f := &fixture{}
+	st, stored, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f.alloc = ports.New(pool)
+	m, err := New(Config{BindHost: "127.0.0.1", Ports: f.alloc, Store: st,
+		Transports: map[string]sdk.Transport{"test": &listenTransport{}}, DefaultTransport: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_ = m.Restore(ctx(t), stored)
+	var down string
+	for _, s := range m.List() {
+		if s.Down() != "" {
+			down = s.ID
+		}
+	}
+	if down == "" {
+		t.Fatal("no mapping is down although both claim the same ports")
+	}
+	if err := m.Remove(ctx(t), down); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.alloc.Free(); got != 2 {
+		t.Fatalf("free ports %d after removing the duplicate, want 2 (the owner keeps its ports)", got)
+	}
+}

@@ -75,6 +75,7 @@ type Summary struct {
 	PublicMappings int
 	FreePorts      int
 	AgentLinks     int
-	PublicConns    int64
-	Started        time.Time
+	// PublicConns is the number of public clients being relayed.
+	PublicConns int64
+	Started     time.Time
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/iofog/iofog-connector/core/ports"
 	"github.com/iofog/iofog-connector/core/store"
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -48,12 +49,13 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 		name = m.cfg.DefaultTransport
 	}
 	tr := m.cfg.Transports[name]
-	err := m.cfg.Ports.Reserve(mp.Port1)
+	err := m.reserve(mp.ID, mp.Port1)
 	if err == nil {
-		if err = m.cfg.Ports.Reserve(mp.Port2); err != nil {
+		if err = m.reserve(mp.ID, mp.Port2); err != nil {
 			m.cfg.Ports.Release(mp.Port1)
 		}
 	}
+	lv.ownsPorts = err == nil
 	switch {
 	case err != nil:
 		// Not ours to release: the port is outside the pool or taken by
@@ -66,7 +68,7 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 		}
 		if err != nil {
 			m.closeLive(lv)
-			lv = &live{m: mp}
+			lv = &live{m: mp, ownsPorts: true}
 		}
 	}
 	if err != nil {
@@ -83,4 +85,16 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 		return fmt.Errorf("core: restore %s: %w", mp.ID, err)
 	}
 	return nil
+}
+
+// reserve takes a stored mapping's port. A port outside the pool (the
+// settings changed since the mapping was made) is still reopened, since
+// agents know it; it is simply never handed out again.
+func (m *Manager) reserve(id string, port int) error {
+	err := m.cfg.Ports.Reserve(port)
+	if errors.Is(err, ports.ErrNotInPool) {
+		m.log.Warn("stored mapping uses a port outside the configured pool; reopening it anyway", sdk.AttrMappingID, id, sdk.AttrPort, port)
+		return nil
+	}
+	return err
 }

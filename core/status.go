@@ -44,7 +44,9 @@ func (m *Manager) Summary() Summary {
 			s.PublicMappings++
 		}
 		s.AgentLinks += st.Side1.Links + st.Side2.Links
-		s.PublicConns += st.Active
+		if st.Type == TypePublic {
+			s.PublicConns += st.Active
+		}
 	}
 	return s
 }
