@@ -11,8 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// hclogBridge returns an hclog.Logger whose lines go to log: go-plugin logs
-// its own events and each line of the plugin's stderr through it.
+// hclogBridge returns an hclog.Logger whose lines go to log (which names
+// the plugin): go-plugin logs its own events and each line of the plugin's
+// stderr through it.
 func hclogBridge(log *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "plugin",
@@ -61,9 +62,6 @@ func (w *slogWriter) line(b []byte) {
 		level = slog.LevelError
 	}
 	attrs := make([]slog.Attr, 0, len(m))
-	if mod, ok := m["@module"].(string); ok {
-		attrs = append(attrs, slog.String("plugin", mod))
-	}
 	for k, v := range m {
 		if strings.HasPrefix(k, "@") || k == "timestamp" {
 			continue

@@ -95,7 +95,7 @@ func (t *Transport) start(ctx context.Context) error {
 		Cmd:              exec.Command(t.path),
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           hclogBridge(sdk.Logger(t.cfg.Logger)),
+		Logger:           hclogBridge(t.log),
 		StartTimeout:     30 * time.Second,
 	}
 	stderr := &tail{max: 30}

@@ -272,6 +272,10 @@ func pe2eWait(ctx context.Context, what string, f func() error) error {
 		if err = f(); err == nil {
 			return nil
 		}
+		var fatal errFatal
+		if errors.As(err, &fatal) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
@@ -304,68 +308,46 @@ func TestPluginsCommand(t *testing.T) {
 // mapping naming "websocket" is added over REST; our agent (loading the
 // same plugin) serves an echo service through it; checksummed data crosses;
 // the daemon's plugin process is killed mid-transfer; the daemon survives
-// and the mapping serves again; the mapping is removed.
+// and the mapping serves again; the mapping is removed; stopping the daemon
+// stops its plugin.
 func TestPluginE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	bin, pluginDir := pe2eBuild(t)
-	dir := t.TempDir()
-	lo, hi := pe2ePortRange(t, 20)
-	apiAddr := "127.0.0.1:" + strconv.Itoa(pe2eFreePort(t))
-	api := "http://" + apiAddr
-	settings, _ := json.Marshal(map[string]any{
-		"ports":   []string{fmt.Sprintf("%d-%d", lo, hi)},
-		"exclude": []string{},
-		"broker":  12345,
-		"address": "127.0.0.1",
-		"dev":     true,
-		"api":     apiAddr,
+	_, pluginDir := pe2eBuild(t)
+	d := e2eStartDaemon(t, e2eOptions{Settings: map[string]any{
 		"plugins": map[string]any{"dir": pluginDir},
-	})
-	cfgPath := filepath.Join(dir, "iofog-connector.conf")
-	if err := os.WriteFile(cfgPath, settings, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	daemon := pe2eStart(t, bin, "start", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"))
-	if err := pe2eWait(ctx, "daemon status", func() error {
-		if !daemon.alive() {
-			return errors.New("daemon exited")
-		}
-		var st map[string]any
-		return pe2ePost(ctx, api, "/api/v2/status", url.Values{"mappingid": {"all"}}, &st)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	pids := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket")
+		// The mapping names its transport; the default is websocket too,
+		// so this test depends on no built-in transport.
+		"transport": "websocket",
+	}})
+	pids := pe2eChildren(d.PID(), "iofog-transport-websocket")
 	if len(pids) != 1 {
 		t.Fatalf("daemon has %d websocket plugin children (%v), want 1", len(pids), pids)
 	}
-
-	var m struct {
-		Status    string `json:"status"`
-		ID        string `json:"id"`
-		Port1     int    `json:"port1"`
-		Port2     int    `json:"port2"`
-		Passcode1 string `json:"passcode1"`
-	}
-	body := `{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":"websocket"}`
-	if err := pe2ePost(ctx, api, "/api/v2/mapping/add", url.Values{"mapping": {body}}, &m); err != nil {
-		t.Fatalf("mapping/add: %v", err)
-	}
-	if m.Status != "ok" || m.Port1 == 0 || m.Port2 == 0 {
+	m := d.AddMapping(t, `{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":"websocket"}`)
+	if m.Port1 == 0 || m.Port2 == 0 || m.Passcode1 == "" {
 		t.Fatalf("mapping/add answered %+v", m)
 	}
 	echo := pe2eEcho(t)
-	agent := pe2eStart(t, bin, "agent", "public",
-		"--connector", "127.0.0.1:"+strconv.Itoa(m.Port1),
+	agent := pe2eStart(t, d.Bin, "agent", "public",
+		"--connector", d.Addr(m.Port1),
 		"--passcode", m.Passcode1,
 		"--local", echo,
 		"--transport", "websocket",
 		"--plugin-dir", pluginDir)
-	public := "127.0.0.1:" + strconv.Itoa(m.Port2)
+	public := d.Addr(m.Port2)
+	alive := func() error {
+		switch {
+		case !d.Running():
+			return errFatal("the daemon exited")
+		case !agent.alive():
+			return errFatal("the agent exited")
+		}
+		return nil
+	}
 	if err := pe2eWait(ctx, "first checksummed round trip", func() error {
-		if !agent.alive() {
-			return errors.New("agent exited")
+		if err := alive(); err != nil {
+			return err
 		}
 		return pe2eRoundTrip(public, 4<<20, false, nil)
 	}); err != nil {
@@ -404,45 +386,38 @@ func TestPluginE2E(t *testing.T) {
 		t.Fatal("a transfer through a plugin killed mid-way completed intact")
 	}
 	t.Logf("transfer through the killed plugin failed as it should: %v", err)
-	if !daemon.alive() {
+	if !d.Running() {
 		t.Fatalf("the daemon died with its plugin")
 	}
 	// The mapping serves again through a new plugin process.
+	start := time.Now()
 	if err := pe2eWait(ctx, "round trip after the plugin restart", func() error {
-		if !daemon.alive() {
-			return errors.New("daemon exited")
+		if err := alive(); err != nil {
+			return err
 		}
 		return pe2eRoundTrip(public, 4<<20, false, nil)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if now := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket"); len(now) != 1 || now[0] == pids[0] {
+	t.Logf("the mapping served again %v after the plugin was killed", time.Since(start).Round(time.Millisecond))
+	if now := pe2eChildren(d.PID(), "iofog-transport-websocket"); len(now) != 1 || now[0] == pids[0] {
 		t.Errorf("websocket plugin children after restart: %v (killed %d)", now, pids[0])
 	}
-	if out := daemon.out.String(); !strings.Contains(out, "transport plugin died") {
-		t.Errorf("the daemon did not log the plugin's death:\n%s", out)
+	if logs := d.Logs.String(); !strings.Contains(logs, "transport plugin died") || !strings.Contains(logs, "stderr=") {
+		t.Errorf("the daemon did not log the plugin's death with its stderr:\n%s", logs)
 	}
-	var st map[string]any
-	if err := pe2ePost(ctx, api, "/api/v2/status", url.Values{"mappingid": {"all"}}, &st); err != nil {
-		t.Fatalf("status after the restart: %v", err)
+	if code, _, err := d.Post(ctx, "/api/v2/status", url.Values{"mappingid": {"all"}}); err != nil || code != http.StatusOK {
+		t.Fatalf("status after the restart: %d, %v", code, err)
 	}
 
-	var rm map[string]any
-	if err := pe2ePost(ctx, api, "/api/v2/mapping/remove", url.Values{"mappingid": {m.ID}}, &rm); err != nil {
-		t.Fatalf("mapping/remove: %v", err)
-	}
+	d.RemoveMapping(t, m.ID)
 	if err := pe2eRoundTrip(public, 1024, false, nil); err == nil {
 		t.Error("the public port still relays after mapping/remove")
 	}
 
 	// Stopping the daemon stops its plugin.
-	plugin := pe2eChildren(daemon.cmd.Process.Pid, "iofog-transport-websocket")
-	daemon.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-daemon.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not exit within 30s of SIGTERM")
-	}
+	plugin := pe2eChildren(d.PID(), "iofog-transport-websocket")
+	d.Stop(t)
 	for _, pid := range plugin {
 		if err := pe2eWait(ctx, "plugin exit", func() error {
 			if syscall.Kill(pid, 0) == nil {
@@ -457,3 +432,8 @@ func TestPluginE2E(t *testing.T) {
 		}
 	}
 }
+
+// errFatal marks an error pe2eWait must not retry.
+type errFatal string
+
+func (e errFatal) Error() string { return string(e) }
