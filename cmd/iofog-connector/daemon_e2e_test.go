@@ -151,13 +151,16 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 				n := len(acked)
 				mu.Unlock()
 				if n == killAt {
-					d.Kill9(t)
+					_ = d.cmd.Process.Kill() // SIGKILL, by PID; reaped below
 					close(killed)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if d.Running() {
+		d.Kill9(t)
+	}
 	select {
 	case <-killed:
 	default:
