@@ -111,3 +111,5 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config)
 	}
 	return nil
 }
+
+var _ Core = (*core.Manager)(nil)

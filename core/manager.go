@@ -426,3 +426,5 @@ func fromStored(s store.Mapping) Mapping {
 	}
 	return mp
 }
+
+var _ Store = (*store.Store)(nil)
