@@ -49,6 +49,7 @@ type Store struct {
 	mappings map[string]Mapping
 	order    []string // ids in insertion order, with holes for removed ids
 	journal  *os.File
+	size     int64 // bytes of the journal known good
 	records  int
 }
 
@@ -219,7 +220,7 @@ func (s *Store) compact() error {
 		j.Close()
 		return fmt.Errorf("store: journal: %w", err)
 	}
-	s.journal, s.records = j, 0
+	s.journal, s.records, s.size = j, 0, 0
 	return syncDir(s.dir)
 }
 
@@ -358,13 +359,21 @@ func (s *Store) drain() {
 	}
 }
 
+// appendSync appends b to the journal and fsyncs it. On failure it cuts
+// the journal back to its last good length, so that a partial batch (a
+// full disk) cannot sit in the middle of the journal under later records.
 func (s *Store) appendSync(b []byte) error {
-	if _, err := s.journal.Write(b); err != nil {
-		return fmt.Errorf("store: journal write: %w", err)
+	_, err := s.journal.Write(b)
+	if err == nil {
+		err = s.journal.Sync()
 	}
-	if err := s.journal.Sync(); err != nil {
-		return fmt.Errorf("store: journal sync: %w", err)
+	if err != nil {
+		if terr := s.journal.Truncate(s.size); terr == nil {
+			_, _ = s.journal.Seek(s.size, io.SeekStart)
+		}
+		return fmt.Errorf("store: journal append: %w", err)
 	}
+	s.size += int64(len(b))
 	return nil
 }
 
