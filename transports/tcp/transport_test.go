@@ -1,7 +1,9 @@
 package tcp_test
 
 import (
+	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -69,5 +71,59 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("err = %v, want sdk.ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// TestBoundStreamsAreBareTCP: in plain mode both halves hand out the bare
+// *net.TCPConn, with no wrapper, so that a relay between two of them
+// (sdk/pipe, io.Copy) uses splice(2). BENCHMARKS/README record the strace
+// count of splice calls during BenchmarkThroughTransport.
+func TestBoundStreamsAreBareTCP(t *testing.T) {
+	watchdog(t, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr := newTransport(t)
+	for _, mode := range []sdk.Mode{sdk.ModePublic, sdk.ModePrivate} {
+		ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "pc", Mode: mode})
+		s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "pc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		acc := make(chan net.Conn, 1)
+		go func() { c, _ := s.Accept(ctx); acc <- c }()
+		c, err := ep.Open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a := <-acc
+		if a == nil {
+			t.Fatal("Session.Accept failed")
+		}
+		defer a.Close()
+		opened := make(chan net.Conn, 1)
+		go func() { c, _ := s.Open(ctx); opened <- c }()
+		ac, err := ep.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ac.Close()
+		o := <-opened
+		if o == nil {
+			t.Fatal("Session.Open failed")
+		}
+		defer o.Close()
+		for name, conn := range map[string]net.Conn{"Endpoint.Open": c, "Session.Accept": a, "Endpoint.Accept": ac, "Session.Open": o} {
+			if _, ok := conn.(*net.TCPConn); !ok {
+				t.Errorf("%s mode: %s returned %T, want *net.TCPConn", mode, name, conn)
+			}
+		}
+		if st := ep.(sdk.StatsReporter).Stats(); st.Links != 2 || st.Streams != 2 || st.IdleLinks != 0 {
+			t.Errorf("%s mode: Stats() = %+v with two streams handed out, want Links 2, Streams 2, IdleLinks 0", mode, st)
+		}
+		c.Close()
+		ac.Close()
+		waitLinks(t, ep, 0)
 	}
 }
