@@ -26,6 +26,9 @@ type muxConn interface {
 	goAway()
 	// goneAway reports whether the peer said it takes no more streams.
 	goneAway() bool
+	// probe checks that the peer still answers, within ctx; nil when it
+	// does or when the transport cannot tell.
+	probe(ctx context.Context) error
 	close() error
 	done() <-chan struct{}
 }
@@ -81,7 +84,23 @@ func newEndpoint(log *slog.Logger, addr net.Addr, maxLinks int, closeListener fu
 
 // reserve admits one more link, or returns sdk.ErrLinkLimit or
 // sdk.ErrClosed. A successful reserve is followed by add or unreserve.
+//
+// At the limit, idle links whose peer no longer answers a probe are
+// closed first, so that an agent that lost its old connection (a crash,
+// an address change) is let back in at once instead of after the
+// heartbeat threshold.
 func (ep *endpoint) reserve() error {
+	err := ep.tryReserve()
+	if err != sdk.ErrLinkLimit {
+		return err
+	}
+	if ep.reclaim() == 0 {
+		return err
+	}
+	return ep.tryReserve()
+}
+
+func (ep *endpoint) tryReserve() error {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	if ep.closed {
@@ -92,6 +111,46 @@ func (ep *endpoint) reserve() error {
 	}
 	ep.pending++
 	return nil
+}
+
+// reclaimProbe is how long an idle link has to answer when the endpoint is
+// full and another agent knocks.
+const reclaimProbe = 2 * time.Second
+
+// reclaim probes the idle links at once and closes those that do not
+// answer within reclaimProbe; it returns how many it closed.
+func (ep *endpoint) reclaim() int {
+	ep.mu.Lock()
+	var idle []*link
+	for l := range ep.links {
+		if l.streams == 0 {
+			idle = append(idle, l)
+		}
+	}
+	ep.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ep.ctx, reclaimProbe)
+	defer cancel()
+	dead := make(chan *link, len(idle))
+	var wg sync.WaitGroup
+	for _, l := range idle {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.mc.probe(ctx); err != nil {
+				dead <- l
+			}
+		}()
+	}
+	wg.Wait()
+	close(dead)
+	n := 0
+	for l := range dead {
+		ep.log.Info("closing an idle agent session that stopped answering, to admit a new one")
+		l.mc.close()
+		ep.remove(l)
+		n++
+	}
+	return n
 }
 
 func (ep *endpoint) unreserve() {

@@ -458,9 +458,14 @@ func (m *qmux) goAway() {
 	}()
 }
 
-func (m *qmux) goneAway() bool        { return m.away.Load() }
-func (m *qmux) close() error          { return m.c.CloseWithError(codeOK, "closed") }
-func (m *qmux) done() <-chan struct{} { return m.c.Context().Done() }
+func (m *qmux) goneAway() bool { return m.away.Load() }
+
+// probe reports nothing: quic-go has no ping to wait on. A dead QUIC
+// connection ends at its idle timeout, and an agent whose address changed
+// keeps its connection (migration) instead of making a new one.
+func (m *qmux) probe(context.Context) error { return nil }
+func (m *qmux) close() error                { return m.c.CloseWithError(codeOK, "closed") }
+func (m *qmux) done() <-chan struct{}       { return m.c.Context().Done() }
 
 var (
 	_ sdk.Transport   = (*Transport)(nil)

@@ -214,8 +214,24 @@ func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
 	return newStream(st, m.drain), nil
 }
 
-func (m *ymux) goAway()               { m.s.GoAway() }
-func (m *ymux) goneAway() bool        { return m.away.Load() }
+func (m *ymux) goAway()        { m.s.GoAway() }
+func (m *ymux) goneAway() bool { return m.away.Load() }
+
+// probe pings the peer; yamux's Ping has no context, so it runs on and is
+// abandoned when ctx ends first (it ends with the session).
+func (m *ymux) probe(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.s.Ping()
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 func (m *ymux) close() error          { return m.s.Close() }
 func (m *ymux) done() <-chan struct{} { return m.s.CloseChan() }
 
