@@ -24,10 +24,6 @@ type Config struct {
 	// DialTimeout bounds an agent's TCP connect to the connector. Zero
 	// means 10 seconds.
 	DialTimeout time.Duration
-	// AcceptBacklog is how many agent-started streams may wait for
-	// Endpoint.Accept before further ones wait in their handshake. Zero
-	// means 64.
-	AcceptBacklog int
 }
 
 // DefaultConfig returns the defaults, filled in.
@@ -50,9 +46,6 @@ func (c *Config) defaults() {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
-	if c.AcceptBacklog == 0 {
-		c.AcceptBacklog = 64
-	}
 }
 
 // Validate reports whether c can be used, wrapping [sdk.ErrInvalidConfig]
@@ -70,9 +63,6 @@ func (c *Config) Validate() error {
 		if f.d < 0 {
 			return fmt.Errorf("tcp: %w: %s %v is negative", sdk.ErrInvalidConfig, f.name, f.d)
 		}
-	}
-	if c.AcceptBacklog < 0 {
-		return fmt.Errorf("tcp: %w: AcceptBacklog %d is negative", sdk.ErrInvalidConfig, c.AcceptBacklog)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative handshake timeout", tcp.Config{HandshakeTimeout: -time.Second}, false},
 		{"negative bind timeout", tcp.Config{BindTimeout: -time.Second}, false},
 		{"negative sweep", tcp.Config{SweepInterval: -1}, false},
-		{"negative backlog", tcp.Config{AcceptBacklog: -1}, false},
+		{"negative dial timeout", tcp.Config{DialTimeout: -1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tcp.New(tc.cfg, nil)
