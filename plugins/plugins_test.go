@@ -217,3 +217,76 @@ func TestCrashRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestHangRestart stops (SIGSTOP) the plugin process: the supervisor must
+// count it as hung when pings go unanswered, kill it and start another,
+// and the endpoint must serve again.
+func TestHangRestart(t *testing.T) {
+	dir := buildExample(t)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr, err := plugins.Start(ctx, filepath.Join(dir, "iofog-transport-websocket"), plugins.Config{Logger: log, MinBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	pid := tr.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT) // in case it was not killed
+	deadline := time.Now().Add(60 * time.Second)
+	for tr.Pid() == pid || tr.Pid() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hung plugin (pid %d) was not replaced within 60s; logs:\n%s", pid, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "hung") {
+		t.Errorf("the restart was not logged as a hang:\n%s", logs)
+	}
+	// The endpoint serves on the new process.
+	for {
+		s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "secret"})
+		if err == nil {
+			actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+			ach := make(chan net.Conn, 1)
+			go func() {
+				a, _ := s.Accept(actx)
+				ach <- a
+			}()
+			c, err := ep.Open(actx)
+			a := <-ach
+			acancel()
+			if err == nil && a != nil {
+				c.Write([]byte("x"))
+				b := make([]byte, 1)
+				if _, err := io.ReadFull(a, b); err != nil {
+					t.Fatalf("after the restart: %v", err)
+				}
+				c.Close()
+				a.Close()
+				s.Close()
+				return
+			}
+			s.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the endpoint did not serve again after the hang: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -236,7 +237,7 @@ func (t *Transport) Close() error {
 		ep.Close()
 	}
 	if client != nil {
-		client.Kill()
+		kill(client, false)
 	}
 	if remote != nil {
 		os.RemoveAll(filepath.Dir(remote.StreamSocket()))
@@ -276,6 +277,34 @@ func (t *Transport) supervise(ctx context.Context) {
 	}
 }
 
+// kill stops the plugin process and returns its pid. go-plugin's Kill asks
+// the plugin to shut down first, which blocks on a hung process, so a
+// dead or hung plugin (force) gets SIGKILL first, and any plugin that has
+// not gone within 5s gets it anyway.
+func kill(client *goplugin.Client, force bool) int {
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	if force && pid > 0 && !client.Exited() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	done := make(chan struct{})
+	go func() {
+		client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		<-done
+	}
+	return pid
+}
+
 func ping(client *goplugin.Client) error {
 	rpc, err := client.Client()
 	if err != nil {
@@ -302,11 +331,7 @@ func (t *Transport) died(reason string) {
 		eps = append(eps, ep)
 	}
 	t.mu.Unlock()
-	pid := 0
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
-	}
-	client.Kill()
+	pid := kill(client, true)
 	os.RemoveAll(filepath.Dir(remote.StreamSocket()))
 	for _, ep := range eps {
 		ep.setInner(nil)
