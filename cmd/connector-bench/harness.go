@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -465,47 +466,56 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	}
 	time.Sleep(500 * time.Millisecond) // let TIME_WAIT and relay cleanup settle
 	// (4) concurrency and memory.
-	for _, hn := range cfg.HoldNs {
-		if ctx.Err() != nil {
-			return
-		}
-		measureHold(ctx, log, res, a, hn)
-	}
+	measureHold(ctx, log, res, a, cfg.HoldNs)
 }
 
-// measureHold opens hn connections, verifies them, and records RSS.
-func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor, hn int) {
+// measureHold opens connections up to each count of ns in turn (ascending;
+// the connections of one level stay open into the next), verifies each by
+// an echo and records RSS and descriptors against the level before any was
+// opened. All are closed at the end.
+func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor, ns []int) {
 	n := a.name
-	key := fmt.Sprintf("hold %d", hn)
 	before, errB := rssKB(a.pids())
 	fds0, _, errF := fdCount(a.pids())
-	cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	h := holdConns(cctx, a.svc, hn, 64)
-	cancel()
+	var held []net.Conn
 	defer func() {
-		h.close()
-		time.Sleep(time.Second)
+		for _, c := range held {
+			c.Close()
+		}
+		time.Sleep(time.Second) // let the relays notice before the next anchor
 	}()
-	time.Sleep(300 * time.Millisecond)
-	at, errA := rssKB(a.pids())
-	fds1, pipes1, errF1 := fdCount(a.pids())
-	bad := reverify(h.Conns)
-	ok := len(h.Conns) - bad
-	res.add(n, key+" ok", float64(ok))
-	if h.Failed > 0 || bad > 0 {
-		res.note(n, "%s: %d failed to open, %d failed the second echo; first: %v", key, h.Failed, bad, h.FirstErr)
+	failed := 0
+	for _, hn := range ns {
+		key := fmt.Sprintf("hold %d", hn)
+		if ctx.Err() != nil || hn <= len(held)+failed {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		h := holdConns(cctx, a.svc, hn-len(held)-failed, 64)
+		cancel()
+		held = append(held, h.Conns...)
+		failed += h.Failed
+		time.Sleep(300 * time.Millisecond)
+		at, errA := rssKB(a.pids())
+		fds1, pipes1, errF1 := fdCount(a.pids())
+		bad := reverify(held)
+		ok := len(held) - bad
+		res.add(n, key+" ok", float64(ok))
+		if failed > 0 || bad > 0 {
+			res.note(n, "%s: %d failed to open, %d failed the second echo; first: %v", key, failed, bad, h.FirstErr)
+		}
+		if len(a.pids()) == 0 || errB != nil || errA != nil || ok == 0 {
+			continue
+		}
+		res.add(n, key+" rss0", float64(before)/1024)
+		res.add(n, key+" rss", float64(at)/1024)
+		res.add(n, key+" KB/conn", float64(at-before)/float64(ok))
+		if errF == nil && errF1 == nil {
+			res.add(n, key+" fd/conn", float64(fds1-fds0)/float64(ok))
+			res.add(n, key+" pipes", float64(pipes1))
+		}
+		log.Debug("held", "anchor", n, "n", hn, "ok", ok, "rss_kb", at)
 	}
-	if len(a.pids()) == 0 || errB != nil || errA != nil || ok == 0 {
-		return
-	}
-	res.add(n, key+" rss0", float64(before)/1024)
-	res.add(n, key+" rss", float64(at)/1024)
-	res.add(n, key+" KB/conn", float64(at-before)/float64(ok))
-	if errF == nil && errF1 == nil {
-		res.add(n, key+" fd/conn", float64(fds1-fds0)/float64(ok))
-		res.add(n, key+" pipes", float64(pipes1))
-	}
-	log.Debug("held", "anchor", n, "n", hn, "ok", ok, "rss_kb", at)
 }
 
 // cpuOf returns the CPU seconds of pids, NaN on error.

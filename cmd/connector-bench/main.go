@@ -73,7 +73,7 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 	transports := fs.String("transports", "", "comma-separated transports (default: those `iofog-connector plugins` lists)")
 	out := fs.String("out", "BENCHMARKS.md", "report path")
 	pool := fs.Int("pool", 0, "agent --pool (0: the agent's default)")
-	hold := fs.String("hold", "", "comma-separated held-connection counts (default 1000,5000,9000; quick 200,1000)")
+	hold := fs.String("hold", "", "ascending comma-separated held-connection counts (default 1000,5000,9000; quick 200,1000)")
 	startMaps := fs.Int("start-mappings", 0, "mappings stored for the start-time test (default 10000, quick 1000)")
 	only := fs.String("only", "", "development: \"control\" measures only the control plane")
 	gobench := fs.Bool("gobench", true, "also run the Go benchmarks of core, sdk, transports, plugins")

@@ -59,7 +59,7 @@ func renderReport(cfg benchConfig, r *results) string {
 		return []string{r.get(a, "conn/s").format(0), r.get(a, "conn fail").format(0), r.ratio(a, "direct", "conn/s"), r.ratio(a, "haproxy", "conn/s")}
 	})
 
-	w("\n## 4. Concurrency and memory\n\nN connections opened (64 at a time), each verified by an echo, held, verified again by a second echo; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) just before and with all N held. KB per connection = (RSS at N − RSS before) / N held.\n\n")
+	w("\n## 4. Concurrency and memory\n\nConnections are opened 64 at a time up to each N in turn (those of a smaller N stay open into the next), each verified by an echo, held, and all verified again by a second echo at each N; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) before the first connection and with all N held. KB per connection = (RSS at N − RSS before) / N held.\n\n")
 	hdr := []string{"anchor"}
 	for _, n := range cfg.HoldNs {
 		hdr = append(hdr, fmt.Sprintf("%d: held", n), fmt.Sprintf("%d: RSS MB before → at N", n), fmt.Sprintf("%d: KB/conn", n),
