@@ -37,6 +37,7 @@ func TestWalkthroughs(t *testing.T) {
 		{"expose-http", "expose-http/run.sh", ""},
 		{"expose-http/websocket", "expose-http/run.sh", "websocket"},
 		{"private-pipe", "private-pipe/run.sh", ""},
+		{"private-pipe/websocket", "private-pipe/run.sh", "websocket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
