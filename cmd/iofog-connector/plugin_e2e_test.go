@@ -293,6 +293,15 @@ func TestPluginsCommand(t *testing.T) {
 	if !strings.Contains(string(out), "websocket") || !strings.Contains(string(out), "plugin") || !strings.Contains(string(out), "sdk 1.") {
 		t.Fatalf("plugins output lacks the websocket plugin and its version:\n%s", out)
 	}
+	// Without --plugin-dir, plugins.dir of the settings file is used.
+	cfg := filepath.Join(t.TempDir(), "iofog-connector.conf")
+	if err := os.WriteFile(cfg, []byte(`{"plugins":{"dir":"`+pluginDir+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "plugins", "--config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "websocket") {
+		t.Fatalf("plugins --config (plugins.dir): %v\n%s", err, out)
+	}
 	// A plugin built against another protocol version is refused, saying so.
 	bad := filepath.Join(t.TempDir(), "iofog-transport-future")
 	if err := os.WriteFile(bad, []byte("#!/bin/sh\necho '1|99|tcp|127.0.0.1:1|grpc'\nexec sleep 30\n"), 0o755); err != nil {
