@@ -446,3 +446,82 @@ func TestPluginE2E(t *testing.T) {
 type errFatal string
 
 func (e errFatal) Error() string { return string(e) }
+
+// BenchmarkPublicPipe moves bytes one way (public client → agent's local
+// service) through the real daemon and agent binaries, over the built-in
+// tcp transport and over the websocket plugin, so the plugin's cost shows
+// beside a built-in transport. Run:
+//
+//	go test -run XXX -bench PublicPipe -benchtime 3s ./cmd/iofog-connector/
+func BenchmarkPublicPipe(b *testing.B) {
+	pluginDir := filepath.Join(b.TempDir(), "plugins")
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	d := e2eStartDaemon(b, e2eOptions{Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
+	for _, tr := range []string{"tcp", "websocket"} {
+		b.Run(tr, func(b *testing.B) {
+			m := d.AddMapping(b, `{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":"`+tr+`"}`)
+			defer d.RemoveMapping(b, m.ID)
+			// The local service counts what it receives.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan int64, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				n, _ := io.Copy(io.Discard, c)
+				c.Close()
+				got <- n
+			}()
+			agent := exec.Command(d.Bin, "agent", "public", "--connector", d.Addr(m.Port1), "--passcode", m.Passcode1,
+				"--local", ln.Addr().String(), "--transport", tr, "--plugin-dir", pluginDir)
+			if err := agent.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				agent.Process.Signal(syscall.SIGTERM)
+				agent.Wait()
+			}()
+			var c net.Conn
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				// The first byte reaching the service proves the link.
+				if c, err = net.Dial("tcp", d.Addr(m.Port2)); err == nil {
+					if _, err = c.Write([]byte{0}); err == nil {
+						break
+					}
+					c.Close()
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("no public connection: %v", err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			buf := make([]byte, 64<<10)
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c.(*net.TCPConn).CloseWrite()
+			select {
+			case n := <-got:
+				if n != int64(b.N*len(buf))+1 {
+					b.Fatalf("the service got %d bytes, want %d", n, b.N*len(buf)+1)
+				}
+			case <-time.After(60 * time.Second):
+				b.Fatal("the service did not see the end of the stream")
+			}
+			b.StopTimer()
+			c.Close()
+		})
+	}
+}
