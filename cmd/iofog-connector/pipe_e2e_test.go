@@ -442,6 +442,26 @@ func TestPipeE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("PrivateLegacyToOurAgent", func(t *testing.T) {
+		// Side 1: our agent in front of the echo; side 2: a legacy agent
+		// (maxconnections 1 each). Three successive exchanges: side 1's
+		// agent gets its link back after each stream ends.
+		m := d.AddMapping(t, e2ePrivateBody)
+		te2eAgent(t, bin, "private", m.Port1, m.Passcode1, "--local", echo)
+		for i := range 3 {
+			if err := pe2eWait(ctx, fmt.Sprintf("legacy side 2 exchange %d", i), func() error {
+				c, err := te2eLegacyDial(d.Addr(m.Port2), m.Passcode2, nil)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				return te2eExact(c, 64<<10)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("PrivateLegacy", func(t *testing.T) {
 		m := d.AddMapping(t, e2ePrivateBody)
 		a, err := te2eLegacyDial(d.Addr(m.Port1), m.Passcode1, nil)

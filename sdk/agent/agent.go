@@ -274,6 +274,11 @@ func (r *runner) acceptLoop(ctx context.Context, local string) {
 			if sessionDead(s, err) {
 				r.drop(s)
 			}
+			if errors.Is(err, sdk.ErrLinkLimit) {
+				// A place frees as soon as a stream ends: poll at the
+				// first delay rather than backing off to the cap.
+				b.reset()
+			}
 			if !b.wait(ctx) {
 				return
 			}
