@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -152,6 +153,7 @@ func TestMuxE2E(t *testing.T) {
 			echo := pe2eEcho(t)
 			t.Run("public", func(t *testing.T) { me2ePublic(ctx, t, bin, api, dataDir, transport, echo, daemon) })
 			t.Run("private", func(t *testing.T) { me2ePrivate(ctx, t, bin, api, dataDir, transport, echo) })
+			t.Run("heartbeat", func(t *testing.T) { me2eHeartbeat(ctx, t, bin, api, dataDir, transport, echo) })
 		})
 	}
 }
@@ -287,5 +289,69 @@ func me2ePrivate(ctx context.Context, t *testing.T, bin, api, dataDir, transport
 				t.Errorf("private agent holds %d TCP connections to port %d, want 1", n, ag.port)
 			}
 		}
+	}
+}
+
+// me2eHeartbeat: with a 3s heartbeat threshold, an agent frozen with
+// SIGSTOP (its process hangs; the network stays up) is dropped by the
+// connector within the threshold (status links returns to 0), and once
+// resumed it redials and serves again.
+func me2eHeartbeat(ctx context.Context, t *testing.T, bin, api, dataDir, transport, echo string) {
+	const threshold = 3 * time.Second
+	body := fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":%d,"transport":%q}`, threshold.Milliseconds(), transport)
+	m := me2eAdd(ctx, t, api, body)
+	agent := pe2eStart(t, bin, append([]string{"agent", "public",
+		"--connector", "127.0.0.1:" + strconv.Itoa(m.Port1),
+		"--passcode", m.Passcode1,
+		"--local", echo,
+		"--transport", transport,
+		"--pool", "1"}, me2eTrustArgs(t, transport, dataDir)...)...)
+	public := "127.0.0.1:" + strconv.Itoa(m.Port2)
+	if err := pe2eWait(ctx, "round trip", func() error {
+		if !agent.alive() {
+			return errors.New("agent exited:\n" + agent.out.String())
+		}
+		return pe2eRoundTrip(public, 64<<10, false, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	links := func() float64 {
+		var st map[string]any
+		if err := pe2ePost(ctx, api, "/api/v2/status", url.Values{"mappingid": {m.ID}}, &st); err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		n, _ := st["links"].(float64)
+		return n
+	}
+	if n := links(); n != 1 {
+		t.Fatalf("links = %v before freezing the agent, want 1", n)
+	}
+	pid := agent.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	for links() != 0 {
+		if time.Since(start) > threshold+5*time.Second {
+			t.Fatalf("the connector still holds the frozen agent's session %v after freezing it (threshold %v)", time.Since(start).Round(time.Millisecond), threshold)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("frozen agent dropped after %v (threshold %v)", time.Since(start).Round(time.Millisecond), threshold)
+	syscall.Kill(pid, syscall.SIGCONT)
+	resumed = true
+	if err := pe2eWait(ctx, "round trip after the agent resumed", func() error {
+		if !agent.alive() {
+			return errors.New("agent exited:\n" + agent.out.String())
+		}
+		return pe2eRoundTrip(public, 64<<10, false, nil)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
