@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -528,4 +529,63 @@ func TestPipeE2ETLS(t *testing.T) {
 		t.Fatalf("legacy agent over TLS: %v", err)
 	}
 	lc.Close()
+}
+
+// TestPipeE2ESplice shows that the relays splice: strace counts the
+// splice(2) calls of the daemon and of our agent while one 64 MiB stream
+// crosses a public pipe, and each must make some. It needs strace (and
+// ptrace rights); without them it is skipped, saying so.
+func TestPipeE2ESplice(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace not installed: splice is not observable here")
+	}
+	te2eWatchdog(t, 2*time.Minute)
+	d := e2eStartDaemon(t, e2eOptions{Ports: 4})
+	echo := pe2eEcho(t)
+	m := d.AddMapping(t, e2ePublicBody)
+	agent := te2eAgent(t, d.Bin, "public", m.Port1, m.Passcode1, "--local", echo, "--pool", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pe2eWait(ctx, "agent ready", func() error { return pe2eRoundTrip(d.Addr(m.Port2), 1024, false, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	type traced struct {
+		name string
+		cmd  *exec.Cmd
+		out  *pe2eBuffer
+	}
+	var ts []traced
+	for name, pid := range map[string]int{"daemon": d.PID(), "agent": agent.cmd.Process.Pid} {
+		out := &pe2eBuffer{}
+		cmd := exec.Command(strace, "-f", "-c", "-e", "trace=splice", "-p", strconv.Itoa(pid))
+		cmd.Stderr, cmd.Stdout = out, out
+		if err := cmd.Start(); err != nil {
+			t.Skipf("strace cannot start: %v", err)
+		}
+		ts = append(ts, traced{name, cmd, out})
+	}
+	time.Sleep(500 * time.Millisecond) // let strace attach
+	if err := pe2eRoundTrip(d.Addr(m.Port2), 64<<20, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range ts {
+		tr.cmd.Process.Signal(os.Interrupt) // strace prints its summary on SIGINT
+		tr.cmd.Wait()
+		out := tr.out.String()
+		if strings.Contains(out, "Operation not permitted") {
+			t.Skipf("strace may not attach here (ptrace): %s", out)
+		}
+		calls := 0
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 5 && f[len(f)-1] == "splice" {
+				calls, _ = strconv.Atoi(f[3])
+			}
+		}
+		t.Logf("%s: %d splice calls for a 64 MiB round trip", tr.name, calls)
+		if calls == 0 {
+			t.Errorf("the %s made no splice(2) call while relaying 64 MiB each way; strace said:\n%s", tr.name, out)
+		}
+	}
 }
