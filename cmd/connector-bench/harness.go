@@ -68,8 +68,15 @@ type anchor struct {
 	skip      string // non-empty: not measured, and why
 }
 
-// pids returns every relay PID of the anchor.
-func (a *anchor) pids() []int { return append(append([]int(nil), a.hop1...), a.hop2...) }
+// pids returns every relay PID of the anchor, with the processes they
+// started (transport plugins).
+func (a *anchor) pids() []int {
+	return withDescendants(append(append([]int(nil), a.hop1...), a.hop2...))
+}
+
+// hop1Pids and hop2Pids return one hop's PIDs with their descendants.
+func (a *anchor) hop1Pids() []int { return withDescendants(a.hop1) }
+func (a *anchor) hop2Pids() []int { return withDescendants(a.hop2) }
 
 // results is every measured value, by anchor then metric, one per repeat.
 type results struct {
@@ -355,7 +362,7 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 	}
 	a.svc = newDialer(publicAddr(m), tlsCfg)
 	if err := warmUp(ctx, a.svc); err != nil {
-		a.skip = "pipe does not echo: " + err.Error() + ": agent: " + ag.out.String() + " daemon: " + d.proc.out.String()
+		a.skip = "pipe does not echo: " + err.Error() + "; agent log ends: " + tail(ag.out.String(), 400) + "; daemon log ends: " + tail(d.proc.out.String(), 200)
 		return a
 	}
 	if iperfAddr != "" && dev {
@@ -373,6 +380,14 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 		}
 	}
 	return a
+}
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
 }
 
 // warmUp retries an echo through the pipe for up to 10 s.
@@ -408,7 +423,7 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	gb := func(b int64) float64 { return float64(b) / 1e9 }
 	// (1) and (5): bulk throughput with our tool, and CPU per GB.
 	for _, bc := range bulkCases {
-		c0, c1, c2 := cpuOf(a.pids()), cpuOf(a.hop1), cpuOf(a.hop2)
+		c0, c1, c2 := cpuOf(a.pids()), cpuOf(a.hop1Pids()), cpuOf(a.hop2Pids())
 		cctx, cancel := context.WithTimeout(ctx, cfg.BulkDur+20*time.Second)
 		r, err := bulk(cctx, a.svc, bc.streams, cfg.BulkDur, bc.download)
 		cancel()
@@ -420,9 +435,9 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		res.add(n, "bulk "+bc.key, r.bitsPerSec()/1e9)
 		if len(a.pids()) > 0 && r.Bytes > 0 {
 			res.add(n, "cpu/GB "+bc.key, (cpuOf(a.pids())-c0)/gb(r.Bytes))
-			res.add(n, "cpu/GB hop1 "+bc.key, (cpuOf(a.hop1)-c1)/gb(r.Bytes))
+			res.add(n, "cpu/GB hop1 "+bc.key, (cpuOf(a.hop1Pids())-c1)/gb(r.Bytes))
 			if len(a.hop2) > 0 {
-				res.add(n, "cpu/GB hop2 "+bc.key, (cpuOf(a.hop2)-c2)/gb(r.Bytes))
+				res.add(n, "cpu/GB hop2 "+bc.key, (cpuOf(a.hop2Pids())-c2)/gb(r.Bytes))
 			}
 		}
 	}

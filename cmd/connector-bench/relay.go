@@ -233,8 +233,8 @@ func (d *daemon) startAgent(ctx context.Context, m mapping, local string, ao age
 	if ao.Transport != "" {
 		args = append(args, "--transport", ao.Transport)
 	}
-	if d.caFile != "" {
-		args = append(args, "--ca", d.caFile)
+	if ca := d.agentCA(ao.Transport); ca != "" {
+		args = append(args, "--ca", ca)
 	}
 	if ao.PluginDir != "" {
 		args = append(args, "--plugin-dir", ao.PluginDir)
@@ -254,6 +254,19 @@ func (d *daemon) startAgent(ctx context.Context, m mapping, local string, ao age
 		time.Sleep(50 * time.Millisecond)
 	}
 	return c, nil
+}
+
+// agentCA returns the certificate an agent of transport must trust: the
+// server certificate in TLS mode; in dev mode the quic transport's own
+// identity, which it keeps in the data dir (QUIC always encrypts).
+func (d *daemon) agentCA(transport string) string {
+	if d.caFile != "" {
+		return d.caFile
+	}
+	if p := filepath.Join(d.dataDir, "quic-identity.crt"); transport == "quic" && fileExists(p) {
+		return p
+	}
+	return ""
 }
 
 // publicAddr is where public clients reach mapping m.

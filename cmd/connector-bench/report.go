@@ -77,7 +77,7 @@ func renderReport(cfg benchConfig, r *results) string {
 		return row
 	})
 
-	w("\n## 5. CPU cost of the relay's own processes\n\nCPU time (utime+stime from /proc/PID/stat) of the relay processes during the runs above. hop 1 is haproxy or the connector daemon, hop 2 the agent.\n\n")
+	w("\n## 5. CPU cost of the relay's own processes\n\nCPU time (utime+stime from /proc/PID/stat) of the relay processes during the runs above. hop 1 is haproxy or the connector daemon, hop 2 the agent; each with the processes it started (transport plugins), which also count in RSS.\n\n")
 	table(&b, []string{"anchor", "CPU-s/GB 1↑", "hop 1", "hop 2", "CPU-s/GB 8↑", "CPU-s/GB 1↓", "CPU-µs per new connection"}, measured, func(a string) []string {
 		return []string{r.get(a, "cpu/GB 1↑").format(2), r.get(a, "cpu/GB hop1 1↑").format(2), r.get(a, "cpu/GB hop2 1↑").format(2),
 			r.get(a, "cpu/GB 8↑").format(2), r.get(a, "cpu/GB 1↓").format(2), r.get(a, "cpu µs/conn").format(0)}
@@ -175,8 +175,8 @@ func orNA(s, na string) string {
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ⏎ ")
 	s = strings.ReplaceAll(s, "|", "\\|")
-	if len(s) > 600 {
-		s = s[:600] + "…"
+	if len(s) > 900 {
+		s = s[:900] + "…"
 	}
 	return s
 }

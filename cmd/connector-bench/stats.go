@@ -230,3 +230,48 @@ func parseGoBench(out string) []benchLine {
 	}
 	return res
 }
+
+// parsePPid returns the parent PID in a /proc/PID/stat line.
+func parsePPid(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errNoField
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, errNoField
+	}
+	return strconv.Atoi(f[1])
+}
+
+// withDescendants returns pids and every live descendant of them (the
+// transport plugin processes a daemon or agent starts), so their CPU and
+// memory count as the relay's.
+func withDescendants(pids []int) []int {
+	if len(pids) == 0 {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return pids
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if pp, err := parsePPid(b); err == nil {
+			children[pp] = append(children[pp], pid)
+		}
+	}
+	out := append([]int(nil), pids...)
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,27 @@ websocket  plugin              sdk 0.1.0 (protocol 1)  /x/iofog-transport-websoc
 	}
 	if got := parsePluginsList("error: something\n"); len(got) != 0 {
 		t.Errorf("no header: got %v, want none", got)
+	}
+}
+
+func TestWithDescendants(t *testing.T) {
+	if got, err := parsePPid([]byte("42 (a) b) S 7 42 42")); err != nil || got != 7 {
+		t.Errorf("parsePPid = %d, %v; want 7", got, err)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	got := withDescendants([]int{os.Getpid()})
+	found := false
+	for _, p := range got {
+		found = found || p == cmd.Process.Pid
+	}
+	if !found || got[0] != os.Getpid() {
+		t.Errorf("withDescendants(self) = %v; want self first and child %d included", got, cmd.Process.Pid)
 	}
 }
