@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -333,5 +337,128 @@ func TestDevDefaults(t *testing.T) {
 	}
 	if err := d.Wait(t, 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// restartEchoServer serves a loopback echo service until the test ends.
+func restartEchoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// restartEcho sends size random bytes through addr (TLS when cfg is not nil)
+// and checks they come back unchanged.
+func restartEcho(addr string, cfg *tls.Config, size int) error {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var c net.Conn
+	var err error
+	if cfg != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, cfg)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	want := make([]byte, size)
+	rand.Read(want)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want)
+		errc <- err
+	}()
+	got := make([]byte, size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%d bytes came back different", size)
+	}
+	return nil
+}
+
+// TestPublicPipeSurvivesRestart: a public pipe relays through the real
+// daemon and the real agent, over HTTP/TCP and over HTTPS/TLS; after the
+// daemon restarts, the agent reconnects to the same port with the same
+// passcode and the same public port relays again.
+func TestPublicPipeSurvivesRestart(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			d := e2eStartDaemon(t, e2eOptions{Ports: 10, TLS: useTLS})
+			m := d.AddMapping(t, e2ePublicBody)
+			args := []string{"agent", "public", "--connector", d.Addr(m.Port1), "--passcode", m.Passcode1,
+				"--local", restartEchoServer(t), "--pool", "2"}
+			var clientTLS *tls.Config
+			if useTLS {
+				ca := filepath.Join(d.Dir, "server-cert.pem")
+				args = append(args, "--ca", ca)
+				clientTLS = &tls.Config{RootCAs: d.CertPool}
+			}
+			agentLogs := &e2eBuffer{}
+			agent := exec.Command(d.Bin, args...)
+			agent.Stdout, agent.Stderr = agentLogs, agentLogs
+			agent.Env = os.Environ()
+			if err := agent.Start(); err != nil {
+				t.Fatal(err)
+			}
+			agentDone := make(chan struct{})
+			go func() { agent.Wait(); close(agentDone) }()
+			t.Cleanup(func() {
+				agent.Process.Kill() // by PID: the agent this test started
+				<-agentDone
+				if t.Failed() {
+					t.Logf("agent logs:\n%s", agentLogs.String())
+				}
+			})
+			echo := func(what string) {
+				t.Helper()
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					err := restartEcho(d.Addr(m.Port2), clientTLS, 256<<10)
+					if err == nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: no echo through the public port: %v", what, err)
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			echo("first daemon")
+			d.Stop(t)
+			d.Start(t)
+			echo("after restart")
+			d.RemoveMapping(t, m.ID)
+			if err := restartEcho(d.Addr(m.Port2), clientTLS, 10); err == nil {
+				t.Fatal("public port still relays after remove")
+			}
+		})
 	}
 }
