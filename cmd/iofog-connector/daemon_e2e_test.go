@@ -462,3 +462,75 @@ func TestPublicPipeSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// legacyLink opens an authenticated legacy link (passcode, AUTHORIZED) and
+// returns it, or nil when the connector refused it.
+func legacyLink(t *testing.T, addr, pass string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(pass)); err != nil {
+		c.Close()
+		return nil
+	}
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "AUTHORIZED" {
+		c.Close()
+		return nil
+	}
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+// TestMappingLimitsEnforced: the mapping's maxconnections caps agent links
+// and its heartbeatabsencethreshold closes a silent link, both as given to
+// the API.
+func TestMappingLimitsEnforced(t *testing.T) {
+	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
+	m := d.AddMapping(t, `{"type":"public","maxconnections":2,"heartbeatabsencethreshold":1500}`)
+	addr := d.Addr(m.Port1)
+	var links []net.Conn
+	for range 2 {
+		c := legacyLink(t, addr, m.Passcode1)
+		if c == nil {
+			t.Fatal("link within maxconnections refused")
+		}
+		defer c.Close()
+		links = append(links, c)
+	}
+	if c := legacyLink(t, addr, m.Passcode1); c != nil {
+		c.Close()
+		t.Fatal("a third link was accepted with maxconnections 2")
+	}
+	// The links stay silent: the connector must close them after about
+	// 1.5 s (the watchdog allows 15 s).
+	for i, c := range links {
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		buf := make([]byte, 64)
+		for {
+			_, err := c.Read(buf)
+			if err == nil {
+				continue // a BEAT from the connector
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("silent link %d still open after 15 s with a 1.5 s threshold", i)
+			}
+			break
+		}
+	}
+	// With the silent links gone, a new link fits under the cap again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c := legacyLink(t, addr, m.Passcode1); c != nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no link accepted after the silent ones were closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
