@@ -45,6 +45,7 @@ type settings struct {
 	PublicWaitTimeout time.Duration
 	TLSCert, TLSKey   string
 	LogLevel          slog.Level
+	LogFile           string // empty: stderr
 }
 
 // addConfigFlags declares the flags every daemon-facing command shares.
@@ -150,6 +151,7 @@ func (s *settings) fill(v *viper.Viper) error {
 	if s.LogLevel, err = levelKey(v, "log-level"); err != nil {
 		return err
 	}
+	s.LogFile = v.GetString("log-file")
 	base := filepath.Dir(s.File)
 	s.TLSCert, s.TLSKey = v.GetString("tls-cert"), v.GetString("tls-key")
 	if s.TLSCert == "" {

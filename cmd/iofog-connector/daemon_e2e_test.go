@@ -534,3 +534,21 @@ func TestMappingLimitsEnforced(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestLogFile: with log-file set, the daemon logs there (the legacy layout
+// kept logs under /var/log/iofog-connector).
+func TestLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "iofog-connector.log")
+	d := e2eStartDaemon(t, e2eOptions{Ports: 4, Settings: map[string]any{"log-file": path}})
+	m := d.AddMapping(t, e2ePublicBody)
+	d.Stop(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"iofog-connector started", "mapping added", m.ID, "stopped"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("log file lacks %q:\n%s", want, b)
+		}
+	}
+}
