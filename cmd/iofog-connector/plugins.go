@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -101,7 +100,6 @@ func listTransports(ctx context.Context, cmd *cobra.Command, dir string) error {
 		rows = append(rows, row{info.Name, "plugin", fmt.Sprintf("sdk %s (protocol %d)", info.SDKVersion, info.ProtocolVersion), p})
 		t.Close()
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].kind < rows[j].kind })
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tKIND\tVERSION\tPATH")
 	for _, r := range rows {
