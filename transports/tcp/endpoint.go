@@ -108,10 +108,7 @@ func (ep *endpoint) release() {
 func (ep *endpoint) admit(raw net.Conn) {
 	defer ep.wg.Done()
 	log := ep.log.With(sdk.AttrPeer, raw.RemoteAddr().String())
-	if tc, ok := raw.(*net.TCPConn); ok {
-		tc.SetKeepAlive(true)
-		tc.SetKeepAlivePeriod(15 * time.Second)
-	}
+	tuneLiveness(raw, ep.threshold)
 	stop := context.AfterFunc(ep.ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	raw.SetDeadline(time.Now().Add(ep.tcfg.HandshakeTimeout))
 	c := raw

@@ -55,7 +55,7 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: s.t.cfg.DialTimeout, KeepAlive: 15 * time.Second}
+	d := net.Dialer{Timeout: s.t.cfg.DialTimeout}
 	raw, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -63,6 +63,7 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("tcp: dial %s: %w", s.cfg.Addr, err)
 	}
+	tuneLiveness(raw, s.threshold)
 	abort := func() { raw.SetDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
 	stop2 := context.AfterFunc(s.ctx, abort)
