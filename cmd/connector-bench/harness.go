@@ -467,6 +467,10 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		res.add(n, "p50", us(percentile(lr.RTT, 50)))
 		res.add(n, "p99", us(percentile(lr.RTT, 99)))
 		res.add(n, "p99.9", us(percentile(lr.RTT, 99.9)))
+		res.add(n, "round trips", float64(len(lr.RTT)))
+		if len(lr.RTT) < cfg.PingN {
+			res.note(n, "latency: only %d of %d round trips fit the %v budget", len(lr.RTT), cfg.PingN, pingBudget)
+		}
 	}
 	// (3) and (5): connection rate and CPU per connection.
 	c0 := cpuOf(a.pids())

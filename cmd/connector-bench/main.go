@@ -89,7 +89,7 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 		Quick: *quick, Repeats: 3, Bin: absBin, Out: *out, RepoDir: repo, Pool: *pool,
 		BulkDur: 2 * time.Second, RateDur: 3 * time.Second, PingN: 10000, Workers: 50,
 		HoldNs: []int{1000, 5000, 9000}, AddsOne: 300, AddsEight: 1000, StartMaps: 10000,
-		GoBench: *gobench, GoBenchArg: []string{"-count", "3"},
+		GoBench: *gobench, GoBenchArg: []string{"-count", "3", "-benchtime", "500ms"},
 		Command: "make bench   # = connector-bench run " + strings.Join(args, " "),
 	}
 	if *quick {
