@@ -51,7 +51,11 @@ func e2eBinary(t testing.TB) string {
 			return
 		}
 		e2eBuild.path = filepath.Join(dir, "iofog-connector")
-		out, err := exec.Command("go", "build", "-o", e2eBuild.path, ".").CombinedOutput()
+		args := []string{"build", "-o", e2eBuild.path}
+		if e2eRace {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -205,6 +209,9 @@ func e2eStartDaemon(t testing.TB, opts e2eOptions) *e2eDaemon {
 	t.Cleanup(func() {
 		if d.Running() {
 			d.Kill9(t)
+		}
+		if strings.Contains(d.Logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the daemon reported a data race")
 		}
 		if t.Failed() {
 			t.Logf("daemon logs:\n%s", d.Logs.String())
