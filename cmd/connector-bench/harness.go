@@ -35,6 +35,8 @@ type benchConfig struct {
 	AddsEight  int // mapping adds per repeat, 8 clients
 	StartMaps  int // mappings stored for the start-time test
 	GoBench    bool
+	// Profile samples each relay with perf during one bulk upload.
+	Profile bool
 	// OnlyControl skips every anchor (development of the control-plane
 	// measurement).
 	OnlyControl bool
@@ -220,7 +222,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	}
 	for _, name := range res.order {
 		a := res.anchors[name]
-		if a.skip != "" || len(a.pids()) == 0 || ctx.Err() != nil || cfg.OnlyControl {
+		if a.skip != "" || len(a.pids()) == 0 || ctx.Err() != nil || cfg.OnlyControl || !cfg.Profile {
 			continue
 		}
 		log.Info("profiling", "anchor", name)

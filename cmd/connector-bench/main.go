@@ -73,10 +73,10 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 	transports := fs.String("transports", "", "comma-separated transports (default: those `iofog-connector plugins` lists)")
 	out := fs.String("out", "BENCHMARKS.md", "report path")
 	pool := fs.Int("pool", 0, "agent --pool (0: the agent's default)")
-	hold := fs.String("hold", "", "ascending comma-separated held-connection counts (default 1000,5000,9000; quick 200,1000)")
+	hold := fs.String("hold", "", "ascending comma-separated held-connection counts (default 1000,5000,9000; quick 100,500)")
 	startMaps := fs.Int("start-mappings", 0, "mappings stored for the start-time test (default 10000, quick 1000)")
 	only := fs.String("only", "", "development: \"control\" measures only the control plane")
-	gobench := fs.Bool("gobench", true, "also run the Go benchmarks of core, sdk, transports, plugins")
+	gobench := fs.Bool("gobench", true, "also run the Go benchmarks of core, sdk, transports, plugins (quick: off unless given)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,13 +89,17 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 		Quick: *quick, Repeats: 3, Bin: absBin, Out: *out, RepoDir: repo, Pool: *pool,
 		BulkDur: 2 * time.Second, RateDur: 3 * time.Second, PingN: 10000, Workers: 50,
 		HoldNs: []int{1000, 5000, 9000}, AddsOne: 300, AddsEight: 1000, StartMaps: 10000,
-		GoBench: *gobench, GoBenchArg: []string{"-count", "3", "-benchtime", "500ms"},
+		GoBench: *gobench, Profile: true, GoBenchArg: []string{"-count", "3", "-benchtime", "500ms"},
 		Command: "make bench   # = connector-bench run " + strings.Join(args, " "),
 	}
 	if *quick {
 		cfg.Repeats, cfg.BulkDur, cfg.RateDur, cfg.PingN = 1, time.Second, time.Second, 2000
-		cfg.HoldNs, cfg.AddsOne, cfg.AddsEight, cfg.StartMaps = []int{200, 1000}, 50, 200, 1000
+		cfg.HoldNs, cfg.AddsOne, cfg.AddsEight, cfg.StartMaps = []int{100, 500}, 50, 200, 1000
 		cfg.GoBenchArg = []string{"-count", "1", "-benchtime", "100ms"}
+		cfg.Profile = false
+		if !explicit(fs, "gobench") {
+			cfg.GoBench = false
+		}
 		cfg.Command = "make bench-quick   # = connector-bench run " + strings.Join(args, " ")
 	}
 	if *startMaps > 0 {
@@ -124,6 +128,13 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	return runHarness(ctx, log, cfg)
+}
+
+// explicit reports whether the flag name was given on the command line.
+func explicit(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 // cmdLoad runs one load measurement against a service address and prints
