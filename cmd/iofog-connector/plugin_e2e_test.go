@@ -525,3 +525,27 @@ func BenchmarkPublicPipe(b *testing.B) {
 		})
 	}
 }
+
+// TestPluginDiesWithDaemon kills the daemon with SIGKILL, so it cannot stop
+// its plugin: the plugin must notice and exit on its own.
+func TestPluginDiesWithDaemon(t *testing.T) {
+	_, pluginDir := pe2eBuild(t)
+	d := e2eStartDaemon(t, e2eOptions{Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
+	pids := pe2eChildren(d.PID(), "iofog-transport-websocket")
+	if len(pids) != 1 {
+		t.Fatalf("daemon has %d websocket plugin children (%v), want 1", len(pids), pids)
+	}
+	d.Kill9(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := pe2eWait(ctx, "orphaned plugin exit", func() error {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids[0]))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return nil
+		}
+		return fmt.Errorf("plugin %d still running", pids[0])
+	}); err != nil {
+		syscall.Kill(pids[0], syscall.SIGKILL) // the daemon started it; we stand in for it
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"sync/atomic"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -43,6 +44,8 @@ type TransportPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 	// Impl is the transport the plugin serves.
 	Impl sdk.Transport
+
+	srv atomic.Pointer[server] // the plugin side, once GRPCServer ran
 }
 
 // GRPCServer registers the transport's gRPC server (plugin side).
@@ -52,6 +55,7 @@ func (p *TransportPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server
 		return err
 	}
 	pb.RegisterTransportServer(s, srv)
+	p.srv.Store(srv)
 	return nil
 }
 

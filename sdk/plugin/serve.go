@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -20,11 +21,16 @@ import (
 // The binary must be run by a host (the connector or its agent), which
 // sets the handshake environment; run by hand it prints a message saying
 // so and exits.
+//
+// A plugin whose host dies without stopping it (SIGKILL, a crash) notices
+// within a second, because it is re-parented, and exits.
 func Serve(impl sdk.Transport) {
+	tp := &TransportPlugin{Impl: impl}
+	go exitWithParent(os.Getppid(), tp)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		VersionedPlugins: map[int]goplugin.PluginSet{
-			sdk.ProtocolVersion: {PluginName: &TransportPlugin{Impl: impl}},
+			sdk.ProtocolVersion: {PluginName: tp},
 		},
 		GRPCServer: goplugin.DefaultGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -60,4 +66,20 @@ func newHCLogHandler(w io.Writer, level slog.Level) slog.Handler {
 			return a
 		},
 	})
+}
+
+// exitWithParent ends the plugin process once its parent (the host) is
+// gone, removing its stream socket first.
+func exitWithParent(ppid int, tp *TransportPlugin) {
+	for {
+		time.Sleep(time.Second)
+		if os.Getppid() == ppid {
+			continue
+		}
+		pluginLogger().Error("the host process is gone; exiting", "host_pid", ppid)
+		if srv := tp.srv.Load(); srv != nil {
+			srv.hub.Close()
+		}
+		os.Exit(1)
+	}
 }
