@@ -418,6 +418,11 @@ func (s *session) get(ctx context.Context, op string, f func(context.Context) (*
 		case s.ctx.Err() != nil:
 			return nil, sdk.ErrClosed
 		}
+		if s.mc.goneAway() {
+			// The connector takes no more streams on this session: it is
+			// as good as closed, and the agent should redial.
+			return nil, fmt.Errorf("%s: session %s: %w: %w", Name, op, err, net.ErrClosed)
+		}
 		// When the connection is gone for good (its end may be noticed a
 		// moment after the call fails), say so in a way callers can test,
 		// errors.Is(err, net.ErrClosed), so they redial at once.

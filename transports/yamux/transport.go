@@ -137,7 +137,16 @@ func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, y
 		log.Error("starting yamux", "err", err)
 		return
 	}
-	ep.add(&ymux{s: sess, drain: t.cfg.DrainTimeout})
+	// The session's first stream is the control stream: the connector
+	// writes goAwayByte on it when it takes no more streams.
+	ctrl, err := sess.OpenStream()
+	if err != nil {
+		ep.unreserve()
+		sess.Close()
+		log.Debug("agent gone before the control stream", "err", err)
+		return
+	}
+	ep.add(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl})
 }
 
 // Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
@@ -182,14 +191,44 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	return newSession(&ymux{s: sess, drain: t.cfg.DrainTimeout}), nil
+	hctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	ctrl, err := sess.AcceptStreamWithContext(hctx)
+	if err != nil {
+		sess.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: dial %s: no control stream: %w", Name, cfg.Addr, err)
+	}
+	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, awayCh: make(chan struct{})}
+	go m.watch(ctrl)
+	return newSession(m), nil
 }
+
+// goAwayByte, written on the control stream, tells the agent that the
+// connector takes no more streams on this session.
+const goAwayByte = 1
 
 // ymux is a yamux session as a muxConn.
 type ymux struct {
 	s     *hyamux.Session
 	drain time.Duration
 	away  atomic.Bool
+	// ctrl is the connector's end of the control stream; nil on agents.
+	ctrl *hyamux.Stream
+	// awayCh is closed when the connector says go-away; agents only.
+	awayCh chan struct{}
+}
+
+// watch reads the agent's end of the control stream until the connector
+// says go-away or the session ends.
+func (m *ymux) watch(ctrl *hyamux.Stream) {
+	var b [1]byte
+	if n, _ := ctrl.Read(b[:]); n == 1 && b[0] == goAwayByte {
+		m.away.Store(true)
+		close(m.awayCh)
+	}
 }
 
 func (m *ymux) openStream(ctx context.Context) (*stream, error) {
@@ -207,14 +246,43 @@ func (m *ymux) openStream(ctx context.Context) (*stream, error) {
 }
 
 func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
+	if m.awayCh != nil { // an agent: the connector's go-away ends the wait
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-m.awayCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	st, err := m.s.AcceptStreamWithContext(ctx)
 	if err != nil {
+		if m.away.Load() {
+			return nil, errGoAway
+		}
 		return nil, err
 	}
 	return newStream(st, m.drain), nil
 }
 
-func (m *ymux) goAway()        { m.s.GoAway() }
+// errGoAway is returned by an agent's acceptStream once the connector said
+// it takes no more streams.
+var errGoAway = errors.New("yamux: the connector takes no more streams")
+
+// goAway tells the peer to open no more streams: yamux's GoAway, and on
+// the connector the control stream too, since yamux does not surface
+// GoAway to a peer waiting in Accept.
+func (m *ymux) goAway() {
+	if m.ctrl != nil {
+		m.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
+		m.ctrl.Write([]byte{goAwayByte})
+	}
+	m.s.GoAway()
+}
+
 func (m *ymux) goneAway() bool { return m.away.Load() }
 
 // probe pings the peer; yamux's Ping has no context, so it runs on and is
