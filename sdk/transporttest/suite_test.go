@@ -42,7 +42,7 @@ func TestFaulty(t *testing.T) {
 		t.Skip("run by TestSuiteCatchesFaults")
 	}
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return reftransport.NewFaulty(fault), transporttest.Options{Timeout: 40 * time.Second}
+		return reftransport.NewFaulty(fault), transporttest.Options{Timeout: 25 * time.Second}
 	})
 }
 
