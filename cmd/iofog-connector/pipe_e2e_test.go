@@ -523,12 +523,22 @@ func TestPipeE2ETLS(t *testing.T) {
 	if err := pe2eWait(ctx, "TLS public round trip through our agent", func() error { return roundTrip(1 << 20) }); err != nil {
 		t.Fatal(err)
 	}
-	// A legacy agent over TLS serves the same mapping.
-	lc, err := te2eLegacyDial(d.Addr(m.Port1), m.Passcode1, tc)
+	// A legacy agent over TLS serves a mapping of its own, byte-exact.
+	m2 := d.AddMapping(t, e2ePublicBody)
+	lc, err := te2eLegacyDial(d.Addr(m2.Port1), m2.Passcode1, tc)
 	if err != nil {
 		t.Fatalf("legacy agent over TLS: %v", err)
 	}
-	lc.Close()
+	go te2eLegacyServe(lc, echo, 200*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // beats answered over TLS while idle
+	c, err := tls.Dial("tcp", d.Addr(m2.Port2), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := te2eExact(c, 256<<10); err != nil {
+		t.Fatalf("TLS public client through a legacy TLS link: %v", err)
+	}
 }
 
 // TestPipeE2ESplice shows that the relays splice: strace counts the
