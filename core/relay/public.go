@@ -82,12 +82,11 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 	s, err := ep.Open(octx)
 	ocancel()
 	if err != nil {
-		c.Close()
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			cfg.Counters.refuse() // counted before the client can see the close
+			log.Info("public client closed: no agent link", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
 		}
-		cfg.Counters.refuse()
-		log.Info("public client closed: no agent link", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
+		c.Close()
 		return
 	}
 	cfg.Counters.begin()

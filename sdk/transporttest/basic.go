@@ -273,8 +273,8 @@ func tryPair(ctx context.Context, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn
 		}
 	}()
 	c, err = ep.Open(ctx)
-	if err != nil && aerr == nil {
-		cancel()
+	if err != nil {
+		cancel() // unblocks the Accept; its error is read after Wait
 	}
 	wg.Wait()
 	if err != nil || aerr != nil {
