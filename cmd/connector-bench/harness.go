@@ -94,6 +94,8 @@ type results struct {
 	env      envInfo
 	started  time.Time
 	elapsed  time.Duration
+	// interrupted is set when the run was stopped before the end.
+	interrupted bool
 }
 
 func newResults() *results {
@@ -240,14 +242,13 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 		res.gobench = runGoBench(ctx, log, cfg)
 	}
 	res.elapsed = time.Since(res.started)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
+	// An interrupted run still writes what it measured, marked as such.
+	res.interrupted = ctx.Err() != nil
 	if err := os.WriteFile(cfg.Out, []byte(renderReport(cfg, res)), 0o644); err != nil {
 		return err
 	}
-	log.Info("wrote report", "path", cfg.Out, "elapsed", res.elapsed.Round(time.Second))
-	return nil
+	log.Info("wrote report", "path", cfg.Out, "elapsed", res.elapsed.Round(time.Second), "interrupted", res.interrupted)
+	return ctx.Err()
 }
 
 func addAnchor(res *results, a *anchor) {

@@ -29,6 +29,9 @@ func renderReport(cfg benchConfig, r *results) string {
 	if cfg.Quick {
 		mode = "quick (fewer repeats, smaller N: for development, not for publication)"
 	}
+	if r.interrupted {
+		mode += "; **interrupted before the end: some cells are missing or have fewer repeats**"
+	}
 	w("| mode | %s; %d repeat(s); cells are median (min–max) |\n\n", mode, cfg.Repeats)
 
 	w("All traffic is on 127.0.0.1 and every process (service, iperf3, haproxy, connector daemons, agents) shares the same CPUs as the load, so compare ratios within this run, not absolute figures across machines. ")
