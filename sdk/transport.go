@@ -106,3 +106,11 @@ type EndpointStats struct {
 	// the transport can tell; otherwise zero.
 	Streams int
 }
+
+// Multiplexer is an optional interface of a [Transport] whose sessions
+// carry many streams over one network connection (yamux, quic). Agents
+// keep one such session by default instead of a pool of links.
+type Multiplexer interface {
+	// Multiplexed reports whether one Session carries many streams.
+	Multiplexed() bool
+}

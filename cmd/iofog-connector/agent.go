@@ -158,7 +158,7 @@ work) and relays both ways.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&local, "local", "", "the local service to expose, HOST:PORT")
-	cmd.Flags().IntVar(&pool, "pool", agent.DefaultPool, "links kept ready for public clients")
+	cmd.Flags().IntVar(&pool, "pool", 0, "links kept ready for public clients; sessions for yamux and quic (default 8 links, or 1 session)")
 	return cmd
 }
 
@@ -195,6 +195,6 @@ accepted there is carried over a new stream to the other side.`,
 	f.register(cmd)
 	cmd.Flags().StringVar(&local, "local", "", "the local service streams from the other side reach, HOST:PORT")
 	cmd.Flags().StringVar(&listen, "listen", "", "where to accept local connections carried to the other side, HOST:PORT")
-	cmd.Flags().IntVar(&pool, "pool", 1, "links kept ready for streams from the other side (with --local)")
+	cmd.Flags().IntVar(&pool, "pool", 1, "links (sessions for yamux and quic) kept ready for streams from the other side (with --local)")
 	return cmd
 }

@@ -158,7 +158,8 @@ func TestMuxE2E(t *testing.T) {
 	}
 }
 
-// me2ePublic: one agent session (--pool 1), 200 public clients at once,
+// me2ePublic: one agent with the default pool (one session for a
+// multiplexing transport), 200 public clients at once,
 // each echoing 256 KiB checksummed; the mapping's status names the
 // transport.
 func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport, echo string, daemon *pe2eProc) {
@@ -168,8 +169,7 @@ func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport,
 		"--connector", "127.0.0.1:" + strconv.Itoa(m.Port1),
 		"--passcode", m.Passcode1,
 		"--local", echo,
-		"--transport", transport,
-		"--pool", "1"}, me2eTrustArgs(t, transport, dataDir)...)
+		"--transport", transport}, me2eTrustArgs(t, transport, dataDir)...)
 	agent := pe2eStart(t, bin, args...)
 	public := "127.0.0.1:" + strconv.Itoa(m.Port2)
 	if err := pe2eWait(ctx, "first round trip", func() error {
@@ -222,8 +222,8 @@ func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport,
 	if got, _ := st["transport"].(string); got != transport {
 		t.Errorf("status of a %s mapping names transport %q: %s", transport, got, b)
 	}
-	// One agent with --pool 1 is one session, however many clients it
-	// carried.
+	// One agent on the default pool is one session, however many clients
+	// it carried.
 	if links, ok := st["links"].(float64); !ok || links != 1 {
 		t.Errorf("status shows links = %v after 200 clients over one agent session, want 1: %s", st["links"], b)
 	}

@@ -14,8 +14,18 @@ import (
 )
 
 // DefaultPool is how many links [RunPublic] keeps ready when
-// PublicConfig.Pool is zero.
+// PublicConfig.Pool is zero and the transport carries one stream per
+// link. For a multiplexing transport ([sdk.Multiplexer]) the default is
+// one session.
 const DefaultPool = 8
+
+// defaultPool is the pool size used when a config leaves it at zero.
+func defaultPool(t sdk.Transport, oneStream int) int {
+	if m, ok := t.(sdk.Multiplexer); ok && m.Multiplexed() {
+		return 1
+	}
+	return oneStream
+}
 
 // PublicConfig configures [RunPublic].
 type PublicConfig struct {
@@ -25,9 +35,11 @@ type PublicConfig struct {
 	Dial sdk.DialConfig
 	// Local is the host:port of the service to expose. Required.
 	Local string
-	// Pool is how many links wait for public clients at once; a client
-	// that arrives while all are busy waits at the connector. Zero means
-	// DefaultPool.
+	// Pool is how many links wait for public clients at once (for a
+	// multiplexing transport: how many sessions are kept, each carrying
+	// any number of clients); a client that arrives while all links are
+	// busy waits at the connector. Zero means DefaultPool, or 1 for a
+	// multiplexing transport.
 	Pool int
 	// LocalDialTimeout bounds each dial of the local service. Zero means
 	// 10 seconds.
@@ -57,7 +69,8 @@ type PrivateConfig struct {
 	// Ready, when not nil, is called once with the bound address of the
 	// Listen socket (useful with port 0). Ignored with Local.
 	Ready func(net.Addr)
-	// Pool is how many links wait for streams in Local mode. Zero means 1.
+	// Pool is how many links (sessions, for a multiplexing transport)
+	// wait for streams in Local mode. Zero means 1.
 	Pool int
 	// OpenTimeout bounds how long a local connection waits for its stream
 	// in Listen mode (retrying with backoff) before it is closed. Zero
@@ -89,7 +102,7 @@ func RunPublic(ctx context.Context, t sdk.Transport, cfg PublicConfig) error {
 		return fmt.Errorf("agent: %w: Pool %d is negative", sdk.ErrInvalidConfig, cfg.Pool)
 	}
 	if cfg.Pool == 0 {
-		cfg.Pool = DefaultPool
+		cfg.Pool = defaultPool(t, DefaultPool)
 	}
 	r, err := newRunner(t, cfg.Dial, cfg.Logger, cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalDialTimeout)
 	if err != nil {
@@ -233,22 +246,29 @@ func sessionDead(s sdk.Session, err error) bool {
 }
 
 // serveLocal runs pool workers that accept streams and relay each to a
-// new connection to local.
+// new connection to local. Each worker has a session of its own, so for a
+// multiplexing transport pool is the number of sessions kept.
 func (r *runner) serveLocal(ctx context.Context, local string, pool int) error {
 	r.log.Info("agent started", "pool", pool)
 	var workers sync.WaitGroup
 	for range pool {
+		w := r.worker()
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			r.acceptLoop(ctx, local)
+			w.acceptLoop(ctx, local)
+			w.closeSession()
+			w.wg.Wait()
 		}()
 	}
 	workers.Wait()
-	r.closeSession()
-	r.wg.Wait()
 	r.log.Info("agent stopped")
 	return nil
+}
+
+// worker returns a runner with r's settings and a session of its own.
+func (r *runner) worker() *runner {
+	return &runner{t: r.t, dial: r.dial, log: r.log, lo: r.lo, hi: r.hi, dialTimeout: r.dialTimeout}
 }
 
 func (r *runner) acceptLoop(ctx context.Context, local string) {

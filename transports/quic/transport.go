@@ -60,6 +60,10 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 // Name implements [sdk.Transport.Name].
 func (t *Transport) Name() string { return Name }
 
+// Multiplexed reports true: one session carries every stream, so agents
+// keep one session by default rather than a pool of links.
+func (t *Transport) Multiplexed() bool { return true }
+
 // Identity returns the connector's dev-mode identity, generating (and, with
 // Config.IdentityDir, saving) it on first use: the certificate in PEM, the
 // file it is saved in (empty when kept in memory) and the hex SHA-256 of
@@ -469,6 +473,7 @@ func (m *qmux) done() <-chan struct{}       { return m.c.Context().Done() }
 
 var (
 	_ sdk.Transport   = (*Transport)(nil)
+	_ sdk.Multiplexer = (*Transport)(nil)
 	_ sdk.CloseWriter = (*stream)(nil)
 	_ net.Conn        = (*stream)(nil)
 )

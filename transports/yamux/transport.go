@@ -39,6 +39,10 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 // Name implements [sdk.Transport.Name].
 func (t *Transport) Name() string { return Name }
 
+// Multiplexed reports true: one session carries every stream, so agents
+// keep one session by default rather than a pool of links.
+func (t *Transport) Multiplexed() bool { return true }
+
 func (t *Transport) yamuxConfig(log *slog.Logger, threshold, interval time.Duration) *hyamux.Config {
 	c := hyamux.DefaultConfig()
 	c.AcceptBacklog = t.cfg.AcceptBacklog
@@ -326,6 +330,7 @@ func (s slogger) log(msg string) {
 
 var (
 	_ sdk.Transport   = (*Transport)(nil)
+	_ sdk.Multiplexer = (*Transport)(nil)
 	_ sdk.CloseWriter = (*stream)(nil)
 	_ net.Conn        = (*stream)(nil)
 	_ hyamux.Logger   = slogger{}
