@@ -101,6 +101,9 @@ func (s *stream) Close() error {
 	return nil
 }
 
+// OnClose implements muxkit.Stream: f runs at the first Close.
+func (s *stream) OnClose(f func()) { s.onClose = f }
+
 // LocalAddr implements net.Conn: the connection's local address.
 func (s *stream) LocalAddr() net.Addr { return s.local }
 

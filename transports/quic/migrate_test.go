@@ -10,6 +10,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // TestMigration rebinds the agent's UDP socket mid-session (QUIC
@@ -28,13 +29,13 @@ func TestMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer epi.Close()
-	ep := epi.(*endpoint)
+	ep := epi.(*muxkit.Endpoint)
 	si, err := tr.Dial(ctx, sdk.DialConfig{Addr: ep.Addr().String(), Passcode: "pw", HeartbeatThreshold: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer si.Close()
-	qc := si.(*session).mc.(*qmux).c
+	qc := si.(*muxkit.Session).Conn().(*qmux).c
 	oldAddr := qc.LocalAddr().String()
 
 	c, a := pair(ctx, t, ep, si)
@@ -75,7 +76,7 @@ func TestMigration(t *testing.T) {
 	// new path, which may take a few more packets.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := connectorPeer(ep)
+		got := connectorPeer(ctx, t, ep, si)
 		if got == pc.LocalAddr().String() {
 			break
 		}
@@ -88,7 +89,7 @@ func TestMigration(t *testing.T) {
 	echo(t, c, a, "after the connector adopted the new path")
 }
 
-func pair(ctx context.Context, t *testing.T, ep *endpoint, s sdk.Session) (net.Conn, net.Conn) {
+func pair(ctx context.Context, t *testing.T, ep sdk.Endpoint, s sdk.Session) (net.Conn, net.Conn) {
 	t.Helper()
 	type res struct {
 		c   net.Conn
@@ -128,12 +129,13 @@ func echo(t *testing.T, c, a net.Conn, msg string) {
 	}
 }
 
-// connectorPeer returns the agent address the endpoint's only link sees.
-func connectorPeer(ep *endpoint) string {
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	for l := range ep.links {
-		return l.mc.(*qmux).c.RemoteAddr().String()
-	}
-	return ""
+// connectorPeer returns the agent address the endpoint's only link sees
+// now: the peer address of a stream opened on it (a stream takes its
+// addresses from the connection when it is made).
+func connectorPeer(ctx context.Context, t *testing.T, ep sdk.Endpoint, s sdk.Session) string {
+	t.Helper()
+	c, a := pair(ctx, t, ep, s)
+	defer c.Close()
+	defer a.Close()
+	return c.RemoteAddr().String()
 }

@@ -19,6 +19,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // Name is the transport's registry name.
@@ -143,13 +144,18 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		return nil, fmt.Errorf("%s: listen: %w", Name, err)
 	}
 	sock := &sockRef{closeFn: func() { qt.Close(); udp.Close() }}
-	ep := newEndpoint(log, udp.LocalAddr(), cfg.MaxLinks, func() error {
-		err := ln.Close()
-		sock.listenerDone()
-		return err
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
+		Name:     Name,
+		Logger:   log,
+		Addr:     udp.LocalAddr(),
+		MaxLinks: cfg.MaxLinks,
+		CloseListener: func() error {
+			err := ln.Close()
+			sock.listenerDone()
+			return err
+		},
 	})
-	ep.wg.Add(1)
-	go t.serve(ep, ln, sock, cfg)
+	ep.Go(func() { t.serve(ep, log, ln, sock, cfg) })
 	return ep, nil
 }
 
@@ -191,28 +197,25 @@ func (s *sockRef) listenerDone() {
 	}
 }
 
-func (t *Transport) serve(ep *endpoint, ln *quicgo.Listener, sock *sockRef, cfg sdk.EndpointConfig) {
-	defer ep.wg.Done()
+func (t *Transport) serve(ep *muxkit.Endpoint, log *slog.Logger, ln *quicgo.Listener, sock *sockRef, cfg sdk.EndpointConfig) {
 	for {
-		c, err := ln.Accept(ep.ctx)
+		c, err := ln.Accept(ep.Context())
 		if err != nil {
-			if ep.ctx.Err() == nil {
-				ep.log.Warn("accepting agent connections stopped", "err", err)
+			if ep.Context().Err() == nil {
+				log.Warn("accepting agent connections stopped", "err", err)
 			}
 			return
 		}
 		sock.hold(c)
-		ep.wg.Add(1)
-		go t.admit(ep, c, cfg)
+		ep.Go(func() { t.admit(ep, log, c, cfg) })
 	}
 }
 
 // admit runs the passcode handshake on the first stream of a new
 // connection and, if it passes, serves the connection as a link.
-func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) {
-	defer ep.wg.Done()
-	log := ep.log.With(sdk.AttrPeer, c.RemoteAddr().String())
-	hctx, cancel := context.WithTimeout(ep.ctx, t.cfg.HandshakeTimeout)
+func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn, cfg sdk.EndpointConfig) {
+	log = log.With(sdk.AttrPeer, c.RemoteAddr().String())
+	hctx, cancel := context.WithTimeout(ep.Context(), t.cfg.HandshakeTimeout)
 	defer cancel()
 	st, err := c.AcceptStream(hctx)
 	if err != nil {
@@ -222,7 +225,7 @@ func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) 
 	}
 	st.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	stop := context.AfterFunc(hctx, func() { st.SetDeadline(time.Unix(1, 0)) })
-	answer, err := readHello(st, cfg.Passcode)
+	answer, err := proto().ReadHello(st, cfg.Passcode)
 	if err != nil {
 		stop()
 		c.CloseWithError(codeProtocol, "bad handshake")
@@ -230,10 +233,10 @@ func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) 
 		return
 	}
 	reserved := false
-	if answer == answerOK {
-		switch err := ep.reserve(); {
+	if answer == muxkit.AnswerOK {
+		switch err := ep.Reserve(); {
 		case errors.Is(err, sdk.ErrLinkLimit):
-			answer = answerLinkLimit
+			answer = muxkit.AnswerLinkLimit
 		case err != nil:
 			stop()
 			c.CloseWithError(codeOK, "endpoint closed")
@@ -242,10 +245,10 @@ func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) 
 			reserved = true
 		}
 	}
-	_, err = st.Write([]byte{answer})
-	if !stop() || err != nil || answer != answerOK {
+	err = muxkit.WriteAnswer(st, answer)
+	if !stop() || err != nil || answer != muxkit.AnswerOK {
 		if reserved {
-			ep.unreserve()
+			ep.Unreserve()
 		}
 		code, msg := refusal(answer)
 		c.CloseWithError(code, msg)
@@ -254,16 +257,16 @@ func (t *Transport) admit(ep *endpoint, c *quicgo.Conn, cfg sdk.EndpointConfig) 
 	}
 	st.CancelRead(codeClosed)
 	st.Close()
-	ep.add(&qmux{c: c})
+	ep.Add(&qmux{c: c})
 }
 
-func refusal(answer byte) (quicgo.ApplicationErrorCode, string) {
+func refusal(answer muxkit.Answer) (quicgo.ApplicationErrorCode, string) {
 	switch answer {
-	case answerBadPasscode:
+	case muxkit.AnswerBadPasscode:
 		return codeBadPasscode, "bad passcode"
-	case answerLinkLimit:
+	case muxkit.AnswerLinkLimit:
 		return codeLinkLimit, "link limit"
-	case answerIncompatible:
+	case muxkit.AnswerIncompatible:
 		return codeIncompatible, "incompatible version"
 	}
 	return codeOK, "closed"
@@ -306,7 +309,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		}
 		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
 	}
-	return newSession(&qmux{c: c}), nil
+	return muxkit.NewSession(Name, &qmux{c: c}), nil
 }
 
 func (t *Transport) clientTLS(cfg sdk.DialConfig, log *slog.Logger) *tls.Config {
@@ -351,9 +354,9 @@ func handshake(ctx context.Context, c *quicgo.Conn, passcode string) error {
 	}
 	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	err = writeHello(st, passcode)
+	err = proto().WriteHello(st, passcode)
 	if err == nil {
-		err = readAnswer(st)
+		err = proto().ReadAnswer(st)
 	}
 	st.CancelRead(codeClosed)
 	st.Close()
@@ -376,7 +379,7 @@ func mapConnErr(err error) error {
 	return err
 }
 
-// qmux is a QUIC connection as a muxConn. Every stream starts with one
+// qmux is a QUIC connection as a muxkit.Conn. Every stream starts with one
 // header byte (0) from its opener, because quic-go shows a peer-opened
 // stream only once data arrives on it, and the agent must see a new
 // stream before anyone speaks (server-speaks-first protocols).
@@ -391,13 +394,14 @@ const (
 	headerGoAway byte = 1 // the opener takes no more streams; then closed
 )
 
-// errGoAway is returned by acceptStream once the peer said goodbye.
+// errGoAway is returned by AcceptStream once the peer said goodbye.
 var errGoAway = errors.New("quic: the peer takes no more streams")
 
 // headerTimeout bounds the wait for a new stream's header byte.
 const headerTimeout = 10 * time.Second
 
-func (m *qmux) openStream(ctx context.Context) (*stream, error) {
+// OpenStream implements muxkit.Conn.
+func (m *qmux) OpenStream(ctx context.Context) (muxkit.Stream, error) {
 	st, err := m.c.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
@@ -410,7 +414,8 @@ func (m *qmux) openStream(ctx context.Context) (*stream, error) {
 	return newStream(st, m.c), nil
 }
 
-func (m *qmux) acceptStream(ctx context.Context) (*stream, error) {
+// AcceptStream implements muxkit.Conn.
+func (m *qmux) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
 	for {
 		st, err := m.c.AcceptStream(ctx)
 		if err != nil {
@@ -437,9 +442,9 @@ func (m *qmux) acceptStream(ctx context.Context) (*stream, error) {
 	}
 }
 
-// goAway tells the peer, on a stream of its own, that this side takes no
+// GoAway tells the peer, on a stream of its own, that this side takes no
 // more streams (QUIC has no GOAWAY of its own).
-func (m *qmux) goAway() {
+func (m *qmux) GoAway() {
 	st, err := m.c.OpenStream()
 	if err != nil {
 		return
@@ -462,18 +467,28 @@ func (m *qmux) goAway() {
 	}()
 }
 
-func (m *qmux) goneAway() bool { return m.away.Load() }
+// GoneAway implements muxkit.Conn.
+func (m *qmux) GoneAway() bool { return m.away.Load() }
 
-// probe reports nothing: quic-go has no ping to wait on. A dead QUIC
+// Probe reports nothing: quic-go has no ping to wait on. A dead QUIC
 // connection ends at its idle timeout, and an agent whose address changed
 // keeps its connection (migration) instead of making a new one.
-func (m *qmux) probe(context.Context) error { return nil }
-func (m *qmux) close() error                { return m.c.CloseWithError(codeOK, "closed") }
-func (m *qmux) done() <-chan struct{}       { return m.c.Context().Done() }
+func (m *qmux) Probe(context.Context) error { return nil }
+
+// Close implements muxkit.Conn.
+func (m *qmux) Close() error { return m.c.CloseWithError(codeOK, "closed") }
+
+// Done implements muxkit.Conn.
+func (m *qmux) Done() <-chan struct{} { return m.c.Context().Done() }
+
+// proto is the transport's passcode handshake.
+func proto() muxkit.Handshake { return muxkit.Handshake{Name: Name, ErrProtocol: ErrProtocol} }
 
 var (
 	_ sdk.Transport   = (*Transport)(nil)
 	_ sdk.Multiplexer = (*Transport)(nil)
 	_ sdk.CloseWriter = (*stream)(nil)
 	_ net.Conn        = (*stream)(nil)
+	_ muxkit.Stream   = (*stream)(nil)
+	_ muxkit.Conn     = (*qmux)(nil)
 )

@@ -131,6 +131,9 @@ type readOnly struct{ r io.Reader }
 
 func (r readOnly) Read(b []byte) (int, error) { return r.r.Read(b) }
 
+// OnClose implements muxkit.Stream: f runs at the first Close.
+func (s *stream) OnClose(f func()) { s.onClose = f }
+
 // LocalAddr implements net.Conn.
 func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }
 

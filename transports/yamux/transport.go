@@ -14,6 +14,7 @@ import (
 	hyamux "github.com/hashicorp/yamux"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // Name is the transport's registry name.
@@ -71,40 +72,42 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		return nil, fmt.Errorf("%s: listen: %w", Name, err)
 	}
 	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
-	ep := newEndpoint(log, ln.Addr(), cfg.MaxLinks, ln.Close)
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
+		Name:          Name,
+		Logger:        log,
+		Addr:          ln.Addr(),
+		MaxLinks:      cfg.MaxLinks,
+		CloseListener: ln.Close,
+	})
 	ymc := t.yamuxConfig(log, cfg.HeartbeatThreshold, 0)
-	ep.wg.Add(1)
-	go t.serve(ep, ln, cfg, ymc)
+	ep.Go(func() { t.serve(ep, log, ln, cfg, ymc) })
 	return ep, nil
 }
 
-func (t *Transport) serve(ep *endpoint, ln net.Listener, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
-	defer ep.wg.Done()
+func (t *Transport) serve(ep *muxkit.Endpoint, log *slog.Logger, ln net.Listener, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if ep.ctx.Err() == nil {
-				ep.log.Warn("accepting agent connections stopped", "err", err)
+			if ep.Context().Err() == nil {
+				log.Warn("accepting agent connections stopped", "err", err)
 			}
 			return
 		}
-		ep.wg.Add(1)
-		go t.admit(ep, conn, cfg, ymc)
+		ep.Go(func() { t.admit(ep, log, conn, cfg, ymc) })
 	}
 }
 
 // admit runs the handshake of one agent connection and, if it passes,
 // starts its yamux session.
-func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
-	defer ep.wg.Done()
-	log := ep.log.With(sdk.AttrPeer, conn.RemoteAddr().String())
-	stop := context.AfterFunc(ep.ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
+	log = log.With(sdk.AttrPeer, conn.RemoteAddr().String())
+	stop := context.AfterFunc(ep.Context(), func() { conn.SetDeadline(time.Unix(1, 0)) })
 	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	c := conn
 	if cfg.TLS != nil {
 		c = tls.Server(conn, cfg.TLS)
 	}
-	answer, err := readHello(c, cfg.Passcode)
+	answer, err := proto().ReadHello(c, cfg.Passcode)
 	if err != nil {
 		stop()
 		c.Close()
@@ -112,10 +115,10 @@ func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, y
 		return
 	}
 	reserved := false
-	if answer == answerOK {
-		switch err := ep.reserve(); {
+	if answer == muxkit.AnswerOK {
+		switch err := ep.Reserve(); {
 		case errors.Is(err, sdk.ErrLinkLimit):
-			answer = answerLinkLimit
+			answer = muxkit.AnswerLinkLimit
 		case err != nil:
 			stop()
 			c.Close()
@@ -124,10 +127,10 @@ func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, y
 			reserved = true
 		}
 	}
-	_, err = c.Write([]byte{answer})
-	if !stop() || err != nil || answer != answerOK {
+	err = muxkit.WriteAnswer(c, answer)
+	if !stop() || err != nil || answer != muxkit.AnswerOK {
 		if reserved {
-			ep.unreserve()
+			ep.Unreserve()
 		}
 		c.Close()
 		log.Debug("agent refused or gone", "answer", answer, "err", err)
@@ -136,7 +139,7 @@ func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, y
 	c.SetDeadline(time.Time{})
 	sess, err := hyamux.Server(c, ymc)
 	if err != nil { // only for an invalid config
-		ep.unreserve()
+		ep.Unreserve()
 		c.Close()
 		log.Error("starting yamux", "err", err)
 		return
@@ -145,12 +148,12 @@ func (t *Transport) admit(ep *endpoint, conn net.Conn, cfg sdk.EndpointConfig, y
 	// writes goAwayByte on it when it takes no more streams.
 	ctrl, err := sess.OpenStream()
 	if err != nil {
-		ep.unreserve()
+		ep.Unreserve()
 		sess.Close()
 		log.Debug("agent gone before the control stream", "err", err)
 		return
 	}
-	ep.add(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl})
+	ep.Add(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl})
 }
 
 // Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
@@ -176,9 +179,9 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		}
 		c = tls.Client(conn, tc)
 	}
-	err = writeHello(c, cfg.Passcode)
+	err = proto().WriteHello(c, cfg.Passcode)
 	if err == nil {
-		err = readAnswer(c)
+		err = proto().ReadAnswer(c)
 	}
 	if !stop() {
 		c.Close()
@@ -207,14 +210,14 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	}
 	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, awayCh: make(chan struct{})}
 	go m.watch(ctrl)
-	return newSession(m), nil
+	return muxkit.NewSession(Name, m), nil
 }
 
 // goAwayByte, written on the control stream, tells the agent that the
 // connector takes no more streams on this session.
 const goAwayByte = 1
 
-// ymux is a yamux session as a muxConn.
+// ymux is a yamux session as a muxkit.Conn.
 type ymux struct {
 	s     *hyamux.Session
 	drain time.Duration
@@ -235,7 +238,8 @@ func (m *ymux) watch(ctrl *hyamux.Stream) {
 	}
 }
 
-func (m *ymux) openStream(ctx context.Context) (*stream, error) {
+// OpenStream implements muxkit.Conn.
+func (m *ymux) OpenStream(ctx context.Context) (muxkit.Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -249,7 +253,8 @@ func (m *ymux) openStream(ctx context.Context) (*stream, error) {
 	return newStream(st, m.drain), nil
 }
 
-func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
+// AcceptStream implements muxkit.Conn.
+func (m *ymux) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
 	if m.awayCh != nil { // an agent: the connector's go-away ends the wait
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -272,14 +277,14 @@ func (m *ymux) acceptStream(ctx context.Context) (*stream, error) {
 	return newStream(st, m.drain), nil
 }
 
-// errGoAway is returned by an agent's acceptStream once the connector said
+// errGoAway is returned by an agent's AcceptStream once the connector said
 // it takes no more streams.
 var errGoAway = errors.New("yamux: the connector takes no more streams")
 
-// goAway tells the peer to open no more streams: yamux's GoAway, and on
+// GoAway tells the peer to open no more streams: yamux's GoAway, and on
 // the connector the control stream too, since yamux does not surface
 // GoAway to a peer waiting in Accept.
-func (m *ymux) goAway() {
+func (m *ymux) GoAway() {
 	if m.ctrl != nil {
 		m.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
 		m.ctrl.Write([]byte{goAwayByte})
@@ -287,11 +292,12 @@ func (m *ymux) goAway() {
 	m.s.GoAway()
 }
 
-func (m *ymux) goneAway() bool { return m.away.Load() }
+// GoneAway implements muxkit.Conn.
+func (m *ymux) GoneAway() bool { return m.away.Load() }
 
-// probe pings the peer; yamux's Ping has no context, so it runs on and is
+// Probe pings the peer; yamux's Ping has no context, so it runs on and is
 // abandoned when ctx ends first (it ends with the session).
-func (m *ymux) probe(ctx context.Context) error {
+func (m *ymux) Probe(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		_, err := m.s.Ping()
@@ -304,8 +310,15 @@ func (m *ymux) probe(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-func (m *ymux) close() error          { return m.s.Close() }
-func (m *ymux) done() <-chan struct{} { return m.s.CloseChan() }
+
+// Close implements muxkit.Conn.
+func (m *ymux) Close() error { return m.s.Close() }
+
+// Done implements muxkit.Conn.
+func (m *ymux) Done() <-chan struct{} { return m.s.CloseChan() }
+
+// proto is the transport's passcode handshake.
+func proto() muxkit.Handshake { return muxkit.Handshake{Name: Name, ErrProtocol: ErrProtocol} }
 
 // slogger sends yamux's log lines to slog: its "[ERR]" lines at Warn
 // (they are about one peer, not about us), "[WARN]" at Info, the rest at
@@ -333,5 +346,7 @@ var (
 	_ sdk.Multiplexer = (*Transport)(nil)
 	_ sdk.CloseWriter = (*stream)(nil)
 	_ net.Conn        = (*stream)(nil)
+	_ muxkit.Stream   = (*stream)(nil)
+	_ muxkit.Conn     = (*ymux)(nil)
 	_ hyamux.Logger   = slogger{}
 )

@@ -1,0 +1,27 @@
+// Package muxkit holds the bookkeeping a multiplexing transport needs on
+// both sides of a mapping, so that a transport only has to adapt its
+// multiplexer's connections and streams:
+//
+//   - [Endpoint] is the connector half: it admits authenticated
+//     connections ("links") under a link limit, closing idle links whose
+//     peer stopped answering to make room ([Endpoint.Reserve]), hands out
+//     streams round robin ([Endpoint.Open]) and those agents open
+//     ([Endpoint.Accept]), and closes by the rules of [sdk.Endpoint]:
+//     links carrying streams are told to open no more and close with their
+//     last stream.
+//   - [Session] is the agent half: one link, whose Close leaves open
+//     streams working, as [sdk.Session] requires.
+//   - [Handshake] is the passcode exchange an agent runs before the
+//     multiplexer starts, and the connector's one-byte [Answer].
+//
+// A transport implements [Conn] over its multiplexed connection and
+// [Stream] over its streams (a [net.Conn] with the semantics of the sdk:
+// Close ends both directions, CloseWrite half-closes, timeouts wrap
+// os.ErrDeadlineExceeded). transports/yamux and transports/quic are built
+// this way.
+//
+// The package imports the standard library and sdk only. Its tests drive
+// it over an in-memory [Conn] made of net.Pipe streams; the stream
+// semantics themselves are the transport's, and are checked by each
+// transport's run of sdk/transporttest.
+package muxkit

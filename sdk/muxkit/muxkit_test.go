@@ -1,0 +1,437 @@
+package muxkit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/muxkit"
+)
+
+// fakeConn is one end of an in-memory multiplexed connection whose
+// streams are net.Pipe pairs.
+type fakeConn struct {
+	peer   *fakeConn
+	in     chan muxkit.Stream // streams the peer opened
+	shared *ended
+	away   atomic.Bool // the peer said go-away
+	awayCh chan struct{}
+	once   sync.Once // closes awayCh
+	dead   atomic.Bool
+}
+
+type ended struct {
+	done chan struct{}
+	once sync.Once
+}
+
+var errFake = errors.New("fake: refused")
+
+func fakePair() (*fakeConn, *fakeConn) {
+	e := &ended{done: make(chan struct{})}
+	a := &fakeConn{in: make(chan muxkit.Stream, 16), shared: e, awayCh: make(chan struct{})}
+	b := &fakeConn{in: make(chan muxkit.Stream, 16), shared: e, awayCh: make(chan struct{})}
+	a.peer, b.peer = b, a
+	return a, b
+}
+
+func (c *fakeConn) OpenStream(ctx context.Context) (muxkit.Stream, error) {
+	if c.away.Load() {
+		return nil, errFake
+	}
+	if c.isClosed() {
+		return nil, net.ErrClosed
+	}
+	x, y := net.Pipe()
+	select {
+	case c.peer.in <- &fakeStream{Conn: y}:
+		return &fakeStream{Conn: x}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.shared.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (c *fakeConn) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
+	if c.isClosed() {
+		return nil, net.ErrClosed
+	}
+	select {
+	case s := <-c.in:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.shared.done:
+		return nil, net.ErrClosed
+	case <-c.awayCh:
+		return nil, errFake
+	}
+}
+
+func (c *fakeConn) GoAway() {
+	c.peer.away.Store(true)
+	c.peer.once.Do(func() { close(c.peer.awayCh) })
+}
+
+func (c *fakeConn) GoneAway() bool { return c.away.Load() }
+
+func (c *fakeConn) Probe(context.Context) error {
+	if c.dead.Load() {
+		return errFake
+	}
+	return nil
+}
+
+func (c *fakeConn) Close() error {
+	c.shared.once.Do(func() { close(c.shared.done) })
+	return nil
+}
+
+func (c *fakeConn) Done() <-chan struct{} { return c.shared.done }
+
+func (c *fakeConn) isClosed() bool {
+	select {
+	case <-c.shared.done:
+		return true
+	default:
+		return false
+	}
+}
+
+type fakeStream struct {
+	net.Conn
+	once    sync.Once
+	onClose func()
+}
+
+func (s *fakeStream) OnClose(f func()) { s.onClose = f }
+
+func (s *fakeStream) Close() error {
+	s.once.Do(func() {
+		s.Conn.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+	return nil
+}
+
+var (
+	_ muxkit.Conn   = (*fakeConn)(nil)
+	_ muxkit.Stream = (*fakeStream)(nil)
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// link adds a new fake link to ep and returns the agent's session on it.
+func link(t *testing.T, ep *muxkit.Endpoint) (*muxkit.Session, *fakeConn) {
+	t.Helper()
+	if err := ep.Reserve(); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	c, a := fakePair()
+	ep.Add(c)
+	return muxkit.NewSession("fake", a), c
+}
+
+func TestEndpointRoundRobinAndStats(t *testing.T) {
+	ctx := testCtx(t)
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{Name: "fake", MaxLinks: 2})
+	defer ep.Close()
+	s1, _ := link(t, ep)
+	s2, _ := link(t, ep)
+	defer s1.Close()
+	defer s2.Close()
+
+	var opened []net.Conn
+	for range 4 {
+		c, err := ep.Open(ctx)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		opened = append(opened, c)
+	}
+	var got []net.Conn
+	for i, s := range []*muxkit.Session{s1, s2} {
+		for range 2 {
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			a, err := s.Accept(actx)
+			cancel()
+			if err != nil {
+				t.Fatalf("session %d: Accept: %v (Open is not round robin?)", i, err)
+			}
+			got = append(got, a)
+		}
+	}
+	if st := ep.Stats(); st.Links != 2 || st.Streams != 4 {
+		t.Errorf("Stats() = %+v, want Links 2, Streams 4", st)
+	}
+
+	// The agent opens one; the connector accepts it and bytes flow.
+	ac, err := s1.Open(ctx)
+	if err != nil {
+		t.Fatalf("Session.Open: %v", err)
+	}
+	cc, err := ep.Accept(ctx)
+	if err != nil {
+		t.Fatalf("Endpoint.Accept: %v", err)
+	}
+	go ac.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(cc, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v; want hello", buf, err)
+	}
+	if st := ep.Stats(); st.Streams != 5 {
+		t.Errorf("Stats().Streams = %d, want 5", st.Streams)
+	}
+	for _, c := range append(append(opened, got...), ac, cc) {
+		c.Close()
+	}
+	if st := ep.Stats(); st.Streams != 0 || st.Links != 2 {
+		t.Errorf("Stats() = %+v after closing every stream, want Links 2, Streams 0", st)
+	}
+}
+
+func TestEndpointLinkLimitAndReclaim(t *testing.T) {
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{MaxLinks: 1})
+	defer ep.Close()
+	if err := ep.Reserve(); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	if err := ep.Reserve(); !errors.Is(err, sdk.ErrLinkLimit) {
+		t.Fatalf("Reserve with one pending at MaxLinks 1: %v, want sdk.ErrLinkLimit", err)
+	}
+	c, _ := fakePair()
+	ep.Add(c)
+	if err := ep.Reserve(); !errors.Is(err, sdk.ErrLinkLimit) {
+		t.Fatalf("Reserve while the idle link answers: %v, want sdk.ErrLinkLimit", err)
+	}
+	if c.isClosed() {
+		t.Fatal("a link that answers its probe was closed")
+	}
+	c.dead.Store(true)
+	if err := ep.Reserve(); err != nil {
+		t.Fatalf("Reserve once the idle link stopped answering: %v, want nil", err)
+	}
+	if !c.isClosed() {
+		t.Error("the dead idle link was not closed")
+	}
+	if st := ep.Stats(); st.Links != 0 {
+		t.Errorf("Stats().Links = %d after reclaim, want 0", st.Links)
+	}
+	ep.Unreserve()
+}
+
+func TestEndpointCloseDrains(t *testing.T) {
+	ctx := testCtx(t)
+	closed := 0
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{CloseListener: func() error { closed++; return nil }})
+	busy, busyConn := link(t, ep)
+	_, idleConn := link(t, ep)
+	c, err := ep.Open(ctx)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	// Which link carries the stream depends on the ring order.
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = busy.Accept(actx)
+	cancel()
+	if err != nil {
+		busyConn, idleConn = idleConn, busyConn
+	}
+
+	openErr := make(chan error, 1)
+	go func() {
+		_, err := ep.Accept(ctx)
+		openErr <- err
+	}()
+	if err := ep.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-openErr; !errors.Is(err, sdk.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("pending Accept after Close: %v, want sdk.ErrClosed", err)
+	}
+	if _, err := ep.Open(ctx); !errors.Is(err, sdk.ErrClosed) {
+		t.Errorf("Open after Close: %v, want sdk.ErrClosed", err)
+	}
+	if closed != 1 {
+		t.Errorf("CloseListener called %d times, want 1", closed)
+	}
+	if !idleConn.isClosed() {
+		t.Error("the idle link is still open after Close")
+	}
+	if busyConn.isClosed() {
+		t.Fatal("the link carrying a stream was closed by Close")
+	}
+	if !busyConn.peer.GoneAway() {
+		t.Error("the agent of the busy link was not told to go away")
+	}
+	c.Close()
+	if !busyConn.isClosed() {
+		t.Error("the draining link stayed open after its last stream closed")
+	}
+	if err := ep.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// A link admitted as the endpoint closes is closed at once.
+	late, _ := fakePair()
+	ep.Add(late)
+	if !late.isClosed() {
+		t.Error("Add on a closed endpoint left the link open")
+	}
+}
+
+func TestEndpointCloseListenerError(t *testing.T) {
+	boom := errors.New("boom")
+	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{Name: "fake", CloseListener: func() error { return boom }})
+	err := ep.Close()
+	if !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "fake: ") {
+		t.Fatalf("Close: %v, want a fake: error wrapping boom", err)
+	}
+	if err2 := ep.Close(); err2 != err {
+		t.Errorf("second Close: %v, want the first's %v", err2, err)
+	}
+}
+
+func TestSessionClose(t *testing.T) {
+	ctx := testCtx(t)
+	a, c := fakePair()
+	s := muxkit.NewSession("fake", a)
+	if s.Conn() != a {
+		t.Error("Conn() is not the connection the session was made with")
+	}
+	st, err := s.Open(ctx)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	pending := make(chan error, 1)
+	go func() {
+		_, err := s.Accept(ctx)
+		pending <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-pending; !errors.Is(err, sdk.ErrClosed) {
+		t.Errorf("pending Accept after Close: %v, want sdk.ErrClosed", err)
+	}
+	if _, err := s.Open(ctx); !errors.Is(err, sdk.ErrClosed) {
+		t.Errorf("Open after Close: %v, want sdk.ErrClosed", err)
+	}
+	if a.isClosed() {
+		t.Fatal("Close closed the connection while a stream was open")
+	}
+	if !c.GoneAway() {
+		t.Error("Close with a stream open did not tell the connector to go away")
+	}
+	st.Close()
+	if !a.isClosed() {
+		t.Error("the connection stayed open after the last stream closed")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestSessionConnectionEnded(t *testing.T) {
+	ctx := testCtx(t)
+	a, c := fakePair()
+	s := muxkit.NewSession("fake", a)
+	defer s.Close()
+	c.Close()
+	_, err := s.Open(ctx)
+	if !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "fake: session open") {
+		t.Errorf("Open on an ended connection: %v, want a fake: error wrapping net.ErrClosed", err)
+	}
+
+	a2, c2 := fakePair()
+	s2 := muxkit.NewSession("fake", a2)
+	defer s2.Close()
+	c2.GoAway()
+	if _, err := s2.Accept(ctx); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after the connector's go-away: %v, want net.ErrClosed", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s2.Open(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Open with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	errMine := errors.New("mine: handshake protocol error")
+	h := muxkit.Handshake{Name: "mine", ErrProtocol: errMine}
+	hello := func(pass string) []byte {
+		var b bytes.Buffer
+		if err := h.WriteHello(&b, pass); err != nil {
+			t.Fatalf("WriteHello: %v", err)
+		}
+		return b.Bytes()
+	}
+	tests := []struct {
+		name       string
+		in         []byte
+		wantAnswer muxkit.Answer
+		wantErr    error
+	}{
+		{"right passcode", hello("pw"), muxkit.AnswerOK, nil},
+		{"wrong passcode", hello("nope"), muxkit.AnswerBadPasscode, nil},
+		{"other version", append([]byte("IOFY\x02"), hello("pw")[5:]...), muxkit.AnswerIncompatible, nil},
+		{"bad magic", []byte("HTTP/1.1"), 0, errMine},
+		{"short", []byte("IOF"), 0, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := h.ReadHello(bytes.NewReader(tt.in), "pw")
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("ReadHello: %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && got != tt.wantAnswer {
+				t.Errorf("ReadHello = %d, want %d", got, tt.wantAnswer)
+			}
+		})
+	}
+	if err := h.WriteHello(io.Discard, strings.Repeat("x", 5000)); !errors.Is(err, sdk.ErrInvalidConfig) {
+		t.Errorf("WriteHello with a 5000-byte passcode: %v, want sdk.ErrInvalidConfig", err)
+	}
+	if _, err := (muxkit.Handshake{}).ReadHello(strings.NewReader("NOPE..."), ""); !errors.Is(err, muxkit.ErrProtocol) {
+		t.Errorf("zero Handshake, bad magic: %v, want muxkit.ErrProtocol", err)
+	}
+
+	answers := []struct {
+		a    muxkit.Answer
+		want error
+	}{
+		{muxkit.AnswerOK, nil},
+		{muxkit.AnswerBadPasscode, sdk.ErrBadPasscode},
+		{muxkit.AnswerLinkLimit, sdk.ErrLinkLimit},
+		{muxkit.AnswerIncompatible, sdk.ErrIncompatible},
+		{9, errMine},
+	}
+	for _, tt := range answers {
+		var b bytes.Buffer
+		if err := muxkit.WriteAnswer(&b, tt.a); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.ReadAnswer(&b); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("ReadAnswer(%d) = %v, want %v", tt.a, err, tt.want)
+		}
+	}
+	err := h.ReadAnswer(strings.NewReader(""))
+	if !errors.Is(err, io.EOF) || !strings.HasPrefix(err.Error(), "mine: ") {
+		t.Errorf("ReadAnswer on a closed connection: %v, want a mine: error wrapping io.EOF", err)
+	}
+}
