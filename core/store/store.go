@@ -1,10 +1,7 @@
 package store
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,11 +43,11 @@ type Store struct {
 	closed  chan struct{}
 
 	// owned by the writer goroutine (and by Open before it starts)
-	mappings map[string]Mapping
-	order    []string // ids in insertion order, with holes for removed ids
-	journal  *os.File
-	size     int64 // bytes of the journal known good
-	records  int
+	st      *state
+	journal *os.File
+	size    int64 // bytes of the journal known good
+	dirty   bool  // a failed append may have left bytes past size
+	records int
 }
 
 type request struct {
@@ -61,8 +58,12 @@ type request struct {
 
 // Open loads the mappings in dir, compacts them into configs.json and
 // returns the store with the mappings in their stored order. A missing
-// store is an empty one. A corrupt one is an error wrapping [ErrCorrupt],
-// and nothing is written.
+// store is an empty one. A damaged one is an error wrapping [ErrCorrupt]
+// that names the file (and the journal record), and nothing is written.
+//
+// When the data dir is full Open cannot compact; it then runs on the
+// journal as it is, unless that journal is in the format of an older
+// version, and the error wraps [ErrNoSpace].
 func Open(dir string, opts Options) (*Store, []Mapping, error) {
 	if opts.CompactAfter <= 0 {
 		opts.CompactAfter = DefaultCompactAfter
@@ -79,170 +80,138 @@ func Open(dir string, opts Options) (*Store, []Mapping, error) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrLocked, dir)
 	}
 	s := &Store{
-		dir:      dir,
-		opts:     opts,
-		lock:     lock,
-		reqs:     make(chan *request, 256),
-		done:     make(chan struct{}),
-		closed:   make(chan struct{}),
-		mappings: map[string]Mapping{},
+		dir:    dir,
+		opts:   opts,
+		lock:   lock,
+		reqs:   make(chan *request, 256),
+		done:   make(chan struct{}),
+		closed: make(chan struct{}),
 	}
-	if err := s.load(); err != nil {
+	j, err := s.load()
+	if err != nil {
 		lock.Close()
 		return nil, nil, err
 	}
+	// Only a store read without error reaches this point: nothing is ever
+	// rewritten because it could not be read.
 	if err := s.compact(); err != nil {
-		lock.Close()
-		return nil, nil, err
+		if !errors.Is(err, ErrNoSpace) || j.format == formatLegacy {
+			if s.journal != nil {
+				s.journal.Close()
+			}
+			lock.Close()
+			return nil, nil, err
+		}
+		if err := s.resume(j); err != nil {
+			lock.Close()
+			return nil, nil, err
+		}
 	}
 	go s.writer()
-	return s, s.list(), nil
+	return s, s.st.list(), nil
 }
 
-// load reads configs.json then replays the journal.
-func (s *Store) load() error {
-	path := filepath.Join(s.dir, ConfigsFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("store: read %s: %w", path, err)
-	case len(bytes.TrimSpace(b)) == 0:
-		return fmt.Errorf("%w: %s is empty", ErrCorrupt, path)
-	default:
-		var f file
-		dec := json.NewDecoder(bytes.NewReader(b))
-		if err := dec.Decode(&f); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
-		}
-		for i, m := range f.Mappings {
-			if err := check(m); err != nil {
-				return fmt.Errorf("%w: %s: mappings[%d]: %v", ErrCorrupt, path, i, err)
-			}
-			s.put(m)
-		}
+// load reads configs.json and replays the journal onto it.
+func (s *Store) load() (journal, error) {
+	cpath := filepath.Join(s.dir, ConfigsFile)
+	configs, err := os.ReadFile(cpath)
+	hasConfigs := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return journal{}, fmt.Errorf("store: read %s: %w", cpath, err)
 	}
-	return s.replay()
-}
-
-func (s *Store) replay() error {
-	path := filepath.Join(s.dir, JournalFile)
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	jpath := filepath.Join(s.dir, JournalFile)
+	jb, err := os.ReadFile(jpath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return journal{}, fmt.Errorf("store: read %s: %w", jpath, err)
 	}
+	st, j, err := loadState(cpath, configs, hasConfigs, jpath, jb)
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", path, err)
+		return journal{}, err
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			// A final line without its newline was torn by a crash while
-			// being written; it was never acknowledged.
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("store: read %s: %w", path, err)
-		}
-		var rec record
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return fmt.Errorf("%w: %s line %d: %v", ErrCorrupt, path, n, err)
-		}
-		switch {
-		case rec.Op == "add" && rec.Mapping != nil && check(*rec.Mapping) == nil:
-			s.put(*rec.Mapping)
-		case rec.Op == "remove" && rec.ID != "":
-			delete(s.mappings, rec.ID)
-		default:
-			return fmt.Errorf("%w: %s line %d: bad record", ErrCorrupt, path, n)
-		}
-	}
+	s.st = st
+	return j, nil
 }
 
-func check(m Mapping) error {
-	switch {
-	case m.ID == "":
-		return errors.New("id is empty")
-	case m.Port1 < 1 || m.Port1 > 65535:
-		return fmt.Errorf("port1 %d out of range", m.Port1)
-	case m.Port2 < 1 || m.Port2 > 65535:
-		return fmt.Errorf("port2 %d out of range", m.Port2)
-	case m.PasscodePort1 == "":
-		return errors.New("passcodeport1 is empty")
+// resume appends to the journal j as it is on disk, after cutting off its
+// torn final record, when the data dir is too full to compact it at Open.
+func (s *Store) resume(j journal) error {
+	path := filepath.Join(s.dir, JournalFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: journal: %w", err)
 	}
+	if j.torn > 0 {
+		if err := f.Truncate(j.good); err != nil {
+			f.Close()
+			return fmt.Errorf("store: journal: cut off the torn final record: %w", err)
+		}
+	}
+	if _, err := f.Seek(j.good, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("store: journal: %w", err)
+	}
+	if s.journal != nil {
+		s.journal.Close()
+	}
+	s.journal, s.size, s.records, s.dirty = f, j.good, len(j.entries), false
 	return nil
-}
-
-func (s *Store) put(m Mapping) {
-	if _, ok := s.mappings[m.ID]; !ok {
-		s.order = append(s.order, m.ID)
-	}
-	s.mappings[m.ID] = m
-}
-
-// list returns the mappings in insertion order and drops holes from order.
-func (s *Store) list() []Mapping {
-	out := make([]Mapping, 0, len(s.mappings))
-	ids := s.order[:0]
-	seen := make(map[string]bool, len(s.mappings))
-	for _, id := range s.order {
-		if m, ok := s.mappings[id]; ok && !seen[id] {
-			seen[id] = true
-			out = append(out, m)
-			ids = append(ids, id)
-		}
-	}
-	s.order = ids
-	return out
 }
 
 // compact writes every mapping into configs.json atomically and empties
 // the journal.
 func (s *Store) compact() error {
-	b, err := json.MarshalIndent(file{Mappings: s.list()}, "", "  ")
+	b, err := encodeConfigs(s.st.list())
 	if err != nil {
-		return fmt.Errorf("store: encode: %w", err)
+		return err
 	}
-	b = append(b, '\n')
 	if err := writeAtomic(s.dir, ConfigsFile, b); err != nil {
 		return err
+	}
+	// configs.json now holds everything. Should emptying the journal fail,
+	// the old journal stays in use: replaying it again onto this
+	// configs.json ends in the same state.
+	j, err := os.OpenFile(filepath.Join(s.dir, JournalFile), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return ioErr("journal", err)
 	}
 	if s.journal != nil {
 		s.journal.Close()
 	}
-	j, err := os.OpenFile(filepath.Join(s.dir, JournalFile), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: journal: %w", err)
-	}
+	s.journal, s.records, s.size, s.dirty = j, 0, 0, false
 	if err := j.Sync(); err != nil {
-		j.Close()
-		return fmt.Errorf("store: journal: %w", err)
+		return ioErr("journal", err)
 	}
-	s.journal, s.records, s.size = j, 0, 0
 	return syncDir(s.dir)
+}
+
+// ioErr wraps err from writing the data dir, with [ErrNoSpace] when the
+// disk or the file size limit is full.
+func ioErr(what string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) {
+		return fmt.Errorf("%w: %s: %w", ErrNoSpace, what, err)
+	}
+	return fmt.Errorf("store: %s: %w", what, err)
 }
 
 func writeAtomic(dir, name string, b []byte) error {
 	tmp, err := os.CreateTemp(dir, name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return ioErr("write "+name, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("store: write %s: %w", tmp.Name(), err)
+		return ioErr("write "+name, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("store: sync %s: %w", tmp.Name(), err)
+		return ioErr("write "+name, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return ioErr("write "+name, err)
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return ioErr("write "+name, err)
 	}
 	return syncDir(dir)
 }
@@ -254,7 +223,7 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("store: sync dir: %w", err)
+		return ioErr("sync dir", err)
 	}
 	return nil
 }
@@ -265,21 +234,24 @@ func (s *Store) Add(ctx context.Context, m Mapping) error {
 	if err := check(m); err != nil {
 		return fmt.Errorf("store: add: %w", err)
 	}
-	return s.do(ctx, record{Op: "add", Mapping: &m})
+	return s.do(ctx, record{Op: opAdd, Mapping: &m})
 }
 
 // Remove deletes the mapping id durably; removing an unknown id is not an
 // error. It returns once the removal is on disk.
 func (s *Store) Remove(ctx context.Context, id string) error {
-	return s.do(ctx, record{Op: "remove", ID: id})
+	if id == "" {
+		return errors.New("store: remove: id is empty")
+	}
+	return s.do(ctx, record{Op: opRemove, ID: id})
 }
 
 func (s *Store) do(ctx context.Context, rec record) error {
-	line, err := json.Marshal(rec)
+	line, err := encodeRecord(rec)
 	if err != nil {
-		return fmt.Errorf("store: encode: %w", err)
+		return err
 	}
-	req := &request{rec: rec, line: append(line, '\n'), err: make(chan error, 1)}
+	req := &request{rec: rec, line: line, err: make(chan error, 1)}
 	select {
 	case <-s.closed:
 		return ErrClosed
@@ -325,23 +297,35 @@ func (s *Store) writer() {
 				break more
 			}
 		}
+		// Check the batch against the stored state before writing any of
+		// it: the journal must never hold a state Open would refuse.
+		ov := newOverlay(s.st)
 		buf = buf[:0]
+		ok := batch[:0:0]
 		for _, r := range batch {
+			if err := ov.apply(r.rec); err != nil {
+				r.err <- err
+				continue
+			}
 			buf = append(buf, r.line...)
+			ok = append(ok, r)
+		}
+		if len(ok) == 0 {
+			continue
 		}
 		err := s.appendSync(buf)
 		if err == nil {
-			for _, r := range batch {
+			for _, r := range ok {
 				s.apply(r.rec)
 			}
-			s.records += len(batch)
+			s.records += len(ok)
 			if s.records >= s.opts.CompactAfter {
 				// The journal already holds the batch; a failed
 				// compaction leaves it to be replayed.
 				_ = s.compact()
 			}
 		}
-		for _, r := range batch {
+		for _, r := range ok {
 			r.err <- err
 		}
 	}
@@ -361,31 +345,47 @@ func (s *Store) drain() {
 
 // appendSync appends b to the journal and fsyncs it. On failure it cuts
 // the journal back to its last good length, so that a partial batch (a
-// full disk) cannot sit in the middle of the journal under later records.
+// full disk) cannot sit in the middle of the journal under later records;
+// should that cut fail too, it is retried before the next append, which
+// fails until it succeeds.
 func (s *Store) appendSync(b []byte) error {
+	if s.dirty {
+		if err := s.cutBack(); err != nil {
+			return ioErr("journal: cut back a failed append", err)
+		}
+	}
 	_, err := s.journal.Write(b)
 	if err == nil {
 		err = s.journal.Sync()
 	}
 	if err != nil {
-		if terr := s.journal.Truncate(s.size); terr == nil {
-			_, _ = s.journal.Seek(s.size, io.SeekStart)
+		s.dirty = true
+		if s.cutBack() == nil {
+			s.dirty = false
 		}
-		return fmt.Errorf("store: journal append: %w", err)
+		return ioErr("journal append, change not saved", err)
 	}
 	s.size += int64(len(b))
 	return nil
 }
 
+func (s *Store) cutBack() error {
+	if err := s.journal.Truncate(s.size); err != nil {
+		return err
+	}
+	if _, err := s.journal.Seek(s.size, io.SeekStart); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
 func (s *Store) apply(rec record) {
 	switch rec.Op {
-	case "add":
-		s.put(*rec.Mapping)
-	case "remove":
-		delete(s.mappings, rec.ID)
-		if len(s.order) > 2*len(s.mappings)+1024 {
-			s.list() // drop holes
-		}
+	case opAdd:
+		s.st.put(*rec.Mapping)
+	case opRemove:
+		s.st.remove(rec.ID)
 	}
 }
 

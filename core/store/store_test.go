@@ -89,7 +89,13 @@ func TestTornJournalTailIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(`{"op":"add","mapping":{"id":"half`)
+	// Half of a checksummed record, as a crash mid-append leaves it.
+	m := mk(2)
+	line, err := encodeRecord(record{Op: opAdd, Mapping: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(line[:len(line)/2])
 	f.Close()
 	s2, got := open(t, dir)
 	defer s2.Close()
