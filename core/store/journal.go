@@ -167,15 +167,22 @@ func isHex(b []byte) bool {
 
 // tornTail checks that tail, the bytes after the last newline, is what an
 // interrupted append leaves: a prefix of a record, then possibly NULs.
+//
+// A complete record followed by NULs is refused: its newline may be what
+// was damaged, and the record may have been acknowledged.
 func tornTail(tail []byte) (format, error) {
 	t := bytes.TrimRight(tail, "\x00")
+	padded := len(t) < len(tail)
 	switch {
 	case len(t) == 0:
 		return formatUnknown, nil
 	case bytes.IndexByte(t, 0) >= 0:
 		return formatUnknown, errors.New("holds NUL bytes")
 	case t[0] == '{':
-		_, err := jsonPrefix(t)
+		complete, err := jsonPrefix(t)
+		if err == nil && complete && padded {
+			err = errors.New("a complete record followed by NUL bytes")
+		}
 		return formatLegacy, err
 	}
 	sum := t[:min(8, len(t))]
@@ -190,7 +197,11 @@ func tornTail(tail []byte) (format, error) {
 	}
 	js := t[9:]
 	complete, err := jsonPrefix(js)
-	if err == nil && complete {
+	switch {
+	case err != nil || !complete:
+	case padded:
+		err = errors.New("a complete record followed by NUL bytes")
+	default:
 		// Everything but the newline was written. It was still never
 		// acknowledged, but its bytes must be intact.
 		err = verify(sum, js)
@@ -206,10 +217,10 @@ func jsonPrefix(b []byte) (bool, error) {
 	switch err := dec.Decode(&raw); {
 	case err == nil:
 		if dec.InputOffset() != int64(len(b)) {
-			return true, fmt.Errorf("data after the record at byte %d", dec.InputOffset())
+			return true, errors.New("bytes after the end of the record where its newline belongs")
 		}
 		return true, nil
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return false, nil
 	default:
 		return false, err
@@ -237,7 +248,7 @@ func decodeRecord(js []byte) (record, error) {
 			m, err = decodeMapping(mb.val)
 			rec.Mapping = &m
 		default:
-			err = fmt.Errorf("unknown key %q", mb.key)
+			return record{}, fmt.Errorf("unknown key %q", mb.key)
 		}
 		if err != nil {
 			return record{}, fmt.Errorf("%s: %w", mb.key, err)
