@@ -516,3 +516,59 @@ func TestNoSpaceErrors(t *testing.T) {
 		t.Fatalf("EIO classed as no space: %v", err)
 	}
 }
+
+// TestResumeWhenCompactionFails: when the data dir is too full to compact
+// at Open, the store appends to the journal as loaded, cut after its last
+// complete record; a journal a failed compaction already emptied is taken
+// as empty; any other size is an error.
+func TestResumeWhenCompactionFails(t *testing.T) {
+	dir := t.TempDir()
+	acked(t, dir, []Mapping{mk(1), mk(2)})
+	good := readJournal(t, dir)
+	path := filepath.Join(dir, JournalFile)
+	for _, tt := range []struct {
+		name     string
+		content  []byte
+		wantSize int64
+		wantErr  bool
+	}{
+		{"torn tail", append(bytes.Clone(good), "0123abcd {\"op\""...), int64(len(good)), false},
+		{"emptied", nil, 0, false},
+		{"changed", good[:10], 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := parseJournal(append(bytes.Clone(good), "0123abcd {\"op\""...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, tt.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := &Store{dir: dir, st: newState()}
+			err = s.resume(j)
+			if tt.wantErr {
+				if err == nil {
+					s.journal.Close()
+					t.Fatal("resume accepted a journal of another size")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.journal.Close()
+			if s.size != tt.wantSize {
+				t.Fatalf("size %d, want %d", s.size, tt.wantSize)
+			}
+			m := mk(3)
+			line, _ := encodeRecord(record{Op: opAdd, Mapping: &m})
+			if err := s.appendSync(line); err != nil {
+				t.Fatal(err)
+			}
+			b := readJournal(t, dir)
+			if jj, err := parseJournal(b); err != nil || jj.torn != 0 || int64(len(b)) != tt.wantSize+int64(len(line)) {
+				t.Fatalf("journal after resume and append: %v, %q", err, b)
+			}
+		})
+	}
+}

@@ -140,20 +140,36 @@ func (s *Store) resume(j journal) error {
 	if err != nil {
 		return fmt.Errorf("store: journal: %w", err)
 	}
-	if j.torn > 0 {
-		if err := f.Truncate(j.good); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("store: journal: %w", err)
+	}
+	good, records := j.good, len(j.entries)
+	switch fi.Size() {
+	case j.good + int64(j.torn): // the journal as loaded
+	case 0:
+		// Emptied by the failed compaction after configs.json was
+		// written: configs.json holds everything.
+		good, records = 0, 0
+	default:
+		f.Close()
+		return fmt.Errorf("store: journal %s: %d bytes, loaded %d", path, fi.Size(), j.good+int64(j.torn))
+	}
+	if fi.Size() > good {
+		if err := f.Truncate(good); err != nil {
 			f.Close()
-			return fmt.Errorf("store: journal: cut off the torn final record: %w", err)
+			return ioErr("journal: cut off the torn final record", err)
 		}
 	}
-	if _, err := f.Seek(j.good, io.SeekStart); err != nil {
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		f.Close()
 		return fmt.Errorf("store: journal: %w", err)
 	}
 	if s.journal != nil {
 		s.journal.Close()
 	}
-	s.journal, s.size, s.records, s.dirty = f, j.good, len(j.entries), false
+	s.journal, s.size, s.records, s.dirty = f, good, records, false
 	return nil
 }
 
