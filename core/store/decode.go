@@ -247,6 +247,10 @@ func check(m Mapping) error {
 	switch {
 	case m.ID == "":
 		return errors.New("id is empty")
+	case !validUTF8(m.ID, m.PasscodePort1, m.PasscodePort2, m.Type, m.Transport):
+		// JSON would store U+FFFD instead: the mapping would come back
+		// under another id or passcode.
+		return errors.New("a string field is not valid UTF-8")
 	case m.Port1 < 1 || m.Port1 > 65535:
 		return fmt.Errorf("port1 %d out of range", m.Port1)
 	case m.Port2 < 1 || m.Port2 > 65535:
@@ -265,6 +269,15 @@ func check(m Mapping) error {
 		return errors.New("a heartbeatabsencethreshold is negative")
 	}
 	return nil
+}
+
+func validUTF8(ss ...string) bool {
+	for _, s := range ss {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeConfigs renders ms as configs.json.

@@ -462,6 +462,11 @@ func TestAddRefusesPortInUse(t *testing.T) {
 	if err := s.Add(ctx, b); err == nil || !strings.Contains(err.Error(), "port 1002") {
 		t.Fatalf("Add on a port in use: %v", err)
 	}
+	bad := mk(9)
+	bad.ID = "id-\xff"
+	if err := s.Add(ctx, bad); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("Add of an id that is not UTF-8: %v", err)
+	}
 	a.PasscodePort1 = "new"
 	if err := s.Add(ctx, a); err != nil {
 		t.Fatalf("replacing a mapping on its own ports: %v", err)

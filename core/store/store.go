@@ -245,7 +245,9 @@ func syncDir(dir string) error {
 }
 
 // Add stores m durably, replacing a stored mapping with the same id. It
-// returns once m is on disk.
+// returns once m is on disk. It refuses a mapping [Open] would refuse,
+// such as one on a port another stored mapping uses; on a full data dir
+// the error wraps [ErrNoSpace] and nothing changed.
 func (s *Store) Add(ctx context.Context, m Mapping) error {
 	if err := check(m); err != nil {
 		return fmt.Errorf("store: add: %w", err)
@@ -254,7 +256,8 @@ func (s *Store) Add(ctx context.Context, m Mapping) error {
 }
 
 // Remove deletes the mapping id durably; removing an unknown id is not an
-// error. It returns once the removal is on disk.
+// error. It returns once the removal is on disk; on a full data dir the
+// error wraps [ErrNoSpace] and the mapping stays stored.
 func (s *Store) Remove(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("store: remove: id is empty")
