@@ -1,9 +1,40 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
+
+// sameSplit checks that the fast scan of valid JSON splits objects and
+// arrays as json.Decoder's tokens do.
+func sameSplit(t *testing.T, data []byte) {
+	if !json.Valid(data) || !utf8.Valid(data) {
+		return
+	}
+	fast, ferr := scanMembers(data)
+	slow, serr := tokenMembers(data)
+	if (ferr == nil) != (serr == nil) || len(fast) != len(slow) {
+		t.Fatalf("members: scan %v %d, tokens %v %d", ferr, len(fast), serr, len(slow))
+	}
+	for i := range fast {
+		if fast[i].key != slow[i].key || !bytes.Equal(fast[i].val, slow[i].val) {
+			t.Fatalf("member %d: scan %q=%s, tokens %q=%s", i, fast[i].key, fast[i].val, slow[i].key, slow[i].val)
+		}
+	}
+	fe, ferr := elements(data)
+	se, serr := tokenElements(data)
+	if (ferr == nil) != (serr == nil) || len(fe) != len(se) {
+		t.Fatalf("elements: scan %v %d, tokens %v %d", ferr, len(fe), serr, len(se))
+	}
+	for i := range fe {
+		if !bytes.Equal(fe[i], se[i]) {
+			t.Fatalf("element %d: scan %s, tokens %s", i, fe[i], se[i])
+		}
+	}
+}
 
 // The seed corpora are in testdata/fuzz/FuzzLoadConfigs and
 // testdata/fuzz/FuzzLoadJournal: Java-written and Go-written files, each
@@ -14,7 +45,10 @@ import (
 func FuzzLoadConfigs(f *testing.F) {
 	f.Add([]byte(`{"mappings":[]}`))
 	f.Add([]byte(`{"mappings":[` + jmA + `,` + jmB + `]}`))
+	f.Add([]byte(` { "a\"b" : [1, {"x":"}\""}], "\u0063" : -1.5e3 , "d":true } `))
+	f.Add([]byte(` [ 1 , "a" , {} , [ ] , null ] `))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		sameSplit(t, data)
 		ms, err := decodeConfigs(data)
 		if err != nil {
 			return
@@ -86,4 +120,25 @@ func FuzzLoadJournal(f *testing.F) {
 			t.Fatalf("re-serialised journal loads %+v, want %+v", got, ms)
 		}
 	})
+}
+
+// BenchmarkDecodeConfigs decodes a configs.json of 10,000 mappings, the
+// start-up target's size.
+func BenchmarkDecodeConfigs(b *testing.B) {
+	ms := make([]Mapping, 0, 10000)
+	for i := range 10000 {
+		m := mk(i)
+		m.Port1, m.Port2 = 1+2*i, 2+2*i
+		ms = append(ms, m)
+	}
+	data, err := encodeConfigs(ms)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := decodeConfigs(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
