@@ -23,10 +23,10 @@ func FuzzReadHello(f *testing.F) {
 		}
 	}
 	h, _ := appendHello(nil, protocolV2, rolePool, "passcode", inst)
-	f.Add(h[1:len(h)-3], "passcode")                           // instance cut short
-	f.Add([]byte("ICN\x03P\x00\x01x"), "x")                     // a version from the future
-	f.Add([]byte("ICN\x02P\xff\xff"), "x")                      // passcode too long
-	f.Add([]byte("ICX\x01P\x00\x01x"), "x")                     // bad magic
+	f.Add(h[1:len(h)-3], "passcode")                             // instance cut short
+	f.Add([]byte("ICN\x03P\x00\x01x"), "x")                      // a version from the future
+	f.Add([]byte("ICN\x02P\xff\xff"), "x")                       // passcode too long
+	f.Add([]byte("ICX\x01P\x00\x01x"), "x")                      // bad magic
 	f.Add(append([]byte("ICN\x01P\x00\x05wrong"), 'H'), "right") // wrong passcode
 	f.Fuzz(func(t *testing.T, data []byte, want string) {
 		if len(want) > maxPasscode {
