@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -65,18 +66,22 @@ type goner interface {
 	Gone() <-chan struct{}
 }
 
-// gone reports whether c is known to have lost its agent.
+// gone reports whether c is known to have lost its agent: it says so, or
+// it is a socket its transport already closed (the tcp transport closes
+// the streams of an agent that died or froze).
 func gone(c net.Conn) bool {
-	g, ok := c.(goner)
-	if !ok {
-		return false
+	if g, ok := c.(goner); ok {
+		select {
+		case <-g.Gone():
+			return true
+		default:
+		}
 	}
-	select {
-	case <-g.Gone():
-		return true
-	default:
-		return false
+	if sc, ok := c.(syscall.Conn); ok {
+		rc, err := sc.SyscallConn()
+		return err != nil || rc.Control(func(uintptr) {}) != nil
 	}
+	return false
 }
 
 // waiter is a stream waiting for a partner from the other side.
@@ -189,6 +194,11 @@ func (p *pairer) openFor(ctx context.Context, side int, w *waiter) {
 			w.claimed = true
 			p.removeLocked(side, w)
 			p.mu.Unlock()
+			if gone(w.conn) {
+				o.Close()
+				p.drop(side, w)
+				return
+			}
 			p.join(side, w.conn, o)
 			return
 		}

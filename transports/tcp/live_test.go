@@ -803,3 +803,41 @@ func TestFrozenAgentSplicedRelay(t *testing.T) {
 	t.Logf("public client of a frozen agent closed after %v (threshold %v)", took.Round(time.Millisecond), th)
 	<-done
 }
+
+// TestOwnAgentDiesWhileStreamWaits: our agent's stream (open role) waits
+// in the private pairer for a partner and the agent dies (its control link
+// closes without a goodbye). The connector closes the stream at once,
+// frees its place (MaxLinks 1), and the partner arriving later is not
+// paired with the dead stream (and closed with it) but with the next agent.
+func TestOwnAgentDiesWhileStreamWaits(t *testing.T) {
+	watchdog(t, time.Minute)
+	ep1, _, addr1, addr2 := privatePipe(t, 200*time.Second)
+	a := newRawAgent(addr1, "p1")
+	end := a.control(t, 50*time.Millisecond)
+	stream, ans := a.hello(t, 2, 'O')
+	if ans[0] != 0 {
+		t.Fatalf("open hello answered %x", ans)
+	}
+	time.Sleep(200 * time.Millisecond) // in the pairer, waiting
+	waitLinks(t, ep1, 1)
+	end("close")
+	if took := closedWithin(t, stream, 5*time.Second); took > time.Second {
+		t.Errorf("the dead agent's waiting stream was closed only after %v", took)
+	}
+	waitLinks(t, ep1, 0)
+	b, err := legacyLink(t, addr2, "p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the partner was closed or sent something after arriving (%v): it was paired with the dead stream", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a2, err := legacyLink(t, addr1, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCarries(t, b, a2, "paired with the live agent")
+}
