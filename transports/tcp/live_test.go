@@ -841,3 +841,27 @@ func TestOwnAgentDiesWhileStreamWaits(t *testing.T) {
 	}
 	checkCarries(t, b, a2, "paired with the live agent")
 }
+
+// TestLegacyPrivateWaitingAgentFreezes: the heartbeat threshold holds for
+// a legacy link waiting for its private partner too: one that stops
+// beating is released within the threshold, and the restarted agent links.
+func TestLegacyPrivateWaitingAgentFreezes(t *testing.T) {
+	watchdog(t, time.Minute)
+	const th = time.Second
+	ep1, _, addr1, _ := privatePipe(t, th)
+	a, err := legacyLink(t, addr1, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	go beatUntil(a, 200*time.Millisecond, stop)
+	time.Sleep(2 * th) // waiting, beating: kept
+	waitLinks(t, ep1, 1)
+	close(stop) // frozen
+	took := closedWithin(t, a, th+5*time.Second)
+	t.Logf("silent waiting link closed %v after its last beat (threshold %v)", took.Round(time.Millisecond), th)
+	waitLinks(t, ep1, 0)
+	if _, err := legacyLink(t, addr1, "p1"); err != nil {
+		t.Fatalf("the restarted agent: %v", err)
+	}
+}
