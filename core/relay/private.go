@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -58,6 +59,31 @@ type pairer struct {
 	wait [2][]*waiter // streams from Accept waiting for a partner, per side
 }
 
+// goner is implemented by streams that can tell that their agent is gone
+// (closed, reset or silent past its heartbeat threshold) while they wait
+// for a partner, such as the tcp transport's legacy links.
+type goner interface {
+	Gone() <-chan struct{}
+}
+
+// gone reports whether c is known to have lost its agent: it says so, or
+// it is a socket its transport already closed (the tcp transport closes
+// the streams of an agent that died or froze).
+func gone(c net.Conn) bool {
+	if g, ok := c.(goner); ok {
+		select {
+		case <-g.Gone():
+			return true
+		default:
+		}
+	}
+	if sc, ok := c.(syscall.Conn); ok {
+		rc, err := sc.SyscallConn()
+		return err != nil || rc.Control(func(uintptr) {}) != nil
+	}
+	return false
+}
+
 // waiter is a stream waiting for a partner from the other side.
 type waiter struct {
 	conn    net.Conn
@@ -92,10 +118,17 @@ func (p *pairer) acceptLoop(side int) {
 func (p *pairer) arrive(side int, s net.Conn) {
 	other := 1 - side
 	p.mu.Lock()
-	if q := p.wait[other]; len(q) > 0 {
-		w := q[0]
-		p.wait[other] = q[1:]
+	for len(p.wait[other]) > 0 {
+		w := p.wait[other][0]
+		p.wait[other] = p.wait[other][1:]
 		w.claimed = true
+		if gone(w.conn) {
+			// Its agent died while it waited: never pair with it.
+			p.mu.Unlock()
+			p.drop(other, w)
+			p.mu.Lock()
+			continue
+		}
 		p.mu.Unlock()
 		w.cancel()
 		p.join(side, s, w.conn)
@@ -112,6 +145,34 @@ func (p *pairer) arrive(side int, s net.Conn) {
 		defer wcancel()
 		p.openFor(wctx, side, w)
 	}()
+	if g, ok := s.(goner); ok {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			select {
+			case <-g.Gone():
+			case <-wctx.Done():
+				return
+			}
+			p.mu.Lock()
+			if w.claimed {
+				p.mu.Unlock()
+				return
+			}
+			w.claimed = true
+			p.removeLocked(side, w)
+			p.mu.Unlock()
+			p.drop(side, w)
+		}()
+	}
+}
+
+// drop closes a claimed waiter whose agent is gone, so that its place is
+// freed and the restarted agent can link again.
+func (p *pairer) drop(side int, w *waiter) {
+	w.cancel()
+	w.conn.Close()
+	p.log.Info("private stream dropped: its agent went away while it waited for a partner", sdk.AttrSide, side+1)
 }
 
 // openFor opens a stream on the other side for w, unless w is claimed by a
@@ -133,6 +194,11 @@ func (p *pairer) openFor(ctx context.Context, side int, w *waiter) {
 			w.claimed = true
 			p.removeLocked(side, w)
 			p.mu.Unlock()
+			if gone(w.conn) {
+				o.Close()
+				p.drop(side, w)
+				return
+			}
 			p.join(side, w.conn, o)
 			return
 		}

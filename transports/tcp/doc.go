@@ -15,7 +15,12 @@
 //     it to a client it sends a bind frame, the agent acknowledges, dials
 //     its local service at once and the link becomes a bare byte pipe. A
 //     link in the "open" role is a stream the agent started; it is a bare
-//     byte pipe as soon as it is accepted.
+//     byte pipe as soon as it is accepted. Since protocol version 2 each
+//     agent session names itself with an instance id and keeps a "control"
+//     link that beats; the connector tells the agent its heartbeat
+//     threshold in the answer, and closes every stream it handed out for an
+//     instance whose control link dies or falls silent past the threshold,
+//     since bare pipes cannot beat. Version 1 agents are still served.
 //
 // Streams the connector half returns for our agents in plain mode are the
 // bare *net.TCPConn, so a relay between two of them splices.

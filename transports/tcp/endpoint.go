@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -32,15 +31,22 @@ type endpoint struct {
 	idle     *queue // links waiting for Open
 	accepted *queue // streams waiting for Accept
 
-	mu     sync.Mutex
-	links  int                      // authenticated links open
-	handed map[*handedConn]struct{} // bare streams handed out, swept
-	legacy map[*legacyConn]struct{} // legacy links handed out and open
+	mu       sync.Mutex
+	links    int                      // authenticated links open
+	handed   map[*handedConn]struct{} // bare streams handed out, swept
+	legacy   map[*legacyConn]struct{} // legacy links handed out and open
+	insts    map[instanceID]*instance // our agents' instances (live.go)
+	controls int                      // their control links open
 }
 
 // handedConn is a bare stream handed out by Open or Accept; the sweeper
-// frees its place once its owner closed it.
-type handedConn struct{ rc syscall.RawConn }
+// frees its place once its owner closed it. inst is the agent instance
+// whose liveness it depends on, nil for protocol version 1.
+type handedConn struct {
+	rc   syscall.RawConn
+	raw  net.Conn
+	inst *instance
+}
 
 func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoint {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,6 +66,7 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 		accepted:  newQueue(),
 		handed:    make(map[*handedConn]struct{}),
 		legacy:    make(map[*legacyConn]struct{}),
+		insts:     make(map[instanceID]*instance),
 	}
 	ep.wg.Add(2)
 	go ep.serve()
@@ -126,7 +133,7 @@ func (ep *endpoint) admit(raw net.Conn) {
 		ep.admitLegacy(c, raw, first[0], stop, log)
 		return
 	}
-	role, answer, err := readHello(c, ep.cfg.Passcode)
+	h, err := readHello(c, ep.cfg.Passcode)
 	if err != nil {
 		stop()
 		c.Close()
@@ -134,29 +141,38 @@ func (ep *endpoint) admit(raw net.Conn) {
 		return
 	}
 	reserved := false
-	if answer == answerOK {
-		if reserved = ep.reserve(); !reserved {
-			answer = answerLinkLimit
+	if h.answer == answerOK {
+		if h.role == roleControl {
+			reserved = ep.reserveControl()
+		} else {
+			reserved = ep.reserve()
+		}
+		if !reserved {
+			h.answer = answerLinkLimit
 		}
 	}
-	_, err = c.Write([]byte{answer})
-	if !stop() || err != nil || answer != answerOK {
+	_, err = c.Write(appendAnswer(nil, h, ep.threshold))
+	if !stop() || err != nil || h.answer != answerOK {
 		if reserved {
-			ep.release()
+			ep.unreserve(h.role)
 		}
 		c.Close()
-		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		log.Debug("agent refused or gone", "answer", h.answer, "err", err)
 		return
 	}
 	c.SetDeadline(time.Time{})
-	if role == roleOpen {
-		s := &openStream{ep: ep, conn: c}
+	switch h.role {
+	case roleControl:
+		ep.serveControl(c, h.instance, log)
+		return
+	case roleOpen:
+		s := &openStream{ep: ep, conn: c, inst: h.instanceRef()}
 		if !ep.accepted.push(s) {
 			s.close()
 		}
 		return
 	}
-	l := &poolLink{ep: ep, conn: c, acked: make(chan struct{}), dead: make(chan struct{})}
+	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), acked: make(chan struct{}), dead: make(chan struct{})}
 	if !ep.idle.push(l) {
 		l.conn.Close()
 		ep.release()
@@ -167,10 +183,8 @@ func (ep *endpoint) admit(raw net.Conn) {
 
 // admitLegacy authenticates a legacy agent whose first byte was first.
 func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, log *slog.Logger) {
-	got := make([]byte, len(ep.cfg.Passcode))
-	got[0] = first
-	_, err := io.ReadFull(c, got[1:])
-	if err != nil || subtle.ConstantTimeCompare(got, []byte(ep.cfg.Passcode)) != 1 {
+	ok, err := readLegacyPasscode(c, first, ep.cfg.Passcode)
+	if err != nil || !ok {
 		stop()
 		c.Close()
 		log.Debug("legacy agent refused: wrong passcode", "err", err)
@@ -189,7 +203,7 @@ func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, l
 		return
 	}
 	c.SetDeadline(time.Time{})
-	l := newLegacyConn(c, ep)
+	l := newLegacyConn(c, raw, ep)
 	q := ep.idle
 	if ep.cfg.Mode == sdk.ModePrivate {
 		q = ep.accepted
@@ -203,8 +217,9 @@ func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, l
 }
 
 // hand registers a bare stream handed to the caller, so that its place is
-// freed when the caller closes it.
-func (ep *endpoint) hand(c net.Conn) {
+// freed when the caller closes it, and, for a version 2 agent (inst not
+// nil), so that it is closed if that agent instance dies or freezes.
+func (ep *endpoint) hand(c net.Conn, inst *instanceID) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		if t, isTLS := c.(*tls.Conn); isTLS {
@@ -220,8 +235,12 @@ func (ep *endpoint) hand(c net.Conn) {
 		ep.release()
 		return
 	}
+	h := &handedConn{rc: rc, raw: tc}
 	ep.mu.Lock()
-	ep.handed[&handedConn{rc: rc}] = struct{}{}
+	ep.handed[h] = struct{}{}
+	if inst != nil {
+		ep.trackLocked(h, *inst)
+	}
 	ep.mu.Unlock()
 }
 
@@ -240,9 +259,13 @@ func (ep *endpoint) sweep() {
 		for h := range ep.handed {
 			if h.rc.Control(func(uintptr) {}) != nil {
 				delete(ep.handed, h)
+				if h.inst != nil {
+					delete(h.inst.streams, h)
+				}
 				ep.links--
 			}
 		}
+		ep.sweepInstancesLocked(time.Now())
 		ep.mu.Unlock()
 	}
 }
@@ -292,7 +315,7 @@ func (ep *endpoint) Accept(ctx context.Context) (net.Conn, error) {
 	case *legacyConn:
 		return s, nil
 	case *openStream:
-		ep.hand(s.conn)
+		ep.hand(s.conn, s.inst)
 		return s.conn, nil
 	}
 	return nil, fmt.Errorf("tcp: accept: unexpected %T", it)
@@ -327,6 +350,7 @@ func (ep *endpoint) Stats() sdk.EndpointStats {
 type openStream struct {
 	ep   *endpoint
 	conn net.Conn
+	inst *instanceID // nil for protocol version 1
 }
 
 func (s *openStream) take() bool { return true }

@@ -28,6 +28,7 @@ const (
 type poolLink struct {
 	ep   *endpoint
 	conn net.Conn
+	inst *instanceID // the agent instance, nil for protocol version 1
 
 	mu    sync.Mutex // guards state and every write while framed
 	state int
@@ -128,7 +129,7 @@ func (l *poolLink) bind(ctx context.Context) (net.Conn, error) {
 	var fail error
 	select {
 	case <-l.acked:
-		l.ep.hand(l.conn)
+		l.ep.hand(l.conn, l.inst)
 		return l.conn, nil
 	case <-l.dead:
 		return nil, errSkip

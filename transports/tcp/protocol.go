@@ -6,22 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
 
-// Our agents' hello:
+// Our agents' hello, version 1:
 //
-//	0xF0 | "ICN" | version (1 byte) | role (1 byte) | passcode length (2 bytes, big endian) | passcode
+//	0xF0 | "ICN" | 0x01 | role (1 byte) | passcode length (2 bytes, big endian) | passcode
 //
-// answered by one byte (answerOK and the refusals below). 0xF0 cannot start
+// answered by one byte (answerOK and the refusals below). Version 2 adds
+// the agent instance after the passcode:
+//
+//	0xF0 | "ICN" | 0x02 | role | passcode length (2) | passcode | instance (16 bytes)
+//
+// and answers a refusal with one byte, but an acceptance with answerOK
+// followed by the endpoint's heartbeat threshold in milliseconds (4 bytes,
+// big endian, at least 1). A version the connector does not speak is
+// answered answerIncompatible before the passcode is read. 0xF0 cannot start
 // a legacy agent's passcode, which is ASCII.
 const (
-	magicByte       byte = 0xF0
-	magicTail            = "ICN"
-	protocolVersion byte = 1
-	maxPasscode          = 4096
-	helloHeader          = 1 + len(magicTail) + 1 + 1 + 2
+	magicByte   byte = 0xF0
+	magicTail        = "ICN"
+	protocolV1  byte = 1
+	protocolV2  byte = 2
+	maxPasscode      = 4096
+	helloHeader      = 1 + len(magicTail) + 1 + 1 + 2
+	instanceLen      = 16
+	// maxHello is the most bytes a hello can take.
+	maxHello = helloHeader + maxPasscode + instanceLen
 )
 
 // Roles a link of ours takes.
@@ -30,6 +44,10 @@ const (
 	rolePool byte = 'P'
 	// roleOpen is a stream the agent starts; raw once accepted.
 	roleOpen byte = 'O'
+	// roleControl (version 2) is one agent instance's liveness link: never
+	// bound, it beats for every stream the connector handed out for that
+	// instance, which are bare byte pipes and cannot beat themselves.
+	roleControl byte = 'C'
 )
 
 // Answers to a hello.
@@ -40,7 +58,7 @@ const (
 	answerIncompatible
 )
 
-// Single-byte frames on an idle pool link.
+// Single-byte frames on an idle pool link and on a control link.
 const (
 	// frameBeat: agent→connector heartbeat, and the connector's echo.
 	frameBeat byte = 'H'
@@ -48,6 +66,10 @@ const (
 	frameBind byte = 'B'
 	// frameAck: agent→connector, the agent's last framed byte; raw after it.
 	frameAck byte = 'A'
+	// frameBye: agent→connector on a control link, its last byte: the
+	// instance holds no stream any more, so the control link's end must
+	// not close any.
+	frameBye byte = 'G'
 )
 
 // The legacy protocol's fixed strings.
@@ -56,65 +78,148 @@ const (
 	legacyBeat       = "BEAT"
 )
 
-func appendHello(b []byte, role byte, passcode string) ([]byte, error) {
+// instanceID names one agent session (version 2). The connector closes
+// every stream it handed out for an instance whose control link ended or
+// fell silent.
+type instanceID [instanceLen]byte
+
+// hello is a parsed hello and the answer it gets.
+type hello struct {
+	version  byte
+	role     byte
+	instance instanceID // version 2 only
+	answer   byte
+}
+
+// hasInstance reports whether the hello named an agent instance, that is
+// whether the link's streams are covered by a control link.
+func (h *hello) hasInstance() bool { return h.version >= protocolV2 }
+
+// instanceRef returns the hello's instance, or nil for version 1.
+func (h *hello) instanceRef() *instanceID {
+	if !h.hasInstance() {
+		return nil
+	}
+	id := h.instance
+	return &id
+}
+
+// appendHello appends a hello of the given version to b.
+func appendHello(b []byte, version, role byte, passcode string, inst instanceID) ([]byte, error) {
 	if len(passcode) > maxPasscode {
 		return nil, fmt.Errorf("tcp: %w: passcode longer than %d bytes", sdk.ErrInvalidConfig, maxPasscode)
 	}
 	b = append(b, magicByte)
 	b = append(b, magicTail...)
-	b = append(b, protocolVersion, role)
+	b = append(b, version, role)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(passcode)))
-	return append(b, passcode...), nil
+	b = append(b, passcode...)
+	if version >= protocolV2 {
+		b = append(b, inst[:]...)
+	}
+	return b, nil
 }
 
-// readHello reads the rest of a hello whose magic byte was already read
-// and returns the role and the answer to send.
-func readHello(r io.Reader, want string) (role, answer byte, err error) {
+// readHello reads the rest of a hello whose magic byte was already read,
+// at most maxHello-1 bytes, and returns it with the answer to send. An
+// error means the bytes were not a hello; the connection is then closed
+// without an answer.
+func readHello(r io.Reader, want string) (hello, error) {
+	var h hello
 	var hdr [helloHeader - 1]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, 0, err
+		return h, err
 	}
 	if string(hdr[:len(magicTail)]) != magicTail {
-		return 0, 0, fmt.Errorf("%w: bad magic", ErrProtocol)
+		return h, fmt.Errorf("%w: bad magic", ErrProtocol)
 	}
-	version, role := hdr[len(magicTail)], hdr[len(magicTail)+1]
-	if version != protocolVersion || (role != rolePool && role != roleOpen) {
-		return role, answerIncompatible, nil
+	h.version, h.role = hdr[len(magicTail)], hdr[len(magicTail)+1]
+	switch {
+	case h.version == protocolV1 && (h.role == rolePool || h.role == roleOpen):
+	case h.version == protocolV2 && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
+	default:
+		h.answer = answerIncompatible
+		return h, nil
 	}
 	n := binary.BigEndian.Uint16(hdr[len(magicTail)+2:])
 	if n > maxPasscode {
-		return 0, 0, fmt.Errorf("%w: passcode length %d", ErrProtocol, n)
+		return h, fmt.Errorf("%w: passcode length %d", ErrProtocol, n)
 	}
 	got := make([]byte, n)
 	if _, err := io.ReadFull(r, got); err != nil {
-		return 0, 0, err
+		return h, err
 	}
-	if subtle.ConstantTimeCompare(got, []byte(want)) != 1 {
-		return role, answerBadPasscode, nil
+	if h.hasInstance() {
+		if _, err := io.ReadFull(r, h.instance[:]); err != nil {
+			return h, err
+		}
 	}
-	return role, answerOK, nil
+	h.answer = answerBadPasscode
+	if subtle.ConstantTimeCompare(got, []byte(want)) == 1 {
+		h.answer = answerOK
+	}
+	return h, nil
 }
 
-// readAnswer reads the connector's answer and maps refusals to sdk errors.
-func readAnswer(r io.Reader) error {
-	var b [1]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+// appendAnswer appends the answer to h: one byte, and for an accepted
+// version 2 hello the heartbeat threshold in milliseconds.
+func appendAnswer(b []byte, h hello, threshold time.Duration) []byte {
+	b = append(b, h.answer)
+	if h.answer == answerOK && h.hasInstance() {
+		ms := min(max(threshold.Milliseconds(), 1), math.MaxUint32)
+		b = binary.BigEndian.AppendUint32(b, uint32(ms))
+	}
+	return b
+}
+
+// readAnswer reads the connector's answer to a hello of the given version
+// and maps refusals to sdk errors. For version 2 it returns the endpoint's
+// heartbeat threshold; for version 1, zero.
+func readAnswer(r io.Reader, version byte) (time.Duration, error) {
+	var b [5]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("tcp: connector closed the connection during the handshake: %w", err)
+			return 0, fmt.Errorf("tcp: connector closed the connection during the handshake: %w", err)
 		}
-		return err
+		return 0, err
 	}
 	switch b[0] {
 	case answerOK:
-		return nil
 	case answerBadPasscode:
-		return sdk.ErrBadPasscode
+		return 0, sdk.ErrBadPasscode
 	case answerLinkLimit:
-		return sdk.ErrLinkLimit
+		return 0, sdk.ErrLinkLimit
 	case answerIncompatible:
-		return sdk.ErrIncompatible
+		return 0, sdk.ErrIncompatible
+	default:
+		return 0, fmt.Errorf("%w: answer %d", ErrProtocol, b[0])
 	}
-	return fmt.Errorf("%w: answer %d", ErrProtocol, b[0])
+	if version < protocolV2 {
+		return 0, nil
+	}
+	if _, err := io.ReadFull(r, b[1:]); err != nil {
+		return 0, fmt.Errorf("tcp: reading the heartbeat threshold of the answer: %w", err)
+	}
+	ms := binary.BigEndian.Uint32(b[1:])
+	if ms == 0 {
+		return 0, fmt.Errorf("%w: heartbeat threshold 0 in the answer", ErrProtocol)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// readLegacyPasscode reads the rest of a legacy agent's passcode, whose
+// first byte was first, and reports whether it is want. It reads exactly
+// len(want)-1 bytes (a legacy agent sends no length and no terminator).
+func readLegacyPasscode(r io.Reader, first byte, want string) (bool, error) {
+	if len(want) == 0 {
+		return false, fmt.Errorf("%w: empty passcode", ErrProtocol)
+	}
+	got := make([]byte, len(want))
+	got[0] = first
+	if _, err := io.ReadFull(r, got[1:]); err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, []byte(want)) == 1, nil
 }
 
 // isBeats reports whether b is one or more legacy heartbeats and nothing

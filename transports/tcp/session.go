@@ -2,56 +2,161 @@ package tcp
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
 
+// Timings of our agents' heartbeats.
+const (
+	// minBeatInterval bounds below the beat interval an agent derives
+	// from the connector's threshold.
+	minBeatInterval = 250 * time.Millisecond
+	// v1Retry is how long a session that met a connector speaking only
+	// protocol version 1 keeps to it before it tries version 2 again (the
+	// connector may have been upgraded).
+	v1Retry = 10 * time.Minute
+)
+
 // session is the agent half. It is lazy: every Accept dials one pool link
-// and every Open one stream; nothing is connected in between.
+// and every Open one stream; nothing is connected in between except, with
+// protocol version 2, one control link. The control link starts with the
+// session's first link the connector accepts and lives until the session
+// is closed and every stream it handed out is closed; it beats so that
+// the connector keeps (and the agent keeps) the bound streams, which are
+// bare byte pipes, only while the other end is alive.
 type session struct {
-	t         *Transport
-	cfg       sdk.DialConfig
-	log       *slog.Logger
-	interval  time.Duration
-	threshold time.Duration
+	t   *Transport
+	cfg sdk.DialConfig
+	log *slog.Logger
+	id  instanceID
+
+	// learned is the connector's heartbeat threshold in nanoseconds, from
+	// its last version 2 answer; 0 until then.
+	learned atomic.Int64
+	// v1Until is when (unix nanoseconds) the session tries protocol
+	// version 2 again after a connector refused it as incompatible.
+	v1Until atomic.Int64
 
 	ctx    context.Context // done once Close is called
 	cancel context.CancelFunc
+	// ctlCtx is done once the session is closed and holds no stream: the
+	// control link then says goodbye and ends.
+	ctlCtx    context.Context
+	ctlCancel context.CancelFunc
+
+	mu      sync.Mutex
+	streams map[*agentStream]struct{} // bound streams handed out (version 2)
+	ctlOn   bool                      // the control goroutine runs
+	warned  bool                      // the version 1 fallback was logged
+}
+
+// agentStream is a stream the session handed out, watched so that it can
+// be closed when the connector falls silent, and forgotten once closed.
+type agentStream struct {
+	raw net.Conn
+	rc  syscall.RawConn
 }
 
 func newSession(t *Transport, cfg sdk.DialConfig) *session {
 	ctx, cancel := context.WithCancel(context.Background())
+	cctx, ccancel := context.WithCancel(context.Background())
 	s := &session{
 		t:         t,
 		cfg:       cfg,
 		log:       sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr),
-		interval:  cfg.HeartbeatInterval,
-		threshold: cfg.HeartbeatThreshold,
 		ctx:       ctx,
 		cancel:    cancel,
+		ctlCtx:    cctx,
+		ctlCancel: ccancel,
+		streams:   make(map[*agentStream]struct{}),
 	}
-	if s.threshold == 0 {
-		s.threshold = sdk.DefaultHeartbeatThreshold
-	}
-	if s.interval == 0 {
-		s.interval = min(sdk.DefaultHeartbeatInterval, s.threshold/4)
-	}
+	rand.Read(s.id[:])
 	return s
 }
 
-// connect dials the connector and runs the hello for role. Until it
-// returns, ctx or Close aborts it.
-func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
-	if s.ctx.Err() != nil {
+// timings returns the beat interval and the silence threshold of the
+// session's links. Once the connector told its threshold (version 2), the
+// interval fits well inside it: a quarter of it (at least minBeatInterval),
+// or the configured interval when that is at most half of it. The agent's
+// own silence threshold is the configured one, else the connector's.
+func (s *session) timings() (interval, threshold time.Duration) {
+	learned := time.Duration(s.learned.Load())
+	threshold = s.cfg.HeartbeatThreshold
+	if threshold == 0 {
+		threshold = learned
+	}
+	if threshold == 0 {
+		threshold = sdk.DefaultHeartbeatThreshold
+	}
+	interval = s.cfg.HeartbeatInterval
+	switch {
+	case learned == 0 && interval == 0:
+		// Version 1: the connector's threshold is unknown.
+		interval = min(sdk.DefaultHeartbeatInterval, threshold/4)
+	case learned > 0 && (interval == 0 || interval > learned/2):
+		interval = max(min(learned, threshold)/4, minBeatInterval)
+	}
+	return max(interval, time.Millisecond), threshold
+}
+
+// version is the protocol version the session speaks now.
+func (s *session) version() byte {
+	if time.Now().UnixNano() < s.v1Until.Load() {
+		return protocolV1
+	}
+	return protocolV2
+}
+
+// connect dials the connector and runs the hello for role, falling back
+// to version 1 when the connector does not speak version 2. Until it
+// returns, ctx aborts it, and so does Close unless role is roleControl.
+// It returns the link and the version it speaks.
+func (s *session) connect(ctx context.Context, role byte) (net.Conn, byte, error) {
+	for {
+		v := s.version()
+		c, err := s.handshake(ctx, role, v)
+		if v == protocolV2 && role != roleControl && errors.Is(err, sdk.ErrIncompatible) {
+			s.v1Until.Store(time.Now().Add(v1Retry).UnixNano())
+			s.mu.Lock()
+			warn := !s.warned
+			s.warned = true
+			s.mu.Unlock()
+			if warn {
+				s.log.Warn("the connector speaks protocol version 1 only; falling back to it: streams bound to this agent are not covered by heartbeats until the connector is upgraded", "retry_v2_in", v1Retry)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, v, err
+		}
+		if v == protocolV2 {
+			s.startControl()
+		}
+		return c, v, nil
+	}
+}
+
+// handshake dials and runs one hello of version v.
+func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error) {
+	sctx := s.ctx
+	if role == roleControl {
+		sctx = s.ctlCtx
+	}
+	if sctx.Err() != nil {
 		return nil, fmt.Errorf("tcp: %w", sdk.ErrClosed)
 	}
-	hello, err := appendHello(nil, role, s.cfg.Passcode)
+	hello, err := appendHello(nil, v, role, s.cfg.Passcode, s.id)
 	if err != nil {
 		return nil, err
 	}
@@ -63,10 +168,11 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("tcp: dial %s: %w", s.cfg.Addr, err)
 	}
-	tuneLiveness(raw, s.threshold)
+	_, threshold := s.timings()
+	tuneLiveness(raw, threshold)
 	abort := func() { raw.SetDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
-	stop2 := context.AfterFunc(s.ctx, abort)
+	stop2 := context.AfterFunc(sctx, abort)
 	raw.SetDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	c := raw
 	if s.cfg.TLS != nil {
@@ -78,9 +184,10 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 		}
 		c = tls.Client(raw, tc)
 	}
+	var learned time.Duration
 	_, err = c.Write(hello)
 	if err == nil {
-		err = readAnswer(c)
+		learned, err = readAnswer(c, v)
 	}
 	ok1, ok2 := stop1(), stop2()
 	switch {
@@ -94,6 +201,9 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("tcp: handshake with %s: %w", s.cfg.Addr, err)
 	}
+	if learned > 0 {
+		s.learned.Store(int64(learned))
+	}
 	c.SetDeadline(time.Time{})
 	return c, nil
 }
@@ -102,10 +212,11 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, error) {
 // alive with heartbeats, and returns it as a bare stream once the
 // connector binds a client to it.
 func (s *session) Accept(ctx context.Context) (net.Conn, error) {
-	c, err := s.connect(ctx, rolePool)
+	c, v, err := s.connect(ctx, rolePool)
 	if err != nil {
 		return nil, err
 	}
+	interval, threshold := s.timings()
 	var (
 		wmu   sync.Mutex
 		bound bool
@@ -115,7 +226,7 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(s.interval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -125,7 +236,7 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 			}
 			wmu.Lock()
 			if !bound {
-				c.SetWriteDeadline(time.Now().Add(s.threshold))
+				c.SetWriteDeadline(time.Now().Add(threshold))
 				if _, err := c.Write([]byte{frameBeat}); err != nil {
 					c.SetReadDeadline(time.Unix(1, 0)) // wake the reader
 				}
@@ -136,13 +247,16 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 	abort := func() { c.SetReadDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
 	stop2 := context.AfterFunc(s.ctx, abort)
-	err = s.idle(c, &wmu, &bound)
+	err = s.idle(c, threshold, &wmu, &bound)
 	stopBeats()
 	wg.Wait()
 	ok1, ok2 := stop1(), stop2()
 	switch {
 	case err == nil && ok1 && ok2:
 		c.SetDeadline(time.Time{})
+		if v >= protocolV2 {
+			s.track(c)
+		}
 		return c, nil
 	case !ok1:
 		err = ctx.Err()
@@ -156,10 +270,10 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 }
 
 // idle reads an idle link's frames until the connector binds it.
-func (s *session) idle(c net.Conn, wmu *sync.Mutex, bound *bool) error {
+func (s *session) idle(c net.Conn, threshold time.Duration, wmu *sync.Mutex, bound *bool) error {
 	var b [1]byte
 	for {
-		c.SetReadDeadline(time.Now().Add(s.threshold))
+		c.SetReadDeadline(time.Now().Add(threshold))
 		if _, err := c.Read(b[:]); err != nil {
 			return err
 		}
@@ -168,7 +282,7 @@ func (s *session) idle(c net.Conn, wmu *sync.Mutex, bound *bool) error {
 		case frameBind:
 			wmu.Lock()
 			*bound = true
-			c.SetWriteDeadline(time.Now().Add(s.threshold))
+			c.SetWriteDeadline(time.Now().Add(threshold))
 			_, err := c.Write([]byte{frameAck})
 			wmu.Unlock()
 			return err
@@ -181,13 +295,22 @@ func (s *session) idle(c net.Conn, wmu *sync.Mutex, bound *bool) error {
 // Open implements [sdk.Session.Open]: it dials a stream in the "open"
 // role, a bare byte pipe once the connector accepted it.
 func (s *session) Open(ctx context.Context) (net.Conn, error) {
-	return s.connect(ctx, roleOpen)
+	c, v, err := s.connect(ctx, roleOpen)
+	if err != nil {
+		return nil, err
+	}
+	if v >= protocolV2 {
+		s.track(c)
+	}
+	return c, nil
 }
 
 // Close implements [sdk.Session.Close]. It aborts pending Accept and Open
-// calls, whose links are closed.
+// calls, whose links are closed. Streams already handed out stay open,
+// and the control link keeps beating for them until they are closed.
 func (s *session) Close() error {
 	s.cancel()
+	s.finished()
 	return nil
 }
 
@@ -195,5 +318,165 @@ func (s *session) Close() error {
 // fails as a whole: an error from Accept or Open concerns one link. The
 // agent runner (sdk/agent) keeps such a session across link failures.
 func (s *session) Lazy() bool { return true }
+
+// track records a stream handed out, covered by the control link.
+func (s *session) track(c net.Conn) {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.streams[&agentStream{raw: raw, rc: rc}] = struct{}{}
+	s.mu.Unlock()
+}
+
+// pruneLocked forgets the streams their owner closed and returns how many
+// remain. s.mu is held.
+func (s *session) pruneLocked() int {
+	for st := range s.streams {
+		if st.rc.Control(func(uintptr) {}) != nil {
+			delete(s.streams, st)
+		}
+	}
+	return len(s.streams)
+}
+
+// finished reports whether the session is closed and holds no stream, and
+// then ends the control link's life.
+func (s *session) finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pruneLocked() == 0 && s.ctx.Err() != nil {
+		s.ctlCancel()
+		return true
+	}
+	return false
+}
+
+// killStreams closes every stream handed out and returns how many were
+// open.
+func (s *session) killStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.pruneLocked()
+	for st := range s.streams {
+		st.raw.Close()
+		delete(s.streams, st)
+	}
+	return n
+}
+
+// startControl starts the control goroutine unless it runs or the
+// session is finished.
+func (s *session) startControl() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctlOn || s.ctlCtx.Err() != nil {
+		return
+	}
+	s.ctlOn = true
+	go s.control()
+}
+
+// control keeps the control link up, redialling it with backoff, until
+// the session is finished.
+func (s *session) control() {
+	defer func() {
+		s.mu.Lock()
+		s.ctlOn = false
+		s.mu.Unlock()
+	}()
+	const first = 100 * time.Millisecond
+	delay := first
+	for s.ctlCtx.Err() == nil {
+		c, _, err := s.connect(s.ctlCtx, roleControl)
+		if err == nil {
+			delay = first
+			if err = s.runControl(c); err == nil {
+				return
+			}
+		}
+		if s.ctlCtx.Err() != nil || s.version() < protocolV2 {
+			return
+		}
+		interval, _ := s.timings()
+		s.log.Debug("control link failed; redialling", "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-s.ctlCtx.Done():
+			return
+		}
+		delay = min(2*delay, max(interval, time.Second))
+	}
+}
+
+// runControl beats on the control link c and reads the connector's
+// echoes. It returns nil once the session is finished (after a goodbye),
+// or why the link ended; when the connector stayed silent past the
+// threshold it first closes every stream handed out.
+func (s *session) runControl(c net.Conn) error {
+	defer c.Close()
+	interval, threshold := s.timings()
+	errc := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		for {
+			c.SetReadDeadline(time.Now().Add(threshold))
+			if _, err := c.Read(b[:]); err != nil {
+				errc <- err
+				return
+			}
+			if b[0] != frameBeat {
+				errc <- fmt.Errorf("%w: frame %q on a control link", ErrProtocol, b[0])
+				return
+			}
+		}
+	}()
+	write := func(frame byte) error {
+		c.SetWriteDeadline(time.Now().Add(threshold))
+		_, err := c.Write([]byte{frame})
+		return err
+	}
+	beat := time.NewTicker(interval)
+	defer beat.Stop()
+	closed := s.ctx.Done()
+	var prune <-chan time.Time
+	for {
+		select {
+		case <-beat.C:
+			s.finished()
+			if err := write(frameBeat); err != nil {
+				return err
+			}
+		case <-closed:
+			// Closed: watch the streams left, to say goodbye once the last
+			// one is closed.
+			closed = nil
+			t := time.NewTicker(s.t.cfg.SweepInterval)
+			defer t.Stop()
+			prune = t.C
+		case <-prune:
+			s.finished()
+		case <-s.ctlCtx.Done():
+			write(frameBye)
+			return nil
+		case err := <-errc:
+			if os.IsTimeout(err) {
+				n := s.killStreams()
+				s.log.Warn("connector silent past the heartbeat threshold; closed the streams bound through it", "threshold", threshold, "streams", n)
+				return fmt.Errorf("tcp: control link silent for %v: %w", threshold, err)
+			}
+			return err
+		}
+	}
+}
 
 var _ sdk.Session = (*session)(nil)

@@ -12,13 +12,6 @@ import (
 	"github.com/iofog/iofog-connector/transports/tcp"
 )
 
-// heartbeatGap is why HeartbeatAbsence is skipped: once bound, a link of
-// ours is a bare byte pipe with no heartbeat in it (that is what lets the
-// relay splice), so silence on a bound stream cannot be told from an idle
-// client. Idle links are checked by TestIdleLinkHeartbeatAbsence and
-// TestLegacyHeartbeatAbsence instead.
-const heartbeatGap = "https://github.com/iofog/iofog-connector/issues/3: bound tcp links are bare byte pipes without heartbeats (known gap, see README); idle links are covered by TestIdleLinkHeartbeatAbsence"
-
 // tlsNetConnGap is why NetConn is skipped in TLS mode: streams are the
 // bare *tls.Conn, and crypto/tls documents that after a Write times out
 // the connection's state is corrupt, which nettest's timeout subtests
@@ -36,15 +29,14 @@ func newTransport(t testing.TB) *tcp.Transport {
 
 func TestConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t), transporttest.Options{Skip: map[string]string{"HeartbeatAbsence": heartbeatGap}}
+		return newTransport(t), transporttest.Options{}
 	})
 }
 
 func TestConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
 		return newTransport(t), transporttest.Options{TLS: true, Skip: map[string]string{
-			"HeartbeatAbsence": heartbeatGap,
-			"NetConn":          tlsNetConnGap,
+			"NetConn": tlsNetConnGap,
 		}}
 	})
 }
