@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -724,7 +725,8 @@ func TestHardenAPIIdleTimeout(t *testing.T) {
 	idleC.SetReadDeadline(time.Now().Add(idle + 15*time.Second))
 	_, rerr := idleC.Read(make([]byte, 1))
 	closedAfter := time.Since(lastByte)
-	if ne, ok := rerr.(net.Error); ok && ne.Timeout() {
+	var ne net.Error
+	if errors.As(rerr, &ne) && ne.Timeout() {
 		t.Fatalf("idle client still open %s after its last byte", closedAfter)
 	}
 	if closedAfter < idle-300*time.Millisecond {
