@@ -78,18 +78,18 @@ func TestAddBadInputs(t *testing.T) {
 	}{
 		{"not json", `{`, "JSON object"},
 		{"array", `[]`, "JSON object"},
-		{"missing type", `{"maxconnections":1,"heartbeatabsencethreshold":1}`, "type"},
+		{"missing type", `{"maxconnections":1,"heartbeatabsencethreshold":200000}`, "type"},
 		{"type not string", `{"type":1}`, "type"},
 		{"unknown type", `{"type":"secret"}`, "type"},
-		{"missing limit", `{"type":"public","heartbeatabsencethreshold":1}`, "maxconnections"},
-		{"limit as string", `{"type":"public","maxconnections":"60","heartbeatabsencethreshold":1}`, "maxconnections"},
-		{"limit fraction", `{"type":"public","maxconnections":1.5,"heartbeatabsencethreshold":1}`, "maxconnections"},
-		{"zero limit", `{"type":"public","maxconnections":0,"heartbeatabsencethreshold":1}`, "maxconnections"},
+		{"missing limit", `{"type":"public","heartbeatabsencethreshold":200000}`, "maxconnections"},
+		{"limit as string", `{"type":"public","maxconnections":"60","heartbeatabsencethreshold":200000}`, "maxconnections"},
+		{"limit fraction", `{"type":"public","maxconnections":1.5,"heartbeatabsencethreshold":200000}`, "maxconnections"},
+		{"zero limit", `{"type":"public","maxconnections":0,"heartbeatabsencethreshold":200000}`, "maxconnections"},
 		{"negative threshold", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":-5}`, "heartbeatabsencethreshold"},
-		{"private missing port2", `{"type":"private","maxconnectionsport1":1,"heartbeatabsencethresholdport1":1,"heartbeatabsencethresholdport2":1}`, "maxconnectionsport2"},
-		{"id too long", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"id":"` + strings.Repeat("a", 200) + `"}`, "id"},
-		{"id with space", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"id":"a b"}`, "id"},
-		{"transport not string", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1,"transport":5}`, "transport"},
+		{"private missing port2", `{"type":"private","maxconnectionsport1":1,"heartbeatabsencethresholdport1":200000,"heartbeatabsencethresholdport2":200000}`, "maxconnectionsport2"},
+		{"id too long", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":200000,"id":"` + strings.Repeat("a", 200) + `"}`, "id"},
+		{"id with space", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":200000,"id":"a b"}`, "id"},
+		{"transport not string", `{"type":"public","maxconnections":1,"heartbeatabsencethreshold":200000,"transport":5}`, "transport"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +135,7 @@ func TestErrorStatuses(t *testing.T) {
 	} {
 		fc := &fakeCore{addErr: tt.err}
 		code, body := post(t, New(Config{Core: fc}).Handler(), "/api/v2/mapping/add",
-			url.Values{"mapping": {`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1}`}}, "")
+			url.Values{"mapping": {`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":200000}`}}, "")
 		if code != tt.want || body["errormessage"] == nil {
 			t.Fatalf("%v: got %d %v, want %d", tt.err, code, body, tt.want)
 		}

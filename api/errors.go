@@ -19,8 +19,12 @@ func errorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest), errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrUnknownTransport):
 		return http.StatusBadRequest
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, errForbidden), errors.Is(err, errCrossOrigin):
 		return http.StatusForbidden
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed
 	case errors.Is(err, core.ErrNotFound), errors.Is(err, errNoRoute):
 		return http.StatusNotFound
 	case errors.Is(err, core.ErrDuplicate):
@@ -34,6 +38,9 @@ func errorStatus(err error) int {
 }
 
 var (
-	errForbidden = errors.New("api: only allowed from the local host")
-	errNoRoute   = errors.New("api: no such endpoint")
+	errForbidden    = errors.New("api: only allowed from the local host")
+	errNoRoute      = errors.New("api: no such endpoint")
+	errUnauthorized = errors.New("api: authentication required")
+	errCrossOrigin  = errors.New("api: cross-origin browser request refused")
+	errMethod       = errors.New("api: method not allowed")
 )

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/iofog/iofog-connector/core"
+	"github.com/iofog/iofog-connector/sdk"
 )
 
 // form parses the form-encoded body, size-limited, and returns field name.
@@ -22,6 +24,9 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request, name string) (stri
 			return "", fmt.Errorf("request body exceeds %d bytes: %w", s.cfg.MaxBodyBytes, mbe)
 		}
 		return "", fmt.Errorf("%w: malformed form body: %v", ErrBadRequest, err)
+	}
+	if n := len(r.PostForm[name]); n > 1 {
+		return "", fmt.Errorf("%w: form field %q is given %d times", ErrBadRequest, name, n)
 	}
 	v := strings.TrimSpace(r.PostForm.Get(name))
 	if v == "" {
@@ -73,6 +78,10 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if short := min(nonZero(m.Heartbeat1), nonZero(m.Heartbeat2)); short < core.LegacyAgentBeat {
+		s.log.Warn("mapping heartbeat threshold is shorter than the legacy agents' beat; their links will drop",
+			sdk.AttrMappingID, m.ID, "threshold_ms", short.Milliseconds(), "legacy_beat_ms", core.LegacyAgentBeat.Milliseconds())
+	}
 	s.reply(w, http.StatusOK, map[string]any{
 		"status": "ok", "id": m.ID, "port1": m.Port1, "port2": m.Port2,
 		"passcode1": m.Passcode1, "passcode2": m.Passcode2, "transport": m.Transport,
@@ -118,6 +127,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		"links": st.Side1.Links + st.Side2.Links, "idleLinks": st.Side1.IdleLinks + st.Side2.IdleLinks,
 		"connections": st.Active, "totalConnections": st.Total, "refusedConnections": st.Refused,
 		"bytesUp": st.BytesUp, "bytesDown": st.BytesDown,
+		"idletimeout": st.IdleTimeout.Milliseconds(),
 	}
 	if st.Type == core.TypePublic {
 		body["private"], body["public"] = state(st.Side1.Active), state(st.Side2.Active)
@@ -128,6 +138,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		body["error"] = d
 	}
 	s.reply(w, http.StatusOK, body)
+}
+
+// nonZero returns d, or the largest duration for zero (the transport's
+// default threshold, which suits every agent).
+func nonZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return math.MaxInt64
+	}
+	return d
 }
 
 func state(active bool) string {

@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,28 +16,29 @@ import (
 // maxThresholdMS bounds heartbeat thresholds (one year, in ms).
 const maxThresholdMS = 365 * 24 * 3600 * 1000
 
+// maxMappingDepth bounds the nesting of the mapping JSON; the fields we
+// read are all scalars.
+const maxMappingDepth = 16
+
 // parseMapping parses the add request's "mapping" field. Errors wrap
-// [ErrBadRequest] and name the field.
+// [ErrBadRequest] (or core.ErrInvalid) and name the field.
 func parseMapping(raw string) (core.AddRequest, error) {
-	var obj map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(raw))
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return core.AddRequest{}, fmt.Errorf("%w: mapping is not a JSON object", ErrBadRequest)
-	}
-	if dec.More() {
-		return core.AddRequest{}, fmt.Errorf("%w: mapping has data after the JSON object", ErrBadRequest)
+	obj, err := decodeObject(raw)
+	if err != nil {
+		return core.AddRequest{}, err
 	}
 	p := fields(obj)
 	var req core.AddRequest
-	var err error
 	if req.Type, err = p.str("type", true); err != nil {
 		return req, err
 	}
 	if req.ID, err = p.str("id", false); err != nil {
 		return req, err
 	}
-	if len(req.ID) > 128 || strings.ContainsFunc(req.ID, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-		return req, fmt.Errorf("%w: id must be at most 128 printable characters without spaces", ErrBadRequest)
+	if req.ID != "" {
+		if err := core.CheckID(req.ID); err != nil {
+			return req, err
+		}
 	}
 	if req.Transport, err = p.str("transport", false); err != nil {
 		return req, err
@@ -65,7 +69,83 @@ func parseMapping(raw string) (core.AddRequest, error) {
 	default:
 		return req, fmt.Errorf("%w: type %q is neither \"public\" nor \"private\"", ErrBadRequest, req.Type)
 	}
+	if req.IdleTimeout, err = p.idleTimeout("idletimeout"); err != nil {
+		return req, err
+	}
 	return req, nil
+}
+
+// decodeObject decodes raw as one JSON object and returns its members. A
+// key given twice is refused (JSON leaves its meaning open; Go would keep
+// the last), as is anything after the object. The scan is bounded by the
+// body limit and by maxMappingDepth.
+func decodeObject(raw string) (map[string]json.RawMessage, error) {
+	notObject := fmt.Errorf("%w: mapping is not a JSON object", ErrBadRequest)
+	dec := json.NewDecoder(strings.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
+	}
+	obj := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, notObject
+		}
+		if _, dup := obj[key]; dup {
+			return nil, fmt.Errorf("%w: mapping has the key %s more than once", ErrBadRequest, clip(strconv.Quote(key)))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, notObject
+		}
+		if depth(v) > maxMappingDepth {
+			return nil, fmt.Errorf("%w: mapping value of %s is nested too deeply", ErrBadRequest, clip(strconv.Quote(key)))
+		}
+		obj[key] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: mapping has data after the JSON object", ErrBadRequest)
+	}
+	return obj, nil
+}
+
+// depth returns the deepest nesting of arrays and objects in the valid
+// JSON v.
+func depth(v []byte) int {
+	d, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range v {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	const n = 80
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 type fields map[string]json.RawMessage
@@ -80,7 +160,7 @@ func (f fields) str(name string, required bool) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("%w: %s must be a string, got %s", ErrBadRequest, name, raw)
+		return "", fmt.Errorf("%w: %s must be a string, got %s", ErrBadRequest, name, clip(string(raw)))
 	}
 	if required && s == "" {
 		return "", fmt.Errorf("%w: %s is empty", ErrBadRequest, name)
@@ -98,11 +178,11 @@ func (f fields) integer(names ...string) (int64, string, error) {
 		var n json.Number
 		raw = bytes.TrimSpace(raw)
 		if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || json.Unmarshal(raw, &n) != nil {
-			return 0, name, fmt.Errorf("%w: %s must be a number, got %s", ErrBadRequest, name, raw)
+			return 0, name, fmt.Errorf("%w: %s must be a number, got %s", ErrBadRequest, name, clip(string(raw)))
 		}
 		v, err := n.Int64()
 		if err != nil {
-			return 0, name, fmt.Errorf("%w: %s must be a whole number, got %s", ErrBadRequest, name, raw)
+			return 0, name, fmt.Errorf("%w: %s must be a whole number, got %s", ErrBadRequest, name, clip(string(raw)))
 		}
 		if v < 0 {
 			return 0, name, fmt.Errorf("%w: %s must not be negative, got %d", ErrBadRequest, name, v)
@@ -125,13 +205,36 @@ func (f fields) limit(names ...string) (int, error) {
 	return int(v), nil
 }
 
+// threshold reads a heartbeat absence threshold in ms: at least
+// core.MinHeartbeatThreshold, at most a year.
 func (f fields) threshold(names ...string) (time.Duration, error) {
 	v, name, err := f.integer(names...)
+	minMS := core.MinHeartbeatThreshold.Milliseconds()
 	switch {
 	case err != nil:
 		return 0, err
+	case v < minMS:
+		return 0, fmt.Errorf("%w: %s %d ms is below the minimum of %d ms (legacy ioFog agents beat every %d ms and need at least that)",
+			ErrBadRequest, name, v, minMS, core.LegacyAgentBeat.Milliseconds())
 	case v > maxThresholdMS:
 		return 0, fmt.Errorf("%w: %s %d ms is more than a year", ErrBadRequest, name, v)
+	}
+	return time.Duration(v) * time.Millisecond, nil
+}
+
+// idleTimeout reads the optional relay idle timeout in ms: absent, null or
+// 0 is off, otherwise from core.MinIdleTimeout to core.MaxIdleTimeout.
+func (f fields) idleTimeout(name string) (time.Duration, error) {
+	if raw, ok := f[name]; !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return 0, nil
+	}
+	v, _, err := f.integer(name)
+	lo, hi := core.MinIdleTimeout.Milliseconds(), core.MaxIdleTimeout.Milliseconds()
+	switch {
+	case err != nil:
+		return 0, err
+	case v != 0 && (v < lo || v > hi):
+		return 0, fmt.Errorf("%w: %s %d ms is neither 0 (off) nor from %d to %d ms", ErrBadRequest, name, v, lo, hi)
 	}
 	return time.Duration(v) * time.Millisecond, nil
 }

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/iofog/iofog-connector/core"
@@ -44,13 +46,29 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the time. Nil means time.Now.
 	Now func() time.Time
+	// Token, when not empty, must come with every request as
+	// "Authorization: Bearer TOKEN"; it is compared in constant time and a
+	// request without it or with another gets 401 and a JSON error. Empty
+	// means no token is asked for (the legacy Controller sends none).
+	Token string
+	// RequireClientCert refuses (401) every request that did not arrive
+	// over TLS with a verified client certificate. The TLS config given
+	// to [Server.Serve] must verify client certificates
+	// (tls.RequireAndVerifyClientCert); this is a second, fail-closed
+	// check. False means no client certificate is asked for here.
+	RequireClientCert bool
 }
 
 // Server is the REST API. Create it with [New].
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	handler  http.Handler
+	cop      *http.CrossOriginProtection
+	routes   map[string]bool
+	tokenSet bool
+	tokenSum [32]byte
 }
 
 // New returns the API server for cfg.
@@ -61,26 +79,45 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: sdk.Logger(cfg.Logger), mux: http.NewServeMux()}
-	s.mux.HandleFunc("POST /api/v2/mapping/add", s.add)
-	s.mux.HandleFunc("POST /api/v2/mapping/remove", s.remove)
-	s.mux.HandleFunc("POST /api/v2/status", s.status)
-	s.mux.HandleFunc("POST /api/v2/commandline", s.commandline)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, fmt.Errorf("%w: %s %s (every call is a POST under /api/v2/)", errNoRoute, r.Method, r.URL.Path))
-	})
+	s := &Server{cfg: cfg, log: sdk.Logger(cfg.Logger), mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(), routes: map[string]bool{}}
+	if cfg.Token != "" {
+		s.tokenSet, s.tokenSum = true, sha256.Sum256([]byte(cfg.Token))
+	}
+	for route, h := range map[string]http.HandlerFunc{
+		"/api/v2/mapping/add":    s.add,
+		"/api/v2/mapping/remove": s.remove,
+		"/api/v2/status":         s.status,
+		"/api/v2/commandline":    s.commandline,
+	} {
+		s.routes[route] = true
+		s.mux.HandleFunc(http.MethodPost+" "+route, h)
+	}
+	s.mux.HandleFunc("/", s.noRoute)
+	s.handler = s.guard(s.mux)
 	return s
 }
 
-// Handler returns the HTTP handler of the API.
-func (s *Server) Handler() http.Handler { return s.mux }
+// noRoute answers what no route took: 405 naming POST for a known path,
+// 404 otherwise, both as JSON (the mux's own answers are plain text).
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if s.routes[r.URL.Path] {
+		w.Header().Set("Allow", http.MethodPost)
+		s.fail(w, r, fmt.Errorf("%w: %s %s (use POST)", errMethod, clip(r.Method), r.URL.Path))
+		return
+	}
+	s.fail(w, r, fmt.Errorf("%w: %s %s (every call is a POST under /api/v2/)", errNoRoute, clip(r.Method), clip(strconv.Quote(r.URL.Path))))
+}
+
+// Handler returns the HTTP handler of the API, with its authentication,
+// path and cross-origin checks.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully for up
 // to five seconds. With tlsCfg not nil it serves HTTPS. It returns nil
 // after a shutdown caused by ctx.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

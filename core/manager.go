@@ -147,6 +147,7 @@ func (m *Manager) Add(ctx context.Context, req AddRequest) (Mapping, error) {
 		ID: req.ID, Type: req.Type, Transport: req.Transport,
 		Passcode1: passcode.New(),
 		MaxConns1: req.MaxConnections1, Heartbeat1: req.Heartbeat1,
+		IdleTimeout: req.IdleTimeout,
 	}
 	if req.Type == TypePrivate {
 		mp.Passcode2 = passcode.New()
@@ -196,6 +197,26 @@ func validate(req *AddRequest) error {
 	}
 	if req.Heartbeat1 < 0 || req.Heartbeat2 < 0 {
 		return fmt.Errorf("%w: heartbeatabsencethreshold is negative", ErrInvalid)
+	}
+	name1 := "heartbeatabsencethreshold"
+	if req.Type == TypePrivate {
+		name1 = "heartbeatabsencethresholdport1"
+	}
+	for _, h := range []struct {
+		name string
+		d    time.Duration
+	}{{name1, req.Heartbeat1}, {"heartbeatabsencethresholdport2", req.Heartbeat2}} {
+		if h.d != 0 && h.d < MinHeartbeatThreshold {
+			return fmt.Errorf("%w: %s %d ms is below the minimum of %d ms", ErrInvalid, h.name, h.d.Milliseconds(), MinHeartbeatThreshold.Milliseconds())
+		}
+	}
+	if d := req.IdleTimeout; d != 0 && (d < MinIdleTimeout || d > MaxIdleTimeout) {
+		return fmt.Errorf("%w: idletimeout %d ms is not 0 (off) or from %d to %d ms", ErrInvalid, d.Milliseconds(), MinIdleTimeout.Milliseconds(), MaxIdleTimeout.Milliseconds())
+	}
+	if req.ID != "" {
+		if err := CheckID(req.ID); err != nil {
+			return err
+		}
 	}
 	if req.Transport != "" && !sdk.ValidName(req.Transport) {
 		return fmt.Errorf("%w: transport %q", ErrUnknownTransport, req.Transport)
@@ -314,10 +335,12 @@ func (m *Manager) register(lv *live) error {
 		if lv.m.Type == TypePublic {
 			_ = relay.ServePublic(ctx, lv.pub, lv.ep1, relay.PublicConfig{
 				WaitTimeout: m.cfg.PublicWaitTimeout, Counters: &lv.counters, Logger: log,
+				IdleTimeout: lv.m.IdleTimeout,
 			})
 			return
 		}
-		_ = relay.ServePrivate(ctx, lv.ep1, lv.ep2, relay.PrivateConfig{Counters: &lv.counters, Logger: log})
+		_ = relay.ServePrivate(ctx, lv.ep1, lv.ep2, relay.PrivateConfig{Counters: &lv.counters, Logger: log,
+			IdleTimeout: lv.m.IdleTimeout})
 	}()
 	return nil
 }
@@ -410,6 +433,7 @@ func toStored(mp Mapping) store.Mapping {
 		HeartbeatAbsenceThresholdPort1: mp.Heartbeat1.Milliseconds(),
 		HeartbeatAbsenceThresholdPort2: mp.Heartbeat2.Milliseconds(),
 		Type:                           mp.Type, Transport: mp.Transport,
+		IdleTimeout: mp.IdleTimeout.Milliseconds(),
 	}
 }
 
@@ -418,11 +442,50 @@ func fromStored(s store.Mapping) Mapping {
 		ID: s.ID, Type: TypePrivate, Port1: s.Port1, Port2: s.Port2,
 		Passcode1: s.PasscodePort1, Passcode2: s.PasscodePort2, Transport: s.Transport,
 		MaxConns1: s.MaxConnectionsPort1, MaxConns2: s.MaxConnectionsPort2,
-		Heartbeat1: time.Duration(s.HeartbeatAbsenceThresholdPort1) * time.Millisecond,
-		Heartbeat2: time.Duration(s.HeartbeatAbsenceThresholdPort2) * time.Millisecond,
+		Heartbeat1:  time.Duration(s.HeartbeatAbsenceThresholdPort1) * time.Millisecond,
+		Heartbeat2:  time.Duration(s.HeartbeatAbsenceThresholdPort2) * time.Millisecond,
+		IdleTimeout: time.Duration(s.IdleTimeout) * time.Millisecond,
 	}
 	if s.IsPublic() {
 		mp.Type = TypePublic
+	}
+	return mp
+}
+
+// restoredMapping is fromStored with the settings that a new mapping could
+// not have brought into range, each with a warning. The stored record is
+// left as it is: a value is never lost because this version cannot use it.
+// A heartbeat threshold below MinHeartbeatThreshold (accepted by older
+// versions) would drop every link at once, so it runs at the minimum.
+func (m *Manager) restoredMapping(s store.Mapping) Mapping {
+	mp := fromStored(s)
+	warn := func(field string, stored, used time.Duration) {
+		m.log.Warn("stored mapping setting out of range; using the nearest valid value (the stored value is kept)",
+			sdk.AttrMappingID, mp.ID, "field", field, "stored_ms", stored.Milliseconds(), "used_ms", used.Milliseconds())
+	}
+	for _, h := range []struct {
+		name string
+		d    *time.Duration
+	}{{"heartbeatabsencethresholdport1", &mp.Heartbeat1}, {"heartbeatabsencethresholdport2", &mp.Heartbeat2}} {
+		switch {
+		case *h.d < 0:
+			warn(h.name, *h.d, 0) // zero: the transport's default
+			*h.d = 0
+		case *h.d > 0 && *h.d < MinHeartbeatThreshold:
+			warn(h.name, *h.d, MinHeartbeatThreshold)
+			*h.d = MinHeartbeatThreshold
+		}
+	}
+	switch d := mp.IdleTimeout; {
+	case d < 0:
+		warn("idletimeout", d, 0)
+		mp.IdleTimeout = 0
+	case d > 0 && d < MinIdleTimeout:
+		warn("idletimeout", d, MinIdleTimeout)
+		mp.IdleTimeout = MinIdleTimeout
+	case d > MaxIdleTimeout:
+		warn("idletimeout", d, MaxIdleTimeout)
+		mp.IdleTimeout = MaxIdleTimeout
 	}
 	return mp
 }

@@ -1,6 +1,12 @@
 package core
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Mapping types.
 const (
@@ -9,6 +15,53 @@ const (
 	// TypePrivate joins two agents.
 	TypePrivate = "private"
 )
+
+// Limits of a mapping's settings.
+const (
+	// MinHeartbeatThreshold is the smallest heartbeat absence threshold a
+	// new mapping may have. Below a second links drop between any agent's
+	// beats (the threshold only ever makes links fail). It is a floor, not
+	// a recommendation: legacy ioFog agents beat every 20 s
+	// (LegacyAgentBeat), so a mapping that legacy agents link to needs a
+	// threshold of at least 20,000 ms, and better a few beats more; the
+	// Controller sends 200,000. Mappings stored with a smaller value are
+	// reopened with this one.
+	MinHeartbeatThreshold = time.Second
+	// LegacyAgentBeat is how often legacy ioFog agents send BEAT on their
+	// links (their fixed heartbeatfrequency of 20,000 ms).
+	LegacyAgentBeat = 20 * time.Second
+	// MinIdleTimeout and MaxIdleTimeout bound a mapping's IdleTimeout when
+	// it is not zero (off).
+	MinIdleTimeout = time.Second
+	MaxIdleTimeout = 7 * 24 * time.Hour
+	// MaxIDLength is the longest mapping id, in bytes.
+	MaxIDLength = 128
+)
+
+// CheckID returns an error wrapping [ErrInvalid] unless id can be a
+// client-chosen mapping id: 1 to [MaxIDLength] bytes of valid UTF-8, made
+// of printable characters other than spaces (no control, format such as
+// zero-width or bidi override, private-use or unassigned characters, which
+// could make two ids look alike in a listing), and not "all", which
+// status reserves for the whole daemon.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: id is empty", ErrInvalid)
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%w: id is longer than %d bytes", ErrInvalid, MaxIDLength)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: id is not valid UTF-8", ErrInvalid)
+	case strings.EqualFold(id, "all"):
+		return fmt.Errorf("%w: id %q is reserved (status all reports the whole connector)", ErrInvalid, id)
+	}
+	for i, r := range id {
+		if r == ' ' || !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: id has a space, control, format or unassigned character (%U at byte %d); ids must be printable characters without spaces", ErrInvalid, r, i)
+		}
+	}
+	return nil
+}
 
 // AddRequest describes a mapping to create.
 type AddRequest struct {
@@ -22,11 +75,16 @@ type AddRequest struct {
 	// be positive for a private mapping, ignored for a public one.
 	MaxConnections2 int
 	// Heartbeat1 and Heartbeat2 are the heartbeat absence thresholds of
-	// port1 and port2. Zero means the transport's default.
+	// port1 and port2. Zero means the transport's default; otherwise at
+	// least MinHeartbeatThreshold.
 	Heartbeat1, Heartbeat2 time.Duration
 	// Transport names the transport of the agent ports. Empty means the
 	// manager's default.
 	Transport string
+	// IdleTimeout closes a relayed connection (public client or private
+	// pair) on which no byte moved either way for that long. Zero means
+	// never; otherwise from MinIdleTimeout to MaxIdleTimeout.
+	IdleTimeout time.Duration
 }
 
 // Mapping is a created mapping as the API reports it.
@@ -42,6 +100,8 @@ type Mapping struct {
 	MaxConns2  int
 	Heartbeat1 time.Duration
 	Heartbeat2 time.Duration
+	// IdleTimeout is the relay idle timeout; zero means none.
+	IdleTimeout time.Duration
 }
 
 // SideStatus is the live state of one port of a mapping.

@@ -42,7 +42,7 @@ func (m *Manager) Restore(ctx context.Context, stored []store.Mapping) error {
 }
 
 func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
-	mp := fromStored(s)
+	mp := m.restoredMapping(s)
 	lv := &live{m: mp}
 	name := mp.Transport
 	if name == "" {

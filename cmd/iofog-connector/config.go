@@ -46,6 +46,9 @@ type settings struct {
 	TLSCert, TLSKey   string
 	LogLevel          slog.Level
 	LogFile           string // empty: stderr
+	// API lock (apiauth.go): a bearer token, given or read from a file at
+	// start, and a CA file for client certificates.
+	APIToken, APITokenFile, APIClientCA string
 }
 
 // addConfigFlags declares the flags every daemon-facing command shares.
@@ -53,6 +56,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "settings file (default "+defaultSettingsFile+"; env IOFOG_CONNECTOR_CONFIG)")
 	fs.String("data-dir", "", "directory of configs.json and the control socket (default: the settings file's directory)")
 	fs.String("api-address", "", "HOST:PORT of the REST API (default :8080 in dev mode, :443 otherwise; 127.0.0.1:8080 on dev defaults)")
+	addAPIAuthFlags(fs)
 }
 
 // loadSettings reads the settings file, then IOFOG_CONNECTOR_* variables,
@@ -69,6 +73,9 @@ func loadSettings(fs *pflag.FlagSet) (*settings, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := bindAPIAuthFlags(v, fs); err != nil {
+		return nil, err
 	}
 	s := &settings{}
 	path := v.GetString("config")
@@ -160,7 +167,7 @@ func (s *settings) fill(v *viper.Viper) error {
 	if s.TLSKey == "" {
 		s.TLSKey = filepath.Join(base, "server-key.pem")
 	}
-	return nil
+	return s.fillAPIAuth(v)
 }
 
 // tlsConfig loads the server identity; nil in dev mode.

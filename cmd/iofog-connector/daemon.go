@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,10 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 			"api", s.APIAddress, "ports", devPorts, "data_dir", s.DataDir)
 	}
 	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	apiToken, apiTLS, err := apiLock(s, tlsCfg, log)
 	if err != nil {
 		return err
 	}
@@ -84,6 +89,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 	d := &daemon{settings: s, mgr: mgr, started: started, transports: names}
 	srv := api.New(api.Config{
 		Core: mgr, Version: version, Stop: stop, StatusText: d.statusText, Logger: log,
+		Token: apiToken, RequireClientCert: s.APIClientCA != "",
 	})
 	scheme := "http"
 	if tlsCfg != nil {
@@ -92,14 +98,18 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 	log.Info("iofog-connector started", "version", version, "pid", os.Getpid(),
 		"api", scheme+"://"+apiLn.Addr().String(), "dev", s.Dev, "settings_file", s.File, "data_dir", s.DataDir,
 		"ports", len(s.Pool), "mappings", len(stored), "transport", s.Transport, "transports", strings.Join(names, ","),
-		"startup", time.Since(started).Round(time.Millisecond))
+		"startup", time.Since(started).Round(time.Millisecond), "api_auth", apiAuthMode(apiToken != "", s.APIClientCA != ""))
+	if apiUnprotected(apiLn.Addr(), apiToken != "", s.APIClientCA != "") {
+		log.Warn("the API listens beyond loopback with neither api-token nor api-client-ca: anyone who reaches it can list, add and remove mappings and read their passcodes",
+			"api", apiLn.Addr().String())
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ctx, apiLn, tlsCfg); err != nil {
+		if err := srv.Serve(ctx, apiLn, apiTLS); err != nil {
 			errc <- err
 			stop()
 		}
@@ -132,4 +142,28 @@ type daemon struct {
 	mgr        *core.Manager
 	started    time.Time
 	transports []string
+}
+
+// apiLock loads the API token and, with api-client-ca, returns the API's
+// own TLS config requiring and verifying client certificates (the agent
+// and public ports keep tlsCfg, without client certificates).
+func apiLock(s *settings, tlsCfg *tls.Config, log *slog.Logger) (string, *tls.Config, error) {
+	token, warn, err := s.apiToken()
+	if err != nil {
+		return "", nil, err
+	}
+	if warn != "" {
+		log.Warn(warn)
+	}
+	pool, err := s.apiClientCAs()
+	if err != nil || pool == nil {
+		return token, tlsCfg, err
+	}
+	if tlsCfg == nil {
+		return "", nil, errors.New("api-client-ca: client certificates need the HTTPS API (dev is true)")
+	}
+	apiTLS := tlsCfg.Clone()
+	apiTLS.ClientCAs = pool
+	apiTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	return token, apiTLS, nil
 }

@@ -91,7 +91,7 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 	}
 	cfg.Counters.begin()
 	defer cfg.Counters.end()
-	res, err := pipe.Join(ctx, c, s)
+	res, err := pipe.JoinWith(ctx, c, s, pipe.Options{IdleTimeout: cfg.IdleTimeout})
 	cfg.Counters.record(res)
 	if err != nil {
 		log.Debug("public relay ended with an error", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)

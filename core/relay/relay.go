@@ -79,6 +79,9 @@ type PublicConfig struct {
 	Counters *Counters
 	// Logger receives the relay's logs. Nil means discard.
 	Logger *slog.Logger
+	// IdleTimeout closes a relayed client and its stream once no byte has
+	// moved either way for that long. Zero means never.
+	IdleTimeout time.Duration
 }
 
 // PrivateConfig configures [ServePrivate].
@@ -87,4 +90,7 @@ type PrivateConfig struct {
 	Counters *Counters
 	// Logger receives the relay's logs. Nil means discard.
 	Logger *slog.Logger
+	// IdleTimeout closes a joined pair of streams once no byte has moved
+	// either way for that long. Zero means never.
+	IdleTimeout time.Duration
 }

@@ -18,6 +18,9 @@ type Mapping struct {
 	// Transport names the transport of the agent ports. Empty means the
 	// daemon's default transport.
 	Transport string `json:"transport,omitempty"`
+	// IdleTimeout is the relay idle timeout in ms. Zero (absent in legacy
+	// files) means none.
+	IdleTimeout int64 `json:"idletimeout,omitempty"`
 }
 
 // IsPublic reports whether m is a public mapping.

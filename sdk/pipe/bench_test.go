@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // benchRelay measures one-way throughput from left to right across a
@@ -53,4 +54,20 @@ func BenchmarkBufferedCopy(b *testing.B) {
 		io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{a}, make([]byte, 32<<10))
 		c.(*net.TCPConn).CloseWrite()
 	})
+}
+
+// BenchmarkJoinIdleTimeout is BenchmarkJoin with an idle timeout set: the
+// same splice path plus a clock read and an atomic store per transfer.
+func BenchmarkJoinIdleTimeout(b *testing.B) {
+	benchRelay(b, func(a, c net.Conn) {
+		JoinWith(context.Background(), a, c, Options{IdleTimeout: time.Minute})
+	})
+}
+
+// BenchmarkActivityTouch is the per-transfer cost of the idle timeout.
+func BenchmarkActivityTouch(b *testing.B) {
+	a := newActivity()
+	for range b.N {
+		a.touch()
+	}
 }

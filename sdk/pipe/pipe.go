@@ -39,6 +39,14 @@ type Result struct {
 //
 // Join blocks until both copies have returned. It owns a and b.
 func Join(ctx context.Context, a, b net.Conn) (Result, error) {
+	return JoinWith(ctx, a, b, Options{})
+}
+
+// JoinWith is [Join] with options. With Options.IdleTimeout set, a relay on
+// which no byte moves either way for that long is closed (both streams)
+// and JoinWith returns [ErrIdleTimeout]; the timeout costs one timer per
+// relay and a clock read plus an atomic store per transfer.
+func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) {
 	var (
 		res    Result
 		closed atomic.Bool
@@ -57,25 +65,37 @@ func Join(ctx context.Context, a, b net.Conn) (Result, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { closeBoth() })
 	defer stop()
+	var act *activity
+	var timer *idleTimer
+	if opts.IdleTimeout > 0 {
+		act = newActivity()
+		timer = act.watch(opts.IdleTimeout, func() { closeBoth() })
+	}
 
 	go func() {
 		defer close(done)
-		res.AToB, errAB = copyHalf(b, a, closeBoth)
+		res.AToB, errAB = copyHalf(b, a, closeBoth, act)
 	}()
 	var errBA error
-	res.BToA, errBA = copyHalf(a, b, closeBoth)
+	res.BToA, errBA = copyHalf(a, b, closeBoth, act)
 	<-done
+	if timer != nil {
+		timer.stop()
+	}
 	closeBoth()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return res, nil
+	case timer != nil && timer.expired.Load():
+		return res, ErrIdleTimeout
 	}
 	return res, errors.Join(quiet(errAB), quiet(errBA))
 }
 
 // copyHalf copies src to dst, then half-closes dst, or closes both on
 // error. An error caused by the other direction closing both is dropped.
-func copyHalf(dst, src net.Conn, closeBoth func() bool) (int64, error) {
-	n, err := Copy(dst, src)
+func copyHalf(dst, src net.Conn, closeBoth func() bool, act *activity) (int64, error) {
+	n, err := copyConn(dst, src, act)
 	if err != nil {
 		if closeBoth() {
 			err = nil
@@ -92,14 +112,22 @@ func copyHalf(dst, src net.Conn, closeBoth func() bool) (int64, error) {
 // and returns the bytes copied. It uses splice(2) between sockets, and
 // waits for a socket source to be readable before it takes a buffer.
 func Copy(dst, src net.Conn) (int64, error) {
-	if n, handled, err := spliceCopy(dst, src); handled {
+	return copyConn(dst, src, nil)
+}
+
+// copyConn is [Copy] recording each transfer in act, which may be nil.
+func copyConn(dst, src net.Conn, act *activity) (int64, error) {
+	if n, handled, err := spliceCopy(dst, src, act); handled {
 		return n, err
 	}
-	if n, handled, err := readyCopy(dst, src); handled {
+	if n, handled, err := readyCopy(dst, src, act); handled {
 		return n, err
 	}
 	bp := getBuf()
 	defer putBuf(bp)
+	if act != nil {
+		return io.CopyBuffer(touchWriter{dst, act}, touchReader{src, act}, *bp)
+	}
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }
 
