@@ -23,7 +23,10 @@ import (
 // so and exits.
 //
 // A plugin whose host dies without stopping it (SIGKILL, a crash) notices
-// within a second, because it is re-parented, and exits.
+// within a second, because it is re-parented, and exits. A plugin whose
+// host stops beating (it is stopped or hung) ends the agent sessions it
+// holds for it; see "Liveness across the boundary" in the package
+// documentation.
 func Serve(impl sdk.Transport) {
 	tp := &TransportPlugin{Impl: impl}
 	go exitWithParent(os.Getppid(), tp)

@@ -28,8 +28,15 @@ type server struct {
 	mu        sync.Mutex
 	next      uint64
 	endpoints map[uint64]sdk.Endpoint
-	sessions  map[uint64]sdk.Session
+	sessions  map[uint64]*servedSession
 	verifiers map[uint32]*grpc.ClientConn // the host's Verifier, by broker id
+}
+
+// servedSession is an agent session the plugin holds for its host.
+type servedSession struct {
+	sdk.Session
+	// threshold is DialConfig.HeartbeatThreshold, or the default.
+	threshold time.Duration
 }
 
 func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error) {
@@ -46,7 +53,7 @@ func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error)
 	return &server{
 		impl: impl, hub: h, broker: broker,
 		endpoints: map[uint64]sdk.Endpoint{},
-		sessions:  map[uint64]sdk.Session{},
+		sessions:  map[uint64]*servedSession{},
 		verifiers: map[uint32]*grpc.ClientConn{},
 	}, nil
 }
@@ -124,10 +131,14 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 	if err != nil {
 		return &pb.HandleResponse{Error: toPB(err)}, nil
 	}
+	th := cfg.HeartbeatThreshold
+	if th <= 0 {
+		th = sdk.DefaultHeartbeatThreshold
+	}
 	s.mu.Lock()
 	s.next++
 	id := s.next
-	s.sessions[id] = sess
+	s.sessions[id] = &servedSession{Session: sess, threshold: th}
 	s.mu.Unlock()
 	return &pb.HandleResponse{Id: id}, nil
 }
@@ -159,11 +170,15 @@ func (s *server) endpoint(h *pb.Handle) sdk.Endpoint {
 func (s *server) session(h *pb.Handle) sdk.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sessions[h.GetId()]
+	if ss := s.sessions[h.GetId()]; ss != nil {
+		return ss
+	}
+	return nil
 }
 
-// stream runs a call that yields a stream and parks the stream in the hub.
-func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
+// stream runs a call that yields a stream and parks the stream in the hub
+// under owner (the session's handle, or 0 for an endpoint).
+func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
 	if !ok {
 		return &pb.StreamResponse{Error: toPB(fmt.Errorf("plugin: unknown handle: %w", sdk.ErrClosed))}, nil
 	}
@@ -175,7 +190,7 @@ func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (n
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(ctx.Err())}, nil
 	}
-	t, err := s.hub.put(conn)
+	t, err := s.hub.put(conn, owner)
 	if err != nil {
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(err)}, nil
@@ -192,22 +207,22 @@ func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (n
 
 func (s *server) EndpointOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
+	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
 }
 
 func (s *server) EndpointAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
+	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
 }
 
 func (s *server) SessionAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
 }
 
 func (s *server) SessionOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
 }
 
 func (s *server) EndpointClose(_ context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {
