@@ -54,7 +54,8 @@ type Transport struct{ fault string }
 func New() Transport { return Transport{} }
 
 // NewFaulty returns a reference transport that breaks one rule: fault is
-// "nopasscode", "nolimit", "noheartbeat" or "leak".
+// "nopasscode", "nolimit", "noheartbeat", "nothreshold" (agents are not
+// told the endpoint's threshold) or "leak".
 func NewFaulty(fault string) Transport { return Transport{fault: fault} }
 
 func (Transport) Name() string { return "ref" }
@@ -213,6 +214,8 @@ func (e *refEndpoint) handle(c net.Conn) {
 		c.SetDeadline(time.Time{})
 		if _, err := c.Write(reply[:]); err != nil {
 			s.kill(false)
+		} else if e.fault == "nothreshold" {
+			// Agents are not told the threshold.
 		} else if err := s.send(thresholdMsg(e.cfg.HeartbeatThreshold)); err != nil {
 			s.kill(false)
 		}
