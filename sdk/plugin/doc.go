@@ -37,7 +37,7 @@
 // would keep the agent's links beating) ends the agent sessions it holds
 // for that host, and aborts their streams ([Aborter]), after half the
 // smallest heartbeat threshold of those sessions (the one their connector
-// told them, see [ThresholdReporter]), at least 1 s and at most 30 s; the
+// told them, see [ThresholdReporter]), at least 2 s and at most 30 s; the
 // connectors then see the agent gone. The plugin sends back, on the same
 // stream, the ticket of every stream that broke (its transport stream
 // failed, or was aborted): the host closes its end of that stream's unix

@@ -16,15 +16,18 @@ type ThresholdReporter interface {
 	HeartbeatThreshold() time.Duration
 }
 
-// Host liveness. A host beats every hostBeatInterval on its Watch stream;
-// once the plugin has seen a beat, a host silent for half the smallest
+// Host liveness. A host beats every hostBeatInterval on its Watch stream
+// from the moment it opens it; a host silent for half the smallest
 // heartbeat threshold of the agent sessions it holds (clamped to
 // [minHostSilence, maxHostSilence]) is taken as frozen: a host process
 // stopped or hung while its plugin child runs on would otherwise keep its
-// sessions beating, so that connectors never learn the agent is gone.
+// sessions beating, so that connectors never learn the agent is gone. The
+// floor keeps eight beats of margin, so that a live host on a loaded
+// machine is not mistaken for a frozen one; a plugin that was itself held
+// up (its checks came late) blames no host for the gap.
 const (
 	hostBeatInterval = 250 * time.Millisecond
-	minHostSilence   = time.Second
+	minHostSilence   = 2 * time.Second
 	maxHostSilence   = 30 * time.Second
 	leaseCheck       = 100 * time.Millisecond
 )
@@ -106,13 +109,27 @@ func (s *server) Watch(stream pb.Transport_WatchServer) error {
 	defer tick.Stop()
 	// A host that opens Watch beats: the lease runs from now.
 	last := time.Now()
+	lastCheck := last
 	for {
 		select {
 		case <-beats:
 			last = time.Now()
 		case <-tick.C:
+			select { // a beat that came with the tick counts first
+			case <-beats:
+				last = time.Now()
+			default:
+			}
+			now := time.Now()
+			late := now.Sub(lastCheck) > leaseCheck+time.Second
+			lastCheck = now
+			if late {
+				// This process was held up: beats may wait unread.
+				last = now
+				continue
+			}
 			limit, any := s.hostSilenceLimit()
-			if silent := time.Since(last); any && silent > limit {
+			if silent := now.Sub(last); any && silent > limit {
 				s.expireSessions(silent, limit)
 			}
 		case <-recvDone:

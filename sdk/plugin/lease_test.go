@@ -63,7 +63,7 @@ func ended(c net.Conn, limit time.Duration) (time.Duration, error) {
 // TestFrozenHostEndsItsSessions: the host of an agent session stops
 // beating (a host process stopped with SIGSTOP while its plugin runs on);
 // the plugin ends the session and aborts its stream within half the
-// threshold the connector told (1 s at least), so the connector's side of
+// threshold the connector told (2 s at least), so the connector's side of
 // the stream ends with an error, not EOF, and the host's unix connection
 // of that stream is closed by the host itself on the plugin's word. A
 // host that beats keeps its session across several thresholds.
@@ -72,7 +72,7 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 	defer cancel()
 	agentHost := remote(t, reftransport.New())
 	connectorHost := remote(t, reftransport.New())
-	const th = 2 * time.Second
+	const th = 6 * time.Second // the host may be silent for 3 s
 	addr := freeAddr(t)
 	ep, err := connectorHost.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "pw", HeartbeatThreshold: th})
 	if err != nil {
@@ -85,9 +85,9 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 	}
 	defer s.Close()
 	c, a := pairThrough(t, ctx, ep, s)
-	time.Sleep(2 * th) // a beating host keeps its session
+	time.Sleep(th) // a beating host keeps its session
 	if st := ep.(sdk.StatsReporter).Stats(); st.Links != 1 {
-		t.Fatalf("after %v of a beating host: %d links, want 1", 2*th, st.Links)
+		t.Fatalf("after %v of a beating host: %d links, want 1", th, st.Links)
 	}
 	plugin.PauseHostBeats(agentHost, true)
 	d, err := ended(c, th+5*time.Second)
@@ -95,8 +95,8 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 		t.Fatalf("the connector's side of the frozen host's stream ended with %v after %v, want an error within the threshold", err, d)
 	}
 	t.Logf("the connector's side ended with %q %v after the host stopped beating (threshold %v)", err, d.Round(time.Millisecond), th)
-	if d > th {
-		t.Errorf("it ended %v after the host stopped beating, want within the %v threshold", d, th)
+	if d < th/2-time.Second || d > th {
+		t.Errorf("it ended %v after the host stopped beating, want about half the %v threshold", d, th)
 	}
 	// The agent host's own unix connection was closed on the plugin's
 	// word: reading it fails at once with net.ErrClosed.
