@@ -67,7 +67,7 @@ func (s *server) expireSessions(silent, limit time.Duration) {
 		ss.Close()
 		streams += s.hub.closeOwner(id)
 	}
-	pluginLogger().Error("the host stopped beating; ending the agent sessions it held, and their streams, so that their connectors see the agent gone",
+	s.log.Error("the host stopped beating; ending the agent sessions it held, and their streams, so that their connectors see the agent gone",
 		"silent", silent.Round(time.Millisecond).String(), "limit", limit.String(), "sessions", len(sessions), "streams", streams)
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ type server struct {
 	impl   sdk.Transport
 	hub    *hub
 	broker *goplugin.GRPCBroker // nil in tests without one
+	log    *slog.Logger         // the plugin process's stderr
 
 	mu        sync.Mutex
 	next      uint64
@@ -39,7 +41,7 @@ type servedSession struct {
 	threshold time.Duration
 }
 
-func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error) {
+func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger) (*server, error) {
 	if impl == nil {
 		return nil, errors.New("plugin: Serve: nil transport")
 	}
@@ -51,7 +53,7 @@ func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error)
 		return nil, err
 	}
 	return &server{
-		impl: impl, hub: h, broker: broker,
+		impl: impl, hub: h, broker: broker, log: log,
 		endpoints: map[uint64]sdk.Endpoint{},
 		sessions:  map[uint64]*servedSession{},
 		verifiers: map[uint32]*grpc.ClientConn{},
@@ -76,7 +78,7 @@ func (s *server) Listen(ctx context.Context, r *pb.ListenRequest) (*pb.HandleRes
 		Passcode:           r.Passcode,
 		MaxLinks:           int(r.MaxLinks),
 		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
-		Logger:             pluginLogger().With(sdk.AttrMappingID, r.MappingId, sdk.AttrSide, r.Side),
+		Logger:             s.log.With(sdk.AttrMappingID, r.MappingId, sdk.AttrSide, r.Side),
 	}
 	if r.Tls != nil {
 		cert, err := fromIdentity(r.Tls)
@@ -103,7 +105,7 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 		Passcode:           r.Passcode,
 		HeartbeatInterval:  time.Duration(r.HeartbeatIntervalNs),
 		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
-		Logger:             pluginLogger(),
+		Logger:             s.log,
 	}
 	if r.Tls {
 		cfg.TLS = &tls.Config{
