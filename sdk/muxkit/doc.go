@@ -12,7 +12,9 @@
 //   - [Session] is the agent half: one link, whose Close leaves open
 //     streams working, as [sdk.Session] requires.
 //   - [Handshake] is the passcode exchange an agent runs before the
-//     multiplexer starts, and the connector's one-byte [Answer].
+//     multiplexer starts, and the connector's one-byte [Answer], followed
+//     from hello version 2 on by [Terms] (the heartbeat threshold the agent
+//     derives its keepalive from, see [BeatInterval]).
 //
 // A transport implements [Conn] over its multiplexed connection and
 // [Stream] over its streams (a [net.Conn] with the semantics of the sdk:

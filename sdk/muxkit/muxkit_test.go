@@ -374,43 +374,58 @@ func TestSessionConnectionEnded(t *testing.T) {
 func TestHandshake(t *testing.T) {
 	errMine := errors.New("mine: handshake protocol error")
 	h := muxkit.Handshake{Name: "mine", ErrProtocol: errMine}
-	hello := func(pass string) []byte {
+	hello := func(v byte, pass string) []byte {
 		var b bytes.Buffer
-		if err := h.WriteHello(&b, pass); err != nil {
+		hv := h
+		hv.Version = v
+		if err := hv.WriteHello(&b, pass); err != nil {
 			t.Fatalf("WriteHello: %v", err)
 		}
 		return b.Bytes()
 	}
+	if got := hello(0, "pw")[4]; got != muxkit.Version {
+		t.Errorf("a zero Handshake.Version sends version %d, want the newest, %d", got, muxkit.Version)
+	}
 	tests := []struct {
-		name       string
-		in         []byte
-		wantAnswer muxkit.Answer
-		wantErr    error
+		name        string
+		in          []byte
+		wantAnswer  muxkit.Answer
+		wantVersion byte
+		wantErr     error
 	}{
-		{"right passcode", hello("pw"), muxkit.AnswerOK, nil},
-		{"wrong passcode", hello("nope"), muxkit.AnswerBadPasscode, nil},
-		{"other version", append([]byte("IOFY\x02"), hello("pw")[5:]...), muxkit.AnswerIncompatible, nil},
-		{"bad magic", []byte("HTTP/1.1"), 0, errMine},
-		{"short", []byte("IOF"), 0, io.ErrUnexpectedEOF},
+		{"right passcode", hello(0, "pw"), muxkit.AnswerOK, muxkit.Version2, nil},
+		{"right passcode, version 1", hello(1, "pw"), muxkit.AnswerOK, muxkit.Version1, nil},
+		{"wrong passcode", hello(0, "nope"), muxkit.AnswerBadPasscode, muxkit.Version2, nil},
+		{"wrong passcode, version 1", hello(1, "nope"), muxkit.AnswerBadPasscode, muxkit.Version1, nil},
+		{"future version", append([]byte("IOFY\x03"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
+		{"version 0", append([]byte("IOFY\x00"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
+		{"bad magic", []byte("HTTP/1.1"), 0, 0, errMine},
+		{"passcode too long", []byte("IOFY\x02\xff\xff"), 0, 0, errMine},
+		{"short", []byte("IOF"), 0, 0, io.ErrUnexpectedEOF},
+		{"short passcode", []byte("IOFY\x02\x00\x05pw"), 0, 0, io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := h.ReadHello(bytes.NewReader(tt.in), "pw")
+			got, hl, err := h.ReadHello(bytes.NewReader(tt.in), "pw")
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("ReadHello: %v, want %v", err, tt.wantErr)
 			}
-			if err == nil && got != tt.wantAnswer {
-				t.Errorf("ReadHello = %d, want %d", got, tt.wantAnswer)
+			if err == nil && (got != tt.wantAnswer || hl.Version != tt.wantVersion) {
+				t.Errorf("ReadHello = %d, version %d; want %d, version %d", got, hl.Version, tt.wantAnswer, tt.wantVersion)
 			}
 		})
 	}
 	if err := h.WriteHello(io.Discard, strings.Repeat("x", 5000)); !errors.Is(err, sdk.ErrInvalidConfig) {
 		t.Errorf("WriteHello with a 5000-byte passcode: %v, want sdk.ErrInvalidConfig", err)
 	}
-	if _, err := (muxkit.Handshake{}).ReadHello(strings.NewReader("NOPE..."), ""); !errors.Is(err, muxkit.ErrProtocol) {
+	if err := (muxkit.Handshake{Version: 9}).WriteHello(io.Discard, "pw"); !errors.Is(err, sdk.ErrInvalidConfig) {
+		t.Errorf("WriteHello in an unknown version: %v, want sdk.ErrInvalidConfig", err)
+	}
+	if _, _, err := (muxkit.Handshake{}).ReadHello(strings.NewReader("NOPE..."), ""); !errors.Is(err, muxkit.ErrProtocol) {
 		t.Errorf("zero Handshake, bad magic: %v, want muxkit.ErrProtocol", err)
 	}
 
+	// Answers, in both versions: only a version 2 AnswerOK carries terms.
 	answers := []struct {
 		a    muxkit.Answer
 		want error
@@ -421,17 +436,81 @@ func TestHandshake(t *testing.T) {
 		{muxkit.AnswerIncompatible, sdk.ErrIncompatible},
 		{9, errMine},
 	}
-	for _, tt := range answers {
-		var b bytes.Buffer
-		if err := muxkit.WriteAnswer(&b, tt.a); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.ReadAnswer(&b); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-			t.Errorf("ReadAnswer(%d) = %v, want %v", tt.a, err, tt.want)
+	terms := muxkit.Terms{HeartbeatThreshold: 5 * time.Second}
+	for _, v := range []byte{muxkit.Version1, muxkit.Version2} {
+		hv := h
+		hv.Version = v
+		for _, tt := range answers {
+			var b bytes.Buffer
+			if err := (muxkit.Hello{Version: v}).WriteAnswer(&b, tt.a, terms); err != nil {
+				t.Fatal(err)
+			}
+			wantLen := 1
+			if v == muxkit.Version2 && tt.a == muxkit.AnswerOK {
+				wantLen = 5
+			}
+			if b.Len() != wantLen {
+				t.Errorf("version %d answer %d is %d bytes, want %d", v, tt.a, b.Len(), wantLen)
+			}
+			got, err := hv.ReadAnswer(&b)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("version %d: ReadAnswer(%d) = %v, want %v", v, tt.a, err, tt.want)
+			}
+			wantTerms := muxkit.Terms{}
+			if err == nil && v == muxkit.Version2 {
+				wantTerms = terms
+			}
+			if got != wantTerms {
+				t.Errorf("version %d: ReadAnswer(%d) terms = %+v, want %+v", v, tt.a, got, wantTerms)
+			}
+			if b.Len() != 0 {
+				t.Errorf("version %d: ReadAnswer(%d) left %d bytes unread", v, tt.a, b.Len())
+			}
 		}
 	}
-	err := h.ReadAnswer(strings.NewReader(""))
+	var b bytes.Buffer
+	muxkit.WriteAnswer(&b, muxkit.AnswerOK)
+	if b.String() != "\x00" {
+		t.Errorf("WriteAnswer (version 1) wrote %q, want one zero byte", b.String())
+	}
+	// The wire form of a version 2 admission: 0, then 3000 ms big endian;
+	// a sub-millisecond threshold rounds up, never to "none".
+	b.Reset()
+	muxkit.Hello{Version: 2}.WriteAnswer(&b, muxkit.AnswerOK, muxkit.Terms{HeartbeatThreshold: 3 * time.Second})
+	if b.String() != "\x00\x00\x00\x0b\xb8" {
+		t.Errorf("version 2 AnswerOK with 3s is % x", b.Bytes())
+	}
+	b.Reset()
+	muxkit.Hello{Version: 2}.WriteAnswer(&b, muxkit.AnswerOK, muxkit.Terms{HeartbeatThreshold: time.Microsecond})
+	if b.String() != "\x00\x00\x00\x00\x01" {
+		t.Errorf("version 2 AnswerOK with 1µs is % x, want 1 ms", b.Bytes())
+	}
+	_, err := h.ReadAnswer(strings.NewReader(""))
 	if !errors.Is(err, io.EOF) || !strings.HasPrefix(err.Error(), "mine: ") {
 		t.Errorf("ReadAnswer on a closed connection: %v, want a mine: error wrapping io.EOF", err)
+	}
+	_, err = h.ReadAnswer(strings.NewReader("\x00\x00"))
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.HasPrefix(err.Error(), "mine: ") {
+		t.Errorf("ReadAnswer of a truncated version 2 admission: %v, want a mine: error wrapping io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestBeatInterval(t *testing.T) {
+	for _, tt := range []struct {
+		threshold, interval, want time.Duration
+	}{
+		{0, 0, sdk.DefaultHeartbeatThreshold / 4},
+		{200 * time.Second, 0, 50 * time.Second},
+		{200 * time.Second, 5 * time.Second, 5 * time.Second},
+		{5 * time.Second, 0, 1250 * time.Millisecond},
+		{5 * time.Second, 20 * time.Second, 1250 * time.Millisecond},
+		{time.Second, 0, 250 * time.Millisecond},
+		{400 * time.Millisecond, 0, 200 * time.Millisecond},
+		{time.Millisecond, 0, 10 * time.Millisecond},
+		{time.Millisecond, time.Millisecond, time.Millisecond},
+	} {
+		if got := muxkit.BeatInterval(tt.threshold, tt.interval); got != tt.want {
+			t.Errorf("BeatInterval(%v, %v) = %v, want %v", tt.threshold, tt.interval, got, tt.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -30,13 +31,21 @@ type Info struct {
 // splice applies; its addresses are the socket's, not the agent's).
 //
 // When the plugin process dies, every call returns an error wrapping
-// [sdk.ErrTransportUnavailable] and streams already handed out end. A
-// Remote does not restart anything: package plugins does.
+// [sdk.ErrTransportUnavailable] and streams already handed out are closed.
+// A Remote does not restart anything: package plugins does.
+//
+// A Remote beats to its plugin every 250 ms, so that a plugin whose host
+// froze ends the agent sessions it holds for it (see [Serve]), and closes
+// a stream's unix connection as soon as the plugin reports that the
+// stream ended abnormally (its agent or connector was lost), so that the
+// relay using it ends both of its sides at once rather than reading a
+// mere EOF.
 type Remote struct {
 	c      pb.TransportClient
 	info   Info
 	socket string
 	verify *verifier // nil without a broker: then RootCAs cannot be used
+	watch  *watcher
 }
 
 func newRemote(ctx context.Context, c pb.TransportClient, broker *goplugin.GRPCBroker) (*Remote, error) {
@@ -61,6 +70,8 @@ func newRemote(ctx context.Context, c pb.TransportClient, broker *goplugin.GRPCB
 	if !sdk.ValidName(r.info.Name) {
 		return nil, fmt.Errorf("plugin: transport name %q: %w", r.info.Name, sdk.ErrInvalidConfig)
 	}
+	r.watch = newWatcher()
+	go r.watch.run(c)
 	return r, nil
 }
 
@@ -181,12 +192,22 @@ func (r *Remote) stream(ctx context.Context, op string, closed <-chan struct{}, 
 	if err := fromPB(resp.Error); err != nil {
 		return nil, err
 	}
+	if len(resp.Ticket) != ticketLen {
+		return nil, fmt.Errorf("plugin: %s: bad ticket length %d", op, len(resp.Ticket))
+	}
+	t := ticket(resp.Ticket)
+	r.watch.expect(t)
 	conn, err := claim(ctx, r.socket, resp.Ticket)
 	if err != nil {
+		r.watch.forget(t)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("plugin: %s: claiming the stream: %w: %v", op, sdk.ErrTransportUnavailable, err)
+	}
+	if !r.watch.claimed(t, conn) {
+		conn.Close()
+		return nil, fmt.Errorf("plugin: %s: the stream broke as it was claimed: %w", op, io.ErrUnexpectedEOF)
 	}
 	return conn, nil
 }

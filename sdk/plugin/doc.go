@@ -29,6 +29,24 @@
 // BenchmarkStream measures the whole adapter against the same transport in
 // process.
 //
+// # Liveness across the boundary
+//
+// The host keeps one Watch stream open to its plugin (see [Remote]). It
+// beats on it every 250 ms: a plugin whose host stops beating (a host
+// process stopped with SIGSTOP or hung, while its plugin child runs on and
+// would keep the agent's links beating) ends the agent sessions it holds
+// for that host, and aborts their streams ([Aborter]), after half the
+// smallest heartbeat threshold of those sessions (the one their connector
+// told them, see [ThresholdReporter]), at least 2 s and at most 30 s; the
+// connectors then see the agent gone. The plugin sends back, on the same
+// stream, the ticket of every stream that broke (its transport stream
+// failed, or was aborted): the host closes its end of that stream's unix
+// connection itself, so that the relay using it ends both of its sides
+// instead of reading a mere EOF and half-closing its client. The plugin
+// keeps a broken stream's unix connection open for up to 10 s for this. A
+// plugin or host of an earlier release does neither, and both work with
+// it as before.
+//
 // # Versions and errors
 //
 // The handshake's ProtocolVersion is [sdk.ProtocolVersion]; a host refuses

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
@@ -20,27 +22,47 @@ const ticketLen = 16
 // claimTimeout is how long a stream waits for its host to claim it.
 const claimTimeout = 15 * time.Second
 
+// eventBacklog bounds the stream events waiting for the host to take them;
+// beyond it events are dropped (the host then reads a mere EOF).
+const eventBacklog = 4096
+
 type ticket [ticketLen]byte
 
 // hub runs in the plugin process. It holds streams the transport produced
 // until the host claims them on a private unix socket, then joins each to
 // its unix connection. Bytes thus cross the process boundary through the
 // kernel (splice-capable on the host side), not through gRPC.
+//
+// Each stream has an owner: the handle of the session that yielded it, or
+// 0 for an endpoint's. closeOwner ends every stream of a session (when its
+// host is taken as frozen). A stream that ends abnormally (its transport
+// stream failed, or closeOwner ended it) is reported on events, for the
+// host to close its end of the unix connection.
 type hub struct {
 	dir  string
 	path string
 	ln   *net.UnixListener
 
-	mu      sync.Mutex
-	pending map[ticket]*pendingStream
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	mu       sync.Mutex
+	pending  map[ticket]*pendingStream
+	joined   map[ticket]*joinedStream
+	wg       sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	events   chan ticket
+	dropped  atomic.Int64
+	watchers atomic.Int32 // hosts taking events (Watch streams open)
 }
 
 type pendingStream struct {
 	conn  net.Conn
+	owner uint64
 	timer *time.Timer
+}
+
+type joinedStream struct {
+	conn  net.Conn
+	owner uint64
 }
 
 func newHub() (*hub, error) {
@@ -55,22 +77,28 @@ func newHub() (*hub, error) {
 		return nil, fmt.Errorf("plugin: stream socket: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hub{dir: dir, path: path, ln: ln, pending: map[ticket]*pendingStream{}, ctx: ctx, cancel: cancel}
+	h := &hub{
+		dir: dir, path: path, ln: ln,
+		pending: map[ticket]*pendingStream{},
+		joined:  map[ticket]*joinedStream{},
+		ctx:     ctx, cancel: cancel,
+		events: make(chan ticket, eventBacklog),
+	}
 	h.wg.Add(1)
 	go h.serve()
 	return h, nil
 }
 
-// put registers conn and returns the ticket that claims it. An unclaimed
-// stream is closed after claimTimeout.
-func (h *hub) put(conn net.Conn) (ticket, error) {
+// put registers conn, yielded for owner, and returns the ticket that
+// claims it. An unclaimed stream is closed after claimTimeout.
+func (h *hub) put(conn net.Conn, owner uint64) (ticket, error) {
 	var t ticket
 	if _, err := rand.Read(t[:]); err != nil {
 		return t, fmt.Errorf("plugin: ticket: %w", err)
 	}
 	h.mu.Lock()
-	h.pending[t] = &pendingStream{conn: conn, timer: time.AfterFunc(claimTimeout, func() {
-		if c := h.take(t); c != nil {
+	h.pending[t] = &pendingStream{conn: conn, owner: owner, timer: time.AfterFunc(claimTimeout, func() {
+		if c, _ := h.take(t); c != nil {
 			c.Close()
 		}
 	})}
@@ -78,16 +106,16 @@ func (h *hub) put(conn net.Conn) (ticket, error) {
 	return t, nil
 }
 
-func (h *hub) take(t ticket) net.Conn {
+func (h *hub) take(t ticket) (net.Conn, uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.pending[t]
 	if p == nil {
-		return nil
+		return nil, 0
 	}
 	delete(h.pending, t)
 	p.timer.Stop()
-	return p.conn
+	return p.conn, p.owner
 }
 
 func (h *hub) serve() {
@@ -107,14 +135,152 @@ func (h *hub) serve() {
 				return
 			}
 			uc.SetReadDeadline(time.Time{})
-			conn := h.take(t)
-			if conn == nil {
+			h.mu.Lock()
+			p := h.pending[t]
+			if p != nil {
+				delete(h.pending, t)
+				p.timer.Stop()
+				h.joined[t] = &joinedStream{conn: p.conn, owner: p.owner}
+			}
+			h.mu.Unlock()
+			if p == nil {
 				uc.Close()
 				return
 			}
-			pipe.Join(h.ctx, uc, conn) // closes both when done
+			h.join(t, uc, p.conn)
+			h.mu.Lock()
+			delete(h.joined, t)
+			h.mu.Unlock()
 		}()
 	}
+}
+
+// event queues t for the host and reports whether a host takes it: false
+// when no host watches or too many events wait.
+func (h *hub) event(t ticket) bool {
+	if h.watchers.Load() == 0 {
+		return false
+	}
+	select {
+	case h.events <- t:
+		return true
+	default:
+		h.dropped.Add(1)
+		return false
+	}
+}
+
+// closeOwner ends every stream owner yielded, pending or joined, and
+// reports the joined ones as aborted. It returns how many it ended.
+func (h *hub) closeOwner(owner uint64) int {
+	h.mu.Lock()
+	var conns []net.Conn
+	for t, p := range h.pending {
+		if p.owner == owner {
+			p.timer.Stop()
+			conns = append(conns, p.conn)
+			delete(h.pending, t)
+		}
+	}
+	for _, js := range h.joined {
+		if js.owner == owner {
+			conns = append(conns, js.conn) // its join sees it broken
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		abort(c)
+	}
+	return len(conns)
+}
+
+// Aborter is implemented by transport streams that can end so that their
+// peer sees an error rather than the end of the stream (a TCP reset, a
+// WebSocket closed without its FIN message).
+type Aborter interface {
+	Abort() error
+}
+
+// abort ends c as its peer should see a broken stream: Abort when c has
+// it, a reset for a TCP connection, else Close.
+func abort(c net.Conn) {
+	switch c := c.(type) {
+	case Aborter:
+		c.Abort()
+	case *net.TCPConn:
+		c.SetLinger(0)
+		c.Close()
+	default:
+		c.Close()
+	}
+}
+
+// abortGrace is how long the host's side of a broken stream stays open
+// after the host was told, for the host to close it itself (so that its
+// relay reads an error, not EOF) even when it is slow to hear, or frozen.
+const abortGrace = 10 * time.Second
+
+// join copies between the host's unix connection uc and the transport's
+// stream conn in both directions and half-closes across, as [pipe.Join]
+// does, then closes both.
+//
+// A stream that breaks (a read or write on conn fails before the host's
+// side has ended, or the host's side fails) is handled apart: conn is
+// aborted at once, the host is told (an event carrying t) and uc is left
+// open for abortGrace, so that the host closes it itself and the relay
+// using it ends both of its sides; an EOF on uc would only half-close the
+// relay's client. Without a host taking events, uc is closed at once.
+func (h *hub) join(t ticket, uc *net.UnixConn, conn net.Conn) {
+	var (
+		closing  atomic.Bool
+		hostDone atomic.Bool
+		done     = make(chan struct{})
+	)
+	closeBoth := func() {
+		if closing.Swap(true) {
+			return
+		}
+		uc.Close()
+		conn.Close()
+	}
+	broken := func() {
+		if closing.Swap(true) {
+			return
+		}
+		abort(conn)
+		if h.event(t) {
+			time.AfterFunc(abortGrace, func() { uc.Close() })
+			return
+		}
+		uc.Close()
+	}
+	stop := context.AfterFunc(h.ctx, closeBoth)
+	defer stop()
+	go func() { // the transport's stream to the host
+		defer close(done)
+		if _, err := pipe.Copy(uc, conn); err != nil {
+			if hostDone.Load() {
+				closeBoth() // the host's side ended: a write to it failed
+			} else {
+				broken()
+			}
+			return
+		}
+		if uc.CloseWrite() != nil {
+			closeBoth()
+		}
+	}()
+	// The host to the transport's stream.
+	if _, err := pipe.Copy(conn, uc); err != nil {
+		broken()
+	} else {
+		hostDone.Store(true)
+		if cw, ok := conn.(sdk.CloseWriter); !ok || cw.CloseWrite() != nil {
+			closeBoth()
+		}
+	}
+	<-done
+	closeBoth()
 }
 
 // Close stops taking claims and closes unclaimed streams. Streams already

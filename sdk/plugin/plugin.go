@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"io"
 	"sync/atomic"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -45,12 +46,13 @@ type TransportPlugin struct {
 	// Impl is the transport the plugin serves.
 	Impl sdk.Transport
 
-	srv atomic.Pointer[server] // the plugin side, once GRPCServer ran
+	stderr io.Writer              // where the plugin logs; nil: os.Stderr
+	srv    atomic.Pointer[server] // the plugin side, once GRPCServer ran
 }
 
 // GRPCServer registers the transport's gRPC server (plugin side).
 func (p *TransportPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
-	srv, err := newServer(p.Impl, broker)
+	srv, err := newServer(p.Impl, broker, pluginLogger(p.stderr))
 	if err != nil {
 		return err
 	}

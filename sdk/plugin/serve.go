@@ -23,9 +23,15 @@ import (
 // so and exits.
 //
 // A plugin whose host dies without stopping it (SIGKILL, a crash) notices
-// within a second, because it is re-parented, and exits.
+// within a second, because it is re-parented, and exits. A plugin whose
+// host stops beating (it is stopped or hung) ends the agent sessions it
+// holds for it; see "Liveness across the boundary" in the package
+// documentation.
 func Serve(impl sdk.Transport) {
-	tp := &TransportPlugin{Impl: impl}
+	// go-plugin points os.Stderr at its stdio stream once it serves, which
+	// hosts discard; the host reads and re-logs the process's real stderr,
+	// so logs go there.
+	tp := &TransportPlugin{Impl: impl, stderr: os.Stderr}
 	go exitWithParent(os.Getppid(), tp)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
@@ -42,10 +48,13 @@ func Serve(impl sdk.Transport) {
 }
 
 // pluginLogger returns a logger for code running in the plugin process:
-// JSON lines on stderr in hclog's format, which the host parses and logs
-// under the plugin's name.
-func pluginLogger() *slog.Logger {
-	return slog.New(newHCLogHandler(os.Stderr, slog.LevelInfo))
+// JSON lines on w (the process's stderr) in hclog's format, which the host
+// parses and logs under the plugin's name. A nil w means os.Stderr.
+func pluginLogger(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	return slog.New(newHCLogHandler(w, slog.LevelInfo))
 }
 
 func newHCLogHandler(w io.Writer, level slog.Level) slog.Handler {
@@ -76,7 +85,7 @@ func exitWithParent(ppid int, tp *TransportPlugin) {
 		if os.Getppid() == ppid {
 			continue
 		}
-		pluginLogger().Error("the host process is gone; exiting", "host_pid", ppid)
+		pluginLogger(tp.stderr).Error("the host process is gone; exiting", "host_pid", ppid)
 		if srv := tp.srv.Load(); srv != nil {
 			srv.hub.Close()
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -24,15 +25,23 @@ type server struct {
 	impl   sdk.Transport
 	hub    *hub
 	broker *goplugin.GRPCBroker // nil in tests without one
+	log    *slog.Logger         // the plugin process's stderr
 
 	mu        sync.Mutex
 	next      uint64
 	endpoints map[uint64]sdk.Endpoint
-	sessions  map[uint64]sdk.Session
+	sessions  map[uint64]*servedSession
 	verifiers map[uint32]*grpc.ClientConn // the host's Verifier, by broker id
 }
 
-func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error) {
+// servedSession is an agent session the plugin holds for its host.
+type servedSession struct {
+	sdk.Session
+	// threshold is DialConfig.HeartbeatThreshold, or the default.
+	threshold time.Duration
+}
+
+func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger) (*server, error) {
 	if impl == nil {
 		return nil, errors.New("plugin: Serve: nil transport")
 	}
@@ -44,9 +53,9 @@ func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker) (*server, error)
 		return nil, err
 	}
 	return &server{
-		impl: impl, hub: h, broker: broker,
+		impl: impl, hub: h, broker: broker, log: log,
 		endpoints: map[uint64]sdk.Endpoint{},
-		sessions:  map[uint64]sdk.Session{},
+		sessions:  map[uint64]*servedSession{},
 		verifiers: map[uint32]*grpc.ClientConn{},
 	}, nil
 }
@@ -69,7 +78,7 @@ func (s *server) Listen(ctx context.Context, r *pb.ListenRequest) (*pb.HandleRes
 		Passcode:           r.Passcode,
 		MaxLinks:           int(r.MaxLinks),
 		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
-		Logger:             pluginLogger().With(sdk.AttrMappingID, r.MappingId, sdk.AttrSide, r.Side),
+		Logger:             s.log.With(sdk.AttrMappingID, r.MappingId, sdk.AttrSide, r.Side),
 	}
 	if r.Tls != nil {
 		cert, err := fromIdentity(r.Tls)
@@ -96,7 +105,7 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 		Passcode:           r.Passcode,
 		HeartbeatInterval:  time.Duration(r.HeartbeatIntervalNs),
 		HeartbeatThreshold: time.Duration(r.HeartbeatThresholdNs),
-		Logger:             pluginLogger(),
+		Logger:             s.log,
 	}
 	if r.Tls {
 		cfg.TLS = &tls.Config{
@@ -124,10 +133,14 @@ func (s *server) Dial(ctx context.Context, r *pb.DialRequest) (*pb.HandleRespons
 	if err != nil {
 		return &pb.HandleResponse{Error: toPB(err)}, nil
 	}
+	th := cfg.HeartbeatThreshold
+	if th <= 0 {
+		th = sdk.DefaultHeartbeatThreshold
+	}
 	s.mu.Lock()
 	s.next++
 	id := s.next
-	s.sessions[id] = sess
+	s.sessions[id] = &servedSession{Session: sess, threshold: th}
 	s.mu.Unlock()
 	return &pb.HandleResponse{Id: id}, nil
 }
@@ -159,11 +172,15 @@ func (s *server) endpoint(h *pb.Handle) sdk.Endpoint {
 func (s *server) session(h *pb.Handle) sdk.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sessions[h.GetId()]
+	if ss := s.sessions[h.GetId()]; ss != nil {
+		return ss
+	}
+	return nil
 }
 
-// stream runs a call that yields a stream and parks the stream in the hub.
-func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
+// stream runs a call that yields a stream and parks the stream in the hub
+// under owner (the session's handle, or 0 for an endpoint).
+func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
 	if !ok {
 		return &pb.StreamResponse{Error: toPB(fmt.Errorf("plugin: unknown handle: %w", sdk.ErrClosed))}, nil
 	}
@@ -175,7 +192,7 @@ func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (n
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(ctx.Err())}, nil
 	}
-	t, err := s.hub.put(conn)
+	t, err := s.hub.put(conn, owner)
 	if err != nil {
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(err)}, nil
@@ -192,22 +209,22 @@ func (s *server) stream(ctx context.Context, ok bool, f func(context.Context) (n
 
 func (s *server) EndpointOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
+	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
 }
 
 func (s *server) EndpointAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
+	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
 }
 
 func (s *server) SessionAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
 }
 
 func (s *server) SessionOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
 }
 
 func (s *server) EndpointClose(_ context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {

@@ -78,6 +78,17 @@
 //     endpoint implements [sdk.StatsReporter] its Links count returns to 0.
 //     This is checkable without knowing the wire format, which is why the
 //     suite freezes the path rather than the agent.
+//   - AgentFrozen: the endpoint has [Options.HeartbeatThreshold] and the
+//     agent's DialConfig sets no heartbeat timings, so the transport must
+//     tell the agent the endpoint's threshold (the agent's own default is
+//     60 s). A stream idle for three thresholds still works and, with
+//     [sdk.StatsReporter], Links stays 1 at every sample (a live agent is
+//     never dropped). Then the proxy stalls: it stops reading in both
+//     directions and keeps every connection open, as an agent stopped with
+//     SIGSTOP does (its kernel still acknowledges until the buffers fill).
+//     The connector's streams, one idle and one the connector keeps
+//     writing into, must end within the threshold plus 5s, Links return to
+//     0, and the agent's stream end too. Skipped when HeartbeatAbsence is.
 //   - NetConn: streams pass nettest.TestConn (deadlines, racy reads and
 //     writes, Close unblocking, concurrent methods). *tls.Conn cannot pass
 //     PastTimeout, so TLS-wrapped streams skip it with that reason.

@@ -83,9 +83,11 @@ func newTLSPair(t *testing.T) *tlsPair {
 // what a hung agent (or a network that silently drops packets) looks like
 // from both ends.
 type proxy struct {
-	frozen atomic.Bool
-	closer func()
-	addr   string
+	frozen  atomic.Bool
+	stalled atomic.Bool
+	done    chan struct{} // closed by Close
+	closer  func()
+	addr    string
 }
 
 // Addr is the proxy's listening address.
@@ -93,6 +95,15 @@ func (p *proxy) Addr() string { return p.addr }
 
 // Freeze stops forwarding; bytes that arrive are read and dropped.
 func (p *proxy) Freeze() { p.frozen.Store(true) }
+
+// Stall stops reading in both directions, keeping every connection open,
+// as a process stopped with SIGSTOP does: its kernel takes bytes until the
+// socket buffers fill, then the writers block. A UDP proxy drops instead
+// (as Freeze), which is what a stopped UDP peer looks like.
+func (p *proxy) Stall() {
+	p.stalled.Store(true)
+	p.frozen.Store(true)
+}
 
 // Close stops the proxy and closes every connection it holds.
 func (p *proxy) Close() error { p.closer(); return nil }
@@ -105,7 +116,7 @@ func newProxy(network, target string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{addr: ln.Addr().String()}
+	p := &proxy{addr: ln.Addr().String(), done: make(chan struct{})}
 	var (
 		mu     sync.Mutex
 		conns  []net.Conn
@@ -126,7 +137,15 @@ func newProxy(network, target string) (*proxy, error) {
 		defer wg.Done()
 		buf := make([]byte, 32<<10)
 		for {
+			if p.stalled.Load() {
+				<-p.done
+				return
+			}
 			n, err := src.Read(buf)
+			if p.stalled.Load() {
+				<-p.done
+				return
+			}
 			if n > 0 && !p.frozen.Load() {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					return
@@ -170,6 +189,7 @@ func newProxy(network, target string) (*proxy, error) {
 	var once sync.Once
 	p.closer = func() {
 		once.Do(func() {
+			close(p.done)
 			ln.Close()
 			mu.Lock()
 			closed = true
@@ -192,7 +212,7 @@ func newUDPProxy(target string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{addr: pc.LocalAddr().String()}
+	p := &proxy{addr: pc.LocalAddr().String(), done: make(chan struct{})}
 	var (
 		mu       sync.Mutex
 		upstream = map[string]*net.UDPConn{}
@@ -241,6 +261,7 @@ func newUDPProxy(target string) (*proxy, error) {
 	var once sync.Once
 	p.closer = func() {
 		once.Do(func() {
+			close(p.done)
 			pc.Close()
 			mu.Lock()
 			for _, u := range upstream {

@@ -33,8 +33,8 @@ type Options struct {
 	// suite's silent proxy and black hole speak it too. Empty means "tcp".
 	Network string
 	// HeartbeatThreshold is the threshold the HeartbeatAbsence subtest
-	// configures on both halves (the agent beats at a fifth of it). Zero
-	// means 2s.
+	// configures on both halves (the agent beats at a fifth of it), and
+	// the AgentFrozen subtest on the endpoint alone. Zero means 2s.
 	HeartbeatThreshold time.Duration
 	// Streams is how many concurrent streams ConcurrentStreams runs. Zero
 	// means 16.
@@ -90,6 +90,7 @@ var subtests = []struct {
 	{"StreamsOutliveClose", testStreamsOutliveClose},
 	{"ContextCancel", testContextCancel},
 	{"HeartbeatAbsence", testHeartbeatAbsence},
+	{"AgentFrozen", testAgentFrozen},
 	{"NetConn", testNetConn},
 	{"NoLeaks", testNoLeaks},
 }

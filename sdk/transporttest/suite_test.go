@@ -54,6 +54,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"nopasscode", "BadPasscode", "want sdk.ErrBadPasscode"},
 		{"nolimit", "LinkLimit", "want sdk.ErrLinkLimit"},
 		{"noheartbeat", "HeartbeatAbsence", "connector's stream outlived an agent silent"},
+		{"nothreshold", "AgentFrozen", "it was not told the threshold"},
 		{"leak", "NoLeaks", "goroutines 10s after everything was closed"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {

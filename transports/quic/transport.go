@@ -225,7 +225,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 	}
 	st.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	stop := context.AfterFunc(hctx, func() { st.SetDeadline(time.Unix(1, 0)) })
-	answer, err := proto().ReadHello(st, cfg.Passcode)
+	answer, hello, err := proto().ReadHello(st, cfg.Passcode)
 	if err != nil {
 		stop()
 		c.CloseWithError(codeProtocol, "bad handshake")
@@ -245,7 +245,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 			reserved = true
 		}
 	}
-	err = muxkit.WriteAnswer(st, answer)
+	err = hello.WriteAnswer(st, answer, terms(cfg))
 	if !stop() || err != nil || answer != muxkit.AnswerOK {
 		if reserved {
 			ep.Unreserve()
@@ -275,11 +275,22 @@ func refusal(answer muxkit.Answer) (quicgo.ApplicationErrorCode, string) {
 // Dial implements [sdk.Transport.Dial]. It connects eagerly from a UDP
 // socket of its own: the returned Session is one authenticated QUIC
 // connection; a refused passcode or a full endpoint is reported here as
-// [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit].
+// [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit]. A connector that does not
+// know the newest hello version refuses it, and Dial then dials again with
+// a version 1 hello.
 func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
+	s, err := t.dial(ctx, cfg, muxkit.Version)
+	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1", sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+		s, err = t.dial(ctx, cfg, muxkit.Version1)
+	}
+	return s, err
+}
+
+func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) (sdk.Session, error) {
 	raddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
@@ -302,7 +313,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
 	}
 	context.AfterFunc(c.Context(), func() { qt.Close(); udp.Close() })
-	if err := handshake(ctx, c, cfg.Passcode); err != nil {
+	if _, err := handshake(ctx, c, cfg.Passcode, version); err != nil {
 		c.CloseWithError(codeOK, "handshake failed")
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -310,6 +321,19 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
 	}
 	return muxkit.NewSession(Name, &qmux{c: c}), nil
+}
+
+// terms are what the connector tells a version 2 agent: the endpoint's
+// heartbeat threshold (its default when the mapping has none). A QUIC
+// agent needs no more: the connection's idle timeout is the smaller of the
+// two sides', so the agent's follows the connector's and its keepalive
+// (half of the idle timeout at most) with it.
+func terms(cfg sdk.EndpointConfig) muxkit.Terms {
+	th := cfg.HeartbeatThreshold
+	if th <= 0 {
+		th = sdk.DefaultHeartbeatThreshold
+	}
+	return muxkit.Terms{HeartbeatThreshold: th}
 }
 
 func (t *Transport) clientTLS(cfg sdk.DialConfig, log *slog.Logger) *tls.Config {
@@ -345,22 +369,25 @@ func (t *Transport) clientTLS(cfg sdk.DialConfig, log *slog.Logger) *tls.Config 
 	return tc
 }
 
-// handshake sends the passcode on the connection's first stream and reads
-// the connector's answer.
-func handshake(ctx context.Context, c *quicgo.Conn, passcode string) error {
+// handshake sends the passcode on the connection's first stream, in hello
+// version, and reads the connector's answer.
+func handshake(ctx context.Context, c *quicgo.Conn, passcode string, version byte) (muxkit.Terms, error) {
 	st, err := c.OpenStreamSync(ctx)
 	if err != nil {
-		return mapConnErr(err)
+		return muxkit.Terms{}, mapConnErr(err)
 	}
 	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	err = proto().WriteHello(st, passcode)
+	hs := proto()
+	hs.Version = version
+	var terms muxkit.Terms
+	err = hs.WriteHello(st, passcode)
 	if err == nil {
-		err = proto().ReadAnswer(st)
+		terms, err = hs.ReadAnswer(st)
 	}
 	st.CancelRead(codeClosed)
 	st.Close()
-	return mapConnErr(err)
+	return terms, mapConnErr(err)
 }
 
 // mapConnErr maps the connector's refusal codes to sdk errors.

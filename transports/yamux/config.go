@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // Config tunes the transport. The zero value is valid: every zero field
@@ -71,14 +72,11 @@ func (c *Config) Validate() error {
 // keepalive derives yamux's ping interval and the time it waits for an
 // answer (or for a frame write) from a heartbeat threshold, so that a dead
 // peer is noticed within the threshold: at most interval + timeout =
-// 3/4 of it. A positive interval, when shorter, is used as is.
+// 3/4 of it. The interval is [muxkit.BeatInterval]'s: a positive interval,
+// when shorter, is used as is.
 func keepalive(threshold, interval time.Duration) (every, timeout time.Duration) {
 	if threshold <= 0 {
 		threshold = sdk.DefaultHeartbeatThreshold
 	}
-	every = threshold / 4
-	if interval > 0 && interval < every {
-		every = interval
-	}
-	return every, threshold / 2
+	return muxkit.BeatInterval(threshold, interval), threshold / 2
 }

@@ -21,8 +21,15 @@ import (
 // yamux has no stream reset, so after Close the stream keeps reading and
 // discarding what the peer still sends, for up to drain, so that the peer's
 // writes do not stall on a window that never reopens.
+//
+// When the session ends under an open stream (the peer stopped answering
+// keepalives, or the connection broke), yamux lets the stream's reads
+// return what was buffered and then io.EOF, as if the peer had closed it.
+// The adapter reports [ErrSessionLost] instead, so that a relay tells a
+// lost peer from a finished stream and closes both of its ends.
 type stream struct {
 	st    *hyamux.Stream
+	sess  *hyamux.Session
 	drain time.Duration
 
 	rmu     sync.Mutex // held by Read; the drain takes it over
@@ -32,8 +39,8 @@ type stream struct {
 	onClose func()       // set before the stream is handed out
 }
 
-func newStream(st *hyamux.Stream, drain time.Duration) *stream {
-	return &stream{st: st, drain: drain}
+func newStream(st *hyamux.Stream, sess *hyamux.Session, drain time.Duration) *stream {
+	return &stream{st: st, sess: sess, drain: drain}
 }
 
 func past(d *atomic.Int64) bool {
@@ -54,6 +61,12 @@ func (s *stream) Read(b []byte) (int, error) {
 	s.rmu.Unlock()
 	if err != nil && s.closed.Load() {
 		return n, net.ErrClosed
+	}
+	if err == io.EOF && s.sess.IsClosed() {
+		// The session ended: this EOF may be yamux closing the stream
+		// for it, not the peer's FIN. Either way nothing more can cross,
+		// in either direction.
+		return n, ErrSessionLost
 	}
 	return n, mapErr(err)
 }
@@ -78,6 +91,9 @@ func (s *stream) Write(b []byte) (int, error) {
 		if err != nil {
 			if s.closed.Load() {
 				return n, net.ErrClosed
+			}
+			if s.sess.IsClosed() {
+				return n, ErrSessionLost
 			}
 			return n, mapErr(err)
 		}

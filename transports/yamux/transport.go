@@ -107,7 +107,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 	if cfg.TLS != nil {
 		c = tls.Server(conn, cfg.TLS)
 	}
-	answer, err := proto().ReadHello(c, cfg.Passcode)
+	answer, hello, err := proto().ReadHello(c, cfg.Passcode)
 	if err != nil {
 		stop()
 		c.Close()
@@ -127,7 +127,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 			reserved = true
 		}
 	}
-	err = muxkit.WriteAnswer(c, answer)
+	err = hello.WriteAnswer(c, answer, terms(cfg))
 	if !stop() || err != nil || answer != muxkit.AnswerOK {
 		if reserved {
 			ep.Unreserve()
@@ -159,10 +159,25 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 // Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
 // Session is one authenticated yamux session; a refused passcode or a full
 // endpoint is reported here as [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit].
+//
+// The hello is the newest version, which makes the connector say its
+// heartbeat threshold; the session's keepalive is derived from it (see
+// [muxkit.BeatInterval]). A connector that does not know that version
+// refuses it, and Dial then dials again with a version 1 hello and the
+// timings of cfg alone.
 func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
+	s, err := t.dial(ctx, cfg, muxkit.Version)
+	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1", sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+		s, err = t.dial(ctx, cfg, muxkit.Version1)
+	}
+	return s, err
+}
+
+func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) (sdk.Session, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -179,9 +194,12 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 		}
 		c = tls.Client(conn, tc)
 	}
-	err = proto().WriteHello(c, cfg.Passcode)
+	hs := proto()
+	hs.Version = version
+	var terms muxkit.Terms
+	err = hs.WriteHello(c, cfg.Passcode)
 	if err == nil {
-		err = proto().ReadAnswer(c)
+		terms, err = hs.ReadAnswer(c)
 	}
 	if !stop() {
 		c.Close()
@@ -193,7 +211,8 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	}
 	c.SetDeadline(time.Time{})
 	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
-	sess, err := hyamux.Client(c, t.yamuxConfig(log, cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
+	threshold, interval := agentTimings(cfg, terms)
+	sess, err := hyamux.Client(c, t.yamuxConfig(log, threshold, interval))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
@@ -211,6 +230,32 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, awayCh: make(chan struct{})}
 	go m.watch(ctrl)
 	return muxkit.NewSession(Name, m), nil
+}
+
+// terms are what the connector tells a version 2 agent: the endpoint's
+// heartbeat threshold (its default when the mapping has none).
+func terms(cfg sdk.EndpointConfig) muxkit.Terms {
+	th := cfg.HeartbeatThreshold
+	if th <= 0 {
+		th = sdk.DefaultHeartbeatThreshold
+	}
+	return muxkit.Terms{HeartbeatThreshold: th}
+}
+
+// agentTimings returns the threshold after which the agent drops a silent
+// connector and the interval it pings at: its own settings, else the
+// connector's threshold, else the defaults; and never a ping interval the
+// connector's threshold would not tolerate.
+func agentTimings(cfg sdk.DialConfig, terms muxkit.Terms) (threshold, interval time.Duration) {
+	threshold = cfg.HeartbeatThreshold
+	if threshold <= 0 {
+		threshold = terms.HeartbeatThreshold
+	}
+	interval = cfg.HeartbeatInterval
+	if terms.HeartbeatThreshold > 0 {
+		interval = muxkit.BeatInterval(terms.HeartbeatThreshold, interval)
+	}
+	return threshold, interval
 }
 
 // goAwayByte, written on the control stream, tells the agent that the
@@ -250,7 +295,7 @@ func (m *ymux) OpenStream(ctx context.Context) (muxkit.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newStream(st, m.drain), nil
+	return newStream(st, m.s, m.drain), nil
 }
 
 // AcceptStream implements muxkit.Conn.
@@ -274,7 +319,7 @@ func (m *ymux) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
 		}
 		return nil, err
 	}
-	return newStream(st, m.drain), nil
+	return newStream(st, m.s, m.drain), nil
 }
 
 // errGoAway is returned by an agent's AcceptStream once the connector said

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	xws "golang.org/x/net/websocket"
@@ -37,6 +38,12 @@ type message struct {
 const finMessage = "FIN"
 
 // stream is one WebSocket connection seen as a net.Conn with half-close.
+//
+// Close is graceful: it sends the FIN message (unless CloseWrite did)
+// before closing the connection, so the peer reads io.EOF, as from a TCP
+// close. Abort closes the connection without it: the peer then reads
+// io.ErrUnexpectedEOF (a connection that ended without FIN), which tells
+// a relay that the stream broke (its agent was lost) rather than ended.
 type stream struct {
 	ws    *xws.Conn
 	raw   net.Conn // the connection under the WebSocket, for addresses and deadlines
@@ -46,8 +53,12 @@ type stream struct {
 	rbuf []byte
 	eof  bool
 
+	fin  atomic.Bool // the FIN message was sent
 	once sync.Once
-	done chan struct{} // closed by Close
+	done chan struct{} // closed by Close and Abort
+	// onClose, when set before the stream is handed out, runs once at
+	// the first Close or Abort.
+	onClose func()
 }
 
 func newStream(ws *xws.Conn, raw net.Conn) *stream {
@@ -64,6 +75,9 @@ func (s *stream) Read(b []byte) (int, error) {
 		}
 		var m message
 		if err := s.codec.Receive(s.ws, &m); err != nil {
+			if err == io.EOF {
+				return 0, io.ErrUnexpectedEOF // no FIN: the peer was lost
+			}
 			return 0, err
 		}
 		if m.text {
@@ -90,13 +104,40 @@ func (s *stream) Write(b []byte) (int, error) {
 }
 
 // CloseWrite sends the half-close message.
-func (s *stream) CloseWrite() error { return s.codec.Send(s.ws, finMessage) }
+func (s *stream) CloseWrite() error {
+	if s.fin.Swap(true) {
+		return nil
+	}
+	return s.codec.Send(s.ws, finMessage)
+}
 
+// finTimeout bounds the FIN message Close sends: a peer that stopped
+// reading does not hold Close.
+const finTimeout = time.Second
+
+// Close sends FIN, if CloseWrite did not, and closes the connection.
 func (s *stream) Close() error {
+	return s.end(func() {
+		if !s.fin.Swap(true) {
+			s.raw.SetWriteDeadline(time.Now().Add(finTimeout))
+			s.codec.Send(s.ws, finMessage)
+		}
+	})
+}
+
+// Abort closes the connection without FIN: the peer reads
+// io.ErrUnexpectedEOF.
+func (s *stream) Abort() error { return s.end(func() {}) }
+
+func (s *stream) end(before func()) error {
 	var err error
 	s.once.Do(func() {
+		before()
 		close(s.done)
 		err = s.raw.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
 	})
 	return err
 }

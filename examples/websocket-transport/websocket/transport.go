@@ -11,8 +11,17 @@
 // connector-requested streams the 8-byte stream id). The connector answers
 // one status byte (0 ok, 1 bad passcode, 2 link limit; and, for a control
 // connection, the session id). A session (a link, counted by MaxLinks) is
-// one control connection carrying heartbeats ('B' both ways) and stream
-// requests ('P' and an id); every stream is a WebSocket of its own.
+// one control connection carrying heartbeats ('B' both ways), the
+// endpoint's heartbeat threshold ('T', milliseconds in ASCII decimal, ';',
+// sent once after the answer) and stream requests ('P' and an id); every
+// stream is a WebSocket of its own. Agents beat at a quarter of the
+// threshold they are told. An agent of an earlier release, which reads
+// any byte but 'P' as a sign of life, skips the threshold message.
+//
+// Liveness: a connector that hears nothing on a control connection for
+// the threshold drops the session and aborts its streams (closes them
+// without the FIN message, so their relays see an error), whether they
+// are idle or carrying bytes.
 package websocket
 
 import (
@@ -27,6 +36,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	xws "golang.org/x/net/websocket"
@@ -121,8 +131,47 @@ type srvSession struct {
 	wmu     sync.Mutex
 	dead    chan struct{}
 	once    sync.Once
-	mu      sync.Mutex
-	streams []net.Conn
+	streams streamSet
+}
+
+// streamSet holds the streams of a session that are not closed yet.
+type streamSet struct {
+	mu sync.Mutex
+	m  map[*stream]struct{}
+}
+
+// add tracks st until it closes.
+func (ss *streamSet) add(st *stream) {
+	ss.mu.Lock()
+	if ss.m == nil {
+		ss.m = map[*stream]struct{}{}
+	}
+	ss.m[st] = struct{}{}
+	ss.mu.Unlock()
+	st.onClose = func() {
+		ss.mu.Lock()
+		delete(ss.m, st)
+		ss.mu.Unlock()
+	}
+}
+
+// abort aborts every stream tracked.
+func (ss *streamSet) abort() {
+	ss.mu.Lock()
+	all := make([]*stream, 0, len(ss.m))
+	for st := range ss.m {
+		all = append(all, st)
+	}
+	ss.mu.Unlock()
+	for _, st := range all {
+		st.Abort()
+	}
+}
+
+func (ss *streamSet) len() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.m)
 }
 
 func (s *srvSession) send(b []byte) error {
@@ -132,16 +181,14 @@ func (s *srvSession) send(b []byte) error {
 	return err
 }
 
+// kill ends the session; silent (its agent stopped beating) aborts its
+// streams too, since that agent is gone with them.
 func (s *srvSession) kill(silent bool) {
 	s.once.Do(func() {
 		close(s.dead)
 		s.ctrl.Close()
 		if silent {
-			s.mu.Lock()
-			for _, c := range s.streams {
-				c.Close()
-			}
-			s.mu.Unlock()
+			s.streams.abort()
 		}
 	})
 }
@@ -237,6 +284,8 @@ func (e *endpoint) handle(c net.Conn) {
 		c.SetDeadline(time.Time{})
 		if _, err := c.Write(reply[:]); err != nil {
 			s.kill(false)
+		} else if err := s.send(thresholdMsg(e.cfg.HeartbeatThreshold)); err != nil {
+			s.kill(false)
 		}
 		e.control(id, s)
 	case kindData, kindOpen:
@@ -257,9 +306,9 @@ func (e *endpoint) handle(c net.Conn) {
 			c.Close()
 			return
 		}
-		s.mu.Lock()
-		s.streams = append(s.streams, c)
-		s.mu.Unlock()
+		if st, ok := c.(*stream); ok {
+			s.streams.add(st)
+		}
 		if kind == kindData {
 			ch <- c // buffered
 			return
@@ -421,17 +470,15 @@ func (e *endpoint) Stats() sdk.EndpointStats {
 
 // The agent half.
 
+// Dial connects a session. Its heartbeat timings are cfg's; once the
+// connector has told its threshold, the session beats at a quarter of it
+// (or at cfg.HeartbeatInterval when shorter) and, when cfg sets no
+// threshold of its own, drops a connector silent for it.
 func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = sdk.DefaultHeartbeatInterval
-	}
-	if cfg.HeartbeatThreshold == 0 {
-		cfg.HeartbeatThreshold = sdk.DefaultHeartbeatThreshold
-	}
-	s := &session{cfg: cfg, accepted: make(chan net.Conn, 64), done: make(chan struct{})}
+	s := &session{cfg: cfg, accepted: make(chan net.Conn, 64), done: make(chan struct{}), retime: make(chan struct{}, 1)}
 	c, reply, err := s.connect(ctx, kindControl, 8)
 	if err != nil {
 		return nil, err
@@ -444,7 +491,7 @@ func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, e
 }
 
 type session struct {
-	cfg      sdk.DialConfig
+	cfg      sdk.DialConfig // as given: zero timings mean "not set"
 	ctrl     net.Conn
 	id       uint64
 	wmu      sync.Mutex
@@ -453,13 +500,34 @@ type session struct {
 	once     sync.Once
 	err      error
 	wg       sync.WaitGroup
-	mu       sync.Mutex
-	streams  []net.Conn
+	streams  streamSet
+	told     atomic.Int64  // the connector's threshold, ns; 0 until told
+	retime   chan struct{} // wakes beat when told changes
+}
+
+// HeartbeatThreshold returns the threshold the connector told, or zero.
+// The plugin host uses it (sdk/plugin's ThresholdReporter).
+func (s *session) HeartbeatThreshold() time.Duration { return time.Duration(s.told.Load()) }
+
+// threshold is how long the session waits to hear from the connector.
+func (s *session) threshold() time.Duration {
+	switch {
+	case s.cfg.HeartbeatThreshold > 0:
+		return s.cfg.HeartbeatThreshold
+	case s.told.Load() > 0:
+		return time.Duration(s.told.Load())
+	}
+	return sdk.DefaultHeartbeatThreshold
+}
+
+// interval is how often the session beats.
+func (s *session) interval() time.Duration {
+	return beatInterval(time.Duration(s.told.Load()), s.cfg.HeartbeatInterval)
 }
 
 // connect dials one connection of kind and reads the status (and extra
 // reply bytes), all bounded by ctx.
-func (s *session) connect(ctx context.Context, kind byte, extra int, ids ...uint64) (net.Conn, []byte, error) {
+func (s *session) connect(ctx context.Context, kind byte, extra int, ids ...uint64) (*stream, []byte, error) {
 	raw, err := new(net.Dialer).DialContext(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: dial: %w", err)
@@ -490,7 +558,7 @@ func (s *session) connect(ctx context.Context, kind byte, extra int, ids ...uint
 		}
 		return nil, nil, fmt.Errorf("websocket: handshake: %w", err)
 	}
-	var c net.Conn = newStream(ws, raw)
+	c := newStream(ws, raw)
 	hdr := append([]byte("REF1"), kind, byte(len(s.cfg.Passcode)))
 	hdr = append(hdr, s.cfg.Passcode...)
 	for _, id := range ids {
@@ -529,40 +597,41 @@ func (s *session) connect(ctx context.Context, kind byte, extra int, ids ...uint
 	return nil, nil, err
 }
 
+// fail ends the session; silent (the connector stopped answering) aborts
+// its streams too.
 func (s *session) fail(err error, silent bool) {
 	s.once.Do(func() {
 		s.err = err
 		close(s.done)
 		s.ctrl.Close()
 		if silent {
-			s.mu.Lock()
-			for _, c := range s.streams {
-				c.Close()
-			}
-			s.mu.Unlock()
+			s.streams.abort()
 		}
 	})
 }
 
 func (s *session) read() {
 	defer s.wg.Done()
-	buf := make([]byte, 9)
 	for {
-		s.ctrl.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatThreshold))
-		_, err := io.ReadFull(s.ctrl, buf[:1])
-		if err == nil && buf[0] == 'P' {
-			_, err = io.ReadFull(s.ctrl, buf[1:])
-		}
+		s.ctrl.SetReadDeadline(time.Now().Add(s.threshold()))
+		m, err := readMsg(s.ctrl)
 		if err != nil {
 			var ne net.Error
 			silent := errors.As(err, &ne) && ne.Timeout()
 			s.fail(fmt.Errorf("websocket: session lost: %w", err), silent)
 			return
 		}
-		if buf[0] == 'P' {
-			id := binary.BigEndian.Uint64(buf[1:])
+		switch m.kind {
+		case 'P':
 			s.wg.Add(1)
-			go s.stream(id)
+			go s.stream(m.id)
+		case 'T':
+			if s.told.Swap(int64(m.threshold)) != int64(m.threshold) {
+				select {
+				case s.retime <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
@@ -592,20 +661,23 @@ func (s *session) stream(id uint64) {
 	}
 }
 
-func (s *session) track(c net.Conn) {
-	s.mu.Lock()
-	s.streams = append(s.streams, c)
-	s.mu.Unlock()
-}
+func (s *session) track(c *stream) { s.streams.add(c) }
 
 func (s *session) beat() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	every := s.interval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-s.retime:
+			if now := s.interval(); now != every {
+				every = now
+				t.Reset(every)
+			}
+			continue
 		case <-t.C:
 			s.wmu.Lock()
 			_, err := s.ctrl.Write([]byte{'B'})

@@ -8,8 +8,15 @@
 // stream connections, the 8-byte session id (and for connector-requested
 // streams the 8-byte stream id). The connector answers one status byte
 // (and, for a control connection, the session id). A session is one control
-// connection carrying heartbeats ('B' both ways) and stream requests ('P'
-// and an id); every stream is a connection of its own, handed over as is.
+// connection carrying heartbeats ('B' both ways), the endpoint's heartbeat
+// threshold ('T', milliseconds in ASCII decimal, ';', once after the
+// answer: agents beat at a quarter of it; agents that do not know the
+// message read its bytes as signs of life) and stream requests ('P' and an
+// id); every stream is a connection of its own.
+//
+// A side that hears nothing on the control connection for its threshold
+// ends the session and aborts its streams (a TCP reset, so their peers
+// read an error rather than EOF), idle or carrying bytes.
 package reftransport
 
 import (
@@ -22,6 +29,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -46,7 +54,8 @@ type Transport struct{ fault string }
 func New() Transport { return Transport{} }
 
 // NewFaulty returns a reference transport that breaks one rule: fault is
-// "nopasscode", "nolimit", "noheartbeat" or "leak".
+// "nopasscode", "nolimit", "noheartbeat", "nothreshold" (agents are not
+// told the endpoint's threshold) or "leak".
 func NewFaulty(fault string) Transport { return Transport{fault: fault} }
 
 func (Transport) Name() string { return "ref" }
@@ -102,8 +111,7 @@ type srvSession struct {
 	wmu     sync.Mutex
 	dead    chan struct{}
 	once    sync.Once
-	mu      sync.Mutex
-	streams []net.Conn
+	streams streamSet
 }
 
 func (s *srvSession) send(b []byte) error {
@@ -118,11 +126,7 @@ func (s *srvSession) kill(silent bool) {
 		close(s.dead)
 		s.ctrl.Close()
 		if silent {
-			s.mu.Lock()
-			for _, c := range s.streams {
-				c.Close()
-			}
-			s.mu.Unlock()
+			s.streams.abort()
 		}
 	})
 }
@@ -210,6 +214,10 @@ func (e *refEndpoint) handle(c net.Conn) {
 		c.SetDeadline(time.Time{})
 		if _, err := c.Write(reply[:]); err != nil {
 			s.kill(false)
+		} else if e.fault == "nothreshold" {
+			// Agents are not told the threshold.
+		} else if err := s.send(thresholdMsg(e.cfg.HeartbeatThreshold)); err != nil {
+			s.kill(false)
 		}
 		e.control(id, s)
 	case kindData, kindOpen:
@@ -230,17 +238,15 @@ func (e *refEndpoint) handle(c net.Conn) {
 			c.Close()
 			return
 		}
-		s.mu.Lock()
-		s.streams = append(s.streams, c)
-		s.mu.Unlock()
+		st := s.streams.add(c)
 		if kind == kindData {
-			ch <- c // buffered
+			ch <- st // buffered
 			return
 		}
 		select {
-		case e.accepted <- c:
+		case e.accepted <- st:
 		default:
-			c.Close() // nobody takes streams: refuse
+			st.Close() // nobody takes streams: refuse
 		}
 	default:
 		e.mu.Unlock()
@@ -404,13 +410,7 @@ func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = sdk.DefaultHeartbeatInterval
-	}
-	if cfg.HeartbeatThreshold == 0 {
-		cfg.HeartbeatThreshold = sdk.DefaultHeartbeatThreshold
-	}
-	s := &refSession{cfg: cfg, accepted: make(chan net.Conn, 64), done: make(chan struct{})}
+	s := &refSession{cfg: cfg, accepted: make(chan net.Conn, 64), done: make(chan struct{}), retime: make(chan struct{}, 1)}
 	c, reply, err := s.connect(ctx, kindControl, 8)
 	if err != nil {
 		return nil, err
@@ -423,7 +423,7 @@ func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, e
 }
 
 type refSession struct {
-	cfg      sdk.DialConfig
+	cfg      sdk.DialConfig // as given: zero timings mean "not set"
 	ctrl     net.Conn
 	id       uint64
 	wmu      sync.Mutex
@@ -432,8 +432,26 @@ type refSession struct {
 	once     sync.Once
 	err      error
 	wg       sync.WaitGroup
-	mu       sync.Mutex
-	streams  []net.Conn
+	streams  streamSet
+	told     atomic.Int64  // the connector's threshold, ns; 0 until told
+	retime   chan struct{} // wakes beat when told changes
+}
+
+// HeartbeatThreshold returns the threshold the connector told, or zero.
+func (s *refSession) HeartbeatThreshold() time.Duration { return time.Duration(s.told.Load()) }
+
+func (s *refSession) threshold() time.Duration {
+	switch {
+	case s.cfg.HeartbeatThreshold > 0:
+		return s.cfg.HeartbeatThreshold
+	case s.told.Load() > 0:
+		return time.Duration(s.told.Load())
+	}
+	return sdk.DefaultHeartbeatThreshold
+}
+
+func (s *refSession) interval() time.Duration {
+	return beatInterval(time.Duration(s.told.Load()), s.cfg.HeartbeatInterval)
 }
 
 // connect dials one connection of kind and reads the status (and extra
@@ -497,34 +515,33 @@ func (s *refSession) fail(err error, silent bool) {
 		close(s.done)
 		s.ctrl.Close()
 		if silent {
-			s.mu.Lock()
-			for _, c := range s.streams {
-				c.Close()
-			}
-			s.mu.Unlock()
+			s.streams.abort()
 		}
 	})
 }
 
 func (s *refSession) read() {
 	defer s.wg.Done()
-	buf := make([]byte, 9)
 	for {
-		s.ctrl.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatThreshold))
-		_, err := io.ReadFull(s.ctrl, buf[:1])
-		if err == nil && buf[0] == 'P' {
-			_, err = io.ReadFull(s.ctrl, buf[1:])
-		}
+		s.ctrl.SetReadDeadline(time.Now().Add(s.threshold()))
+		m, err := readMsg(s.ctrl)
 		if err != nil {
 			var ne net.Error
 			silent := errors.As(err, &ne) && ne.Timeout()
 			s.fail(fmt.Errorf("ref: session lost: %w", err), silent)
 			return
 		}
-		if buf[0] == 'P' {
-			id := binary.BigEndian.Uint64(buf[1:])
+		switch m.kind {
+		case 'P':
 			s.wg.Add(1)
-			go s.stream(id)
+			go s.stream(m.id)
+		case 'T':
+			if s.told.Swap(int64(m.threshold)) != int64(m.threshold) {
+				select {
+				case s.retime <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
@@ -546,28 +563,29 @@ func (s *refSession) stream(id uint64) {
 	if err != nil {
 		return
 	}
-	s.track(c)
+	st := s.streams.add(c)
 	select {
-	case s.accepted <- c:
+	case s.accepted <- st:
 	case <-s.done:
-		c.Close()
+		st.Close()
 	}
-}
-
-func (s *refSession) track(c net.Conn) {
-	s.mu.Lock()
-	s.streams = append(s.streams, c)
-	s.mu.Unlock()
 }
 
 func (s *refSession) beat() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	every := s.interval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-s.retime:
+			if now := s.interval(); now != every {
+				every = now
+				t.Reset(every)
+			}
+			continue
 		case <-t.C:
 			s.wmu.Lock()
 			_, err := s.ctrl.Write([]byte{'B'})
@@ -606,8 +624,7 @@ func (s *refSession) Open(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.track(c)
-	return c, nil
+	return s.streams.add(c), nil
 }
 
 func (s *refSession) Close() error {

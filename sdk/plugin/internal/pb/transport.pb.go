@@ -26,6 +26,96 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type HostBeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostBeat) Reset() {
+	*x = HostBeat{}
+	mi := &file_transport_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostBeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostBeat) ProtoMessage() {}
+
+func (x *HostBeat) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostBeat.ProtoReflect.Descriptor instead.
+func (*HostBeat) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{0}
+}
+
+type StreamEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ticket is the stream's ticket, as in StreamResponse.
+	Ticket []byte `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// aborted is true when the stream ended abnormally.
+	Aborted       bool `protobuf:"varint,2,opt,name=aborted,proto3" json:"aborted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamEvent) Reset() {
+	*x = StreamEvent{}
+	mi := &file_transport_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamEvent) ProtoMessage() {}
+
+func (x *StreamEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamEvent.ProtoReflect.Descriptor instead.
+func (*StreamEvent) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StreamEvent) GetTicket() []byte {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
+}
+
+func (x *StreamEvent) GetAborted() bool {
+	if x != nil {
+		return x.Aborted
+	}
+	return false
+}
+
 type VerifyRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Token          uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -37,7 +127,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_transport_proto_msgTypes[0]
+	mi := &file_transport_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +139,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[0]
+	mi := &file_transport_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +152,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{0}
+	return file_transport_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *VerifyRequest) GetToken() uint64 {
@@ -94,7 +184,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +196,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +209,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{1}
+	return file_transport_proto_rawDescGZIP(), []int{3}
 }
 
 // Error carries an error and the sentinel it wraps, by kind.
@@ -133,7 +223,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +235,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +248,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{2}
+	return file_transport_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Error) GetKind() string {
@@ -188,7 +278,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +290,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +303,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{3}
+	return file_transport_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -254,7 +344,7 @@ type TLSIdentity struct {
 
 func (x *TLSIdentity) Reset() {
 	*x = TLSIdentity{}
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +356,7 @@ func (x *TLSIdentity) String() string {
 func (*TLSIdentity) ProtoMessage() {}
 
 func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +369,7 @@ func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSIdentity.ProtoReflect.Descriptor instead.
 func (*TLSIdentity) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{4}
+	return file_transport_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TLSIdentity) GetCertificateDer() [][]byte {
@@ -312,7 +402,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +414,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +427,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{5}
+	return file_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListenRequest) GetMappingId() string {
@@ -416,7 +506,7 @@ type DialRequest struct {
 
 func (x *DialRequest) Reset() {
 	*x = DialRequest{}
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +518,7 @@ func (x *DialRequest) String() string {
 func (*DialRequest) ProtoMessage() {}
 
 func (x *DialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +531,7 @@ func (x *DialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialRequest.ProtoReflect.Descriptor instead.
 func (*DialRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{6}
+	return file_transport_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DialRequest) GetAddr() string {
@@ -523,7 +613,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +625,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +638,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{7}
+	return file_transport_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Handle) GetId() uint64 {
@@ -568,7 +658,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +670,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +683,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{8}
+	return file_transport_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HandleResponse) GetId() uint64 {
@@ -622,7 +712,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +724,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +737,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{9}
+	return file_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamResponse) GetTicket() []byte {
@@ -687,7 +777,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +789,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +802,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{10}
+	return file_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ErrorResponse) GetError() *Error {
@@ -734,7 +824,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +836,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +849,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{11}
+	return file_transport_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatsResponse) GetSupported() bool {
@@ -794,7 +884,12 @@ var File_transport_proto protoreflect.FileDescriptor
 
 const file_transport_proto_rawDesc = "" +
 	"\n" +
-	"\x0ftransport.proto\x12\x12iofog.transport.v1\"o\n" +
+	"\x0ftransport.proto\x12\x12iofog.transport.v1\"\n" +
+	"\n" +
+	"\bHostBeat\"?\n" +
+	"\vStreamEvent\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x18\n" +
+	"\aaborted\x18\x02 \x01(\bR\aaborted\"o\n" +
 	"\rVerifyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x03(\fR\x0ecertificateDer\x12\x1f\n" +
@@ -855,7 +950,7 @@ const file_transport_proto_rawDesc = "" +
 	"\x05links\x18\x02 \x01(\x03R\x05links\x12\x1d\n" +
 	"\n" +
 	"idle_links\x18\x03 \x01(\x03R\tidleLinks\x12\x18\n" +
-	"\astreams\x18\x04 \x01(\x03R\astreams2\x9f\x06\n" +
+	"\astreams\x18\x04 \x01(\x03R\astreams2\xeb\x06\n" +
 	"\tTransport\x12C\n" +
 	"\x04Info\x12\x19.iofog.transport.v1.Empty\x1a .iofog.transport.v1.InfoResponse\x12O\n" +
 	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12N\n" +
@@ -866,7 +961,8 @@ const file_transport_proto_rawDesc = "" +
 	"\x04Dial\x12\x1f.iofog.transport.v1.DialRequest\x1a\".iofog.transport.v1.HandleResponse\x12O\n" +
 	"\rSessionAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
 	"\vSessionOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
-	"\fSessionClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse2Z\n" +
+	"\fSessionClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse\x12J\n" +
+	"\x05Watch\x12\x1c.iofog.transport.v1.HostBeat\x1a\x1f.iofog.transport.v1.StreamEvent(\x010\x012Z\n" +
 	"\bVerifier\x12N\n" +
 	"\x06Verify\x12!.iofog.transport.v1.VerifyRequest\x1a!.iofog.transport.v1.ErrorResponseB9Z7github.com/iofog/iofog-connector/sdk/plugin/internal/pbb\x06proto3"
 
@@ -882,51 +978,55 @@ func file_transport_proto_rawDescGZIP() []byte {
 	return file_transport_proto_rawDescData
 }
 
-var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_transport_proto_goTypes = []any{
-	(*VerifyRequest)(nil),  // 0: iofog.transport.v1.VerifyRequest
-	(*Empty)(nil),          // 1: iofog.transport.v1.Empty
-	(*Error)(nil),          // 2: iofog.transport.v1.Error
-	(*InfoResponse)(nil),   // 3: iofog.transport.v1.InfoResponse
-	(*TLSIdentity)(nil),    // 4: iofog.transport.v1.TLSIdentity
-	(*ListenRequest)(nil),  // 5: iofog.transport.v1.ListenRequest
-	(*DialRequest)(nil),    // 6: iofog.transport.v1.DialRequest
-	(*Handle)(nil),         // 7: iofog.transport.v1.Handle
-	(*HandleResponse)(nil), // 8: iofog.transport.v1.HandleResponse
-	(*StreamResponse)(nil), // 9: iofog.transport.v1.StreamResponse
-	(*ErrorResponse)(nil),  // 10: iofog.transport.v1.ErrorResponse
-	(*StatsResponse)(nil),  // 11: iofog.transport.v1.StatsResponse
+	(*HostBeat)(nil),       // 0: iofog.transport.v1.HostBeat
+	(*StreamEvent)(nil),    // 1: iofog.transport.v1.StreamEvent
+	(*VerifyRequest)(nil),  // 2: iofog.transport.v1.VerifyRequest
+	(*Empty)(nil),          // 3: iofog.transport.v1.Empty
+	(*Error)(nil),          // 4: iofog.transport.v1.Error
+	(*InfoResponse)(nil),   // 5: iofog.transport.v1.InfoResponse
+	(*TLSIdentity)(nil),    // 6: iofog.transport.v1.TLSIdentity
+	(*ListenRequest)(nil),  // 7: iofog.transport.v1.ListenRequest
+	(*DialRequest)(nil),    // 8: iofog.transport.v1.DialRequest
+	(*Handle)(nil),         // 9: iofog.transport.v1.Handle
+	(*HandleResponse)(nil), // 10: iofog.transport.v1.HandleResponse
+	(*StreamResponse)(nil), // 11: iofog.transport.v1.StreamResponse
+	(*ErrorResponse)(nil),  // 12: iofog.transport.v1.ErrorResponse
+	(*StatsResponse)(nil),  // 13: iofog.transport.v1.StatsResponse
 }
 var file_transport_proto_depIdxs = []int32{
-	4,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
-	4,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
-	2,  // 2: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
-	2,  // 3: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
-	2,  // 4: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
-	1,  // 5: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
-	5,  // 6: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
-	7,  // 7: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.Handle
-	7,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
-	7,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
-	7,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	6,  // 11: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	7,  // 12: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	7,  // 13: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	7,  // 14: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
-	0,  // 15: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
-	3,  // 16: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	8,  // 17: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	9,  // 18: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	9,  // 19: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	10, // 20: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	11, // 21: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	8,  // 22: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	9,  // 23: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	9,  // 24: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	10, // 25: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	10, // 26: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
-	16, // [16:27] is the sub-list for method output_type
-	5,  // [5:16] is the sub-list for method input_type
+	6,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
+	6,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
+	4,  // 2: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
+	4,  // 3: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
+	4,  // 4: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
+	3,  // 5: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
+	7,  // 6: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
+	9,  // 7: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.Handle
+	9,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
+	9,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
+	9,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
+	8,  // 11: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	9,  // 12: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	9,  // 13: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	9,  // 14: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	0,  // 15: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
+	2,  // 16: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	5,  // 17: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	10, // 18: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	11, // 19: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	11, // 20: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	12, // 21: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	13, // 22: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	10, // 23: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	11, // 24: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	11, // 25: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	12, // 26: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	1,  // 27: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
+	12, // 28: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	17, // [17:29] is the sub-list for method output_type
+	5,  // [5:17] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -943,7 +1043,7 @@ func file_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_proto_rawDesc), len(file_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -34,6 +34,7 @@ const (
 	Transport_SessionAccept_FullMethodName  = "/iofog.transport.v1.Transport/SessionAccept"
 	Transport_SessionOpen_FullMethodName    = "/iofog.transport.v1.Transport/SessionOpen"
 	Transport_SessionClose_FullMethodName   = "/iofog.transport.v1.Transport/SessionClose"
+	Transport_Watch_FullMethodName          = "/iofog.transport.v1.Transport/Watch"
 )
 
 // TransportClient is the client API for Transport service.
@@ -50,6 +51,16 @@ type TransportClient interface {
 	SessionAccept(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
 	SessionOpen(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
 	SessionClose(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*ErrorResponse, error)
+	// Watch is a stream the host keeps open for the life of the plugin
+	// process. The host sends a HostBeat every 250 ms: once the plugin has
+	// seen one, a host silent for too long is taken as frozen, and the
+	// plugin ends the agent sessions it holds for it and their streams, so
+	// that their connectors see the agent gone. The plugin sends a
+	// StreamEvent for each stream that ended abnormally (its transport
+	// stream failed, or the plugin ended it), so that the host closes its
+	// end of the stream's unix connection instead of reading a mere EOF.
+	// A plugin of an earlier release answers Unimplemented.
+	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HostBeat, StreamEvent], error)
 }
 
 type transportClient struct {
@@ -160,6 +171,19 @@ func (c *transportClient) SessionClose(ctx context.Context, in *Handle, opts ...
 	return out, nil
 }
 
+func (c *transportClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HostBeat, StreamEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[0], Transport_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HostBeat, StreamEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_WatchClient = grpc.BidiStreamingClient[HostBeat, StreamEvent]
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -174,6 +198,16 @@ type TransportServer interface {
 	SessionAccept(context.Context, *Handle) (*StreamResponse, error)
 	SessionOpen(context.Context, *Handle) (*StreamResponse, error)
 	SessionClose(context.Context, *Handle) (*ErrorResponse, error)
+	// Watch is a stream the host keeps open for the life of the plugin
+	// process. The host sends a HostBeat every 250 ms: once the plugin has
+	// seen one, a host silent for too long is taken as frozen, and the
+	// plugin ends the agent sessions it holds for it and their streams, so
+	// that their connectors see the agent gone. The plugin sends a
+	// StreamEvent for each stream that ended abnormally (its transport
+	// stream failed, or the plugin ended it), so that the host closes its
+	// end of the stream's unix connection instead of reading a mere EOF.
+	// A plugin of an earlier release answers Unimplemented.
+	Watch(grpc.BidiStreamingServer[HostBeat, StreamEvent]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -213,6 +247,9 @@ func (UnimplementedTransportServer) SessionOpen(context.Context, *Handle) (*Stre
 }
 func (UnimplementedTransportServer) SessionClose(context.Context, *Handle) (*ErrorResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SessionClose not implemented")
+}
+func (UnimplementedTransportServer) Watch(grpc.BidiStreamingServer[HostBeat, StreamEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -415,6 +452,13 @@ func _Transport_SessionClose_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TransportServer).Watch(&grpc.GenericServerStream[HostBeat, StreamEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_WatchServer = grpc.BidiStreamingServer[HostBeat, StreamEvent]
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -463,7 +507,14 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Transport_SessionClose_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Transport_Watch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "transport.proto",
 }
 
