@@ -104,3 +104,17 @@ func Source(addr net.Addr) string {
 	}
 	return p.String()
 }
+
+// DefaultPendingPerSource is the least number of handshakes one source may
+// have pending (accepted, not yet authenticated) on one agent endpoint.
+// An agent opens all its links at once, from one address: a legacy agent
+// of a public mapping opens 60, so the cap must stay well above that.
+const DefaultPendingPerSource = 128
+
+// PendingPerSource returns the cap on pending handshakes per source of an
+// endpoint that admits maxLinks links (zero: no link limit):
+// [DefaultPendingPerSource], or twice maxLinks when that is more, so that
+// an agent (re)opening all its links at once is never refused.
+func PendingPerSource(maxLinks int) int {
+	return max(DefaultPendingPerSource, 2*maxLinks)
+}
