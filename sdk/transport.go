@@ -106,8 +106,9 @@ type Stopper interface {
 	// accepting agents for good: after Close, or on its own. It must be
 	// cheap and return the same channel every time.
 	Done() <-chan struct{}
-	// Err returns nil while Done is open and after Close, and the error
-	// that stopped the endpoint when it stopped on its own.
+	// Err returns nil while Done is open and when Close closed it, and
+	// the error that stopped the endpoint when it stopped on its own (a
+	// later Close keeps it).
 	Err() error
 }
 

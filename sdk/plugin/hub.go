@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
@@ -36,6 +38,9 @@ type hub struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// onFail, when set, is called if the socket stops accepting claims for
+	// good; Serve exits the plugin then, so that the host restarts it.
+	onFail func(error)
 }
 
 type pendingStream struct {
@@ -43,7 +48,7 @@ type pendingStream struct {
 	timer *time.Timer
 }
 
-func newHub() (*hub, error) {
+func newHub(onFail func(error)) (*hub, error) {
 	dir, err := os.MkdirTemp("", "iofog-transport-")
 	if err != nil {
 		return nil, fmt.Errorf("plugin: stream socket dir: %w", err)
@@ -55,7 +60,7 @@ func newHub() (*hub, error) {
 		return nil, fmt.Errorf("plugin: stream socket: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hub{dir: dir, path: path, ln: ln, pending: map[ticket]*pendingStream{}, ctx: ctx, cancel: cancel}
+	h := &hub{dir: dir, path: path, ln: ln, pending: map[ticket]*pendingStream{}, ctx: ctx, cancel: cancel, onFail: onFail}
 	h.wg.Add(1)
 	go h.serve()
 	return h, nil
@@ -92,11 +97,26 @@ func (h *hub) take(t ticket) net.Conn {
 
 func (h *hub) serve() {
 	defer h.wg.Done()
+	log := pluginLogger()
+	retry := admission.Retry{Logger: log, What: "accepting stream claims from the host"}
 	for {
 		uc, err := h.ln.AcceptUnix()
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if retry.Wait(h.ctx, err) {
+				continue
+			}
+			if h.ctx.Err() == nil {
+				log.Error("accepting stream claims from the host stopped; no stream can reach the host", "err", err)
+				if h.onFail != nil {
+					h.onFail(err)
+				}
+			}
 			return
 		}
+		retry.Reset()
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()

@@ -26,6 +26,9 @@ import (
 // within a second, because it is re-parented, and exits.
 func Serve(impl sdk.Transport) {
 	tp := &TransportPlugin{Impl: impl}
+	// Without its stream socket the plugin can hand no stream to the
+	// host: exit, and the host starts it again.
+	tp.onHubFail = func(error) { os.Exit(1) }
 	go exitWithParent(os.Getppid(), tp)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
