@@ -269,7 +269,7 @@ func (m *Manager) openSide(ctx context.Context, lv *live, tr sdk.Transport, side
 		if m.cfg.TLS != nil {
 			ln = tls.NewListener(ln, m.cfg.TLS)
 		}
-		lv.pub = ln
+		lv.pub = m.relistening(ln, addr, log) // listened again if it fails for good
 		return nil
 	}
 	ecfg := sdk.EndpointConfig{
@@ -287,6 +287,7 @@ func (m *Manager) openSide(ctx context.Context, lv *live, tr sdk.Transport, side
 	if err != nil {
 		return fmt.Errorf("core: %s listen: %w", tr.Name(), err)
 	}
+	ep = newSlot(tr, ecfg, ep, log) // listened again if it stops on its own
 	if side == 1 {
 		lv.ep1 = ep
 	} else {
