@@ -47,6 +47,11 @@ type Config struct {
 	// PublicWaitTimeout bounds how long a public client waits for an
 	// agent link. Zero means relay.DefaultWaitTimeout.
 	PublicWaitTimeout time.Duration
+	// PublicMaxWaiting and PublicMaxWaitingPerSource cap the public
+	// clients of one mapping waiting for an agent link, in all and per
+	// source. Zero means relay.DefaultMaxWaiting and
+	// relay.DefaultMaxWaitingPerSource.
+	PublicMaxWaiting, PublicMaxWaitingPerSource int
 	// Logger receives the manager's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the time. Nil means time.Now.
@@ -315,6 +320,7 @@ func (m *Manager) register(lv *live) error {
 		if lv.m.Type == TypePublic {
 			_ = relay.ServePublic(ctx, lv.pub, lv.ep1, relay.PublicConfig{
 				WaitTimeout: m.cfg.PublicWaitTimeout, Counters: &lv.counters, Logger: log,
+				MaxWaiting: m.cfg.PublicMaxWaiting, MaxWaitingPerSource: m.cfg.PublicMaxWaitingPerSource,
 			})
 			return
 		}

@@ -46,6 +46,10 @@ type settings struct {
 	TLSCert, TLSKey   string
 	LogLevel          slog.Level
 	LogFile           string // empty: stderr
+
+	// PublicMaxWaiting and PublicMaxWaitingPerSource cap the public
+	// clients waiting for an agent link per mapping (0: relay defaults).
+	PublicMaxWaiting, PublicMaxWaitingPerSource int
 }
 
 // addConfigFlags declares the flags every daemon-facing command shares.
@@ -146,6 +150,12 @@ func (s *settings) fill(v *viper.Viper) error {
 	}
 	s.PluginDir = v.GetString("plugins.dir")
 	if s.PublicWaitTimeout, err = durationKey(v, "public-wait-timeout"); err != nil {
+		return err
+	}
+	if s.PublicMaxWaiting, err = intKey(v, "public-max-waiting", 0, 1<<20); err != nil {
+		return err
+	}
+	if s.PublicMaxWaitingPerSource, err = intKey(v, "public-max-waiting-per-source", 0, 1<<20); err != nil {
 		return err
 	}
 	if s.LogLevel, err = levelKey(v, "log-level"); err != nil {
