@@ -20,15 +20,17 @@ type handshaker interface {
 }
 
 // Default caps on public clients waiting for an agent link (from accept,
-// TLS handshake included, until a stream is bound), per mapping. The
-// Controller's public mappings have 60 links; a client waits only while
-// all of them are busy, and at most PublicConfig.WaitTimeout.
+// TLS handshake included, until a stream is bound), per mapping. A client
+// waits at most PublicConfig.WaitTimeout, and only while every link is
+// busy or, in a burst, for the moment its stream takes to open: a burst
+// of a few hundred clients from one address (a load test, an office
+// behind NAT) must get through, so the per-source cap stays above that.
 const (
 	// DefaultMaxWaiting caps the clients waiting on one mapping.
-	DefaultMaxWaiting = 256
+	DefaultMaxWaiting = 1024
 	// DefaultMaxWaitingPerSource caps the clients of one source (an IPv4
 	// address or an IPv6 /64) waiting on one mapping.
-	DefaultMaxWaitingPerSource = 32
+	DefaultMaxWaitingPerSource = 256
 )
 
 // ServePublic accepts public clients on ln and relays each over its own
