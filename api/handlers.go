@@ -134,8 +134,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	} else {
 		body["private1"], body["private2"] = state(st.Side1.Active), state(st.Side2.Active)
 	}
-	if d := st.Down(); d != "" {
-		body["error"] = d
+	body["failedHandshakes"] = st.Side1.Failed + st.Side2.Failed
+	if e := st.Problem(); e != "" {
+		body["error"] = e
 	}
 	s.reply(w, http.StatusOK, body)
 }

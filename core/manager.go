@@ -47,6 +47,11 @@ type Config struct {
 	// PublicWaitTimeout bounds how long a public client waits for an
 	// agent link. Zero means relay.DefaultWaitTimeout.
 	PublicWaitTimeout time.Duration
+	// PublicMaxWaiting and PublicMaxWaitingPerSource cap the public
+	// clients of one mapping waiting for an agent link, in all and per
+	// source. Zero means relay.DefaultMaxWaiting and
+	// relay.DefaultMaxWaitingPerSource.
+	PublicMaxWaiting, PublicMaxWaitingPerSource int
 	// Logger receives the manager's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the time. Nil means time.Now.
@@ -290,7 +295,7 @@ func (m *Manager) openSide(ctx context.Context, lv *live, tr sdk.Transport, side
 		if m.cfg.TLS != nil {
 			ln = tls.NewListener(ln, m.cfg.TLS)
 		}
-		lv.pub = ln
+		lv.pub = m.relistening(ln, addr, log) // listened again if it fails for good
 		return nil
 	}
 	ecfg := sdk.EndpointConfig{
@@ -308,6 +313,7 @@ func (m *Manager) openSide(ctx context.Context, lv *live, tr sdk.Transport, side
 	if err != nil {
 		return fmt.Errorf("core: %s listen: %w", tr.Name(), err)
 	}
+	ep = newSlot(tr, ecfg, ep, log) // listened again if it stops on its own
 	if side == 1 {
 		lv.ep1 = ep
 	} else {
@@ -336,6 +342,7 @@ func (m *Manager) register(lv *live) error {
 			_ = relay.ServePublic(ctx, lv.pub, lv.ep1, relay.PublicConfig{
 				WaitTimeout: m.cfg.PublicWaitTimeout, Counters: &lv.counters, Logger: log,
 				IdleTimeout: lv.m.IdleTimeout,
+				MaxWaiting:  m.cfg.PublicMaxWaiting, MaxWaitingPerSource: m.cfg.PublicMaxWaitingPerSource,
 			})
 			return
 		}

@@ -114,6 +114,15 @@ type SideStatus struct {
 	// Links, IdleLinks and Streams come from the transport, when it
 	// reports them.
 	Links, IdleLinks, Streams int
+	// Failed counts agent connections that did not become links (failed
+	// or refused handshakes), when the transport counts them.
+	Failed int64
+	// Error says why the port stopped accepting and is being listened
+	// again; empty while it serves.
+	Error string
+	// Restarts counts how many times the port was listened again after it
+	// stopped on its own.
+	Restarts int
 }
 
 // MappingStatus is a snapshot of one mapping.

@@ -55,6 +55,22 @@ func (m *Manager) Summary() Summary {
 // when it runs.
 func (st *MappingStatus) Down() string { return st.down }
 
+// Problem reports what is wrong with the running mapping: why it is down,
+// or which port stopped accepting (and is being listened again) and why;
+// "" when all is well.
+func (st *MappingStatus) Problem() string {
+	if st.down != "" {
+		return st.down
+	}
+	var errs []string
+	for i, s := range []SideStatus{st.Side1, st.Side2} {
+		if s.Error != "" {
+			errs = append(errs, fmt.Sprintf("port%d (%d): %s", i+1, s.Port, s.Error))
+		}
+	}
+	return strings.Join(errs, "; ")
+}
+
 func (lv *live) status() MappingStatus {
 	st := MappingStatus{
 		Mapping:   lv.m,
@@ -69,6 +85,10 @@ func (lv *live) status() MappingStatus {
 	if lv.m.Type == TypePublic {
 		// The public port is active while it listens.
 		st.Side2.Active = lv.pub != nil && lv.down == nil
+		if p, ok := lv.pub.(*publicListener); ok {
+			st.Side2.Error, st.Side2.Restarts = p.health()
+			st.Side2.Active = st.Side2.Active && st.Side2.Error == ""
+		}
 	}
 	if lv.down != nil {
 		st.down = lv.down.Error()
@@ -80,8 +100,11 @@ func sideStatus(ep sdk.Endpoint, port int) SideStatus {
 	s := SideStatus{Port: port}
 	if r, ok := ep.(sdk.StatsReporter); ok && ep != nil {
 		es := r.Stats()
-		s.Links, s.IdleLinks, s.Streams = es.Links, es.IdleLinks, es.Streams
+		s.Links, s.IdleLinks, s.Streams, s.Failed = es.Links, es.IdleLinks, es.Streams, es.Failed
 		s.Active = es.Links > 0
+	}
+	if sl, ok := ep.(*slot); ok && sl != nil {
+		s.Error, s.Restarts = sl.health()
 	}
 	return s
 }

@@ -23,6 +23,62 @@ type endpoint struct {
 	inner   sdk.Endpoint  // nil while the plugin is down
 	changed chan struct{} // closed and replaced when inner changes
 	closed  bool
+
+	// sdk.Stopper: done is closed by Close or when the endpoint is lost
+	// for good (the plugin's endpoint stopped on its own, or listening it
+	// again on a restarted plugin failed); stopErr says why.
+	done     chan struct{}
+	stopOnce sync.Once
+	stopErr  error // guarded by mu
+}
+
+func newEndpoint(t *Transport, cfg sdk.EndpointConfig, inner sdk.Endpoint) *endpoint {
+	e := &endpoint{t: t, cfg: cfg, inner: inner, changed: make(chan struct{}), done: make(chan struct{})}
+	e.watch(inner)
+	return e
+}
+
+// watch stops e when inner, still e's endpoint, stops on its own. The
+// death of the plugin process is not such a stop: the supervisor listens
+// the endpoint again on the new process.
+func (e *endpoint) watch(inner sdk.Endpoint) {
+	st, ok := inner.(sdk.Stopper)
+	if !ok {
+		return
+	}
+	go func() {
+		<-st.Done()
+		err := st.Err()
+		if err == nil || errors.Is(err, sdk.ErrTransportUnavailable) {
+			return
+		}
+		e.mu.Lock()
+		current := e.inner == inner && !e.closed
+		e.mu.Unlock()
+		if current {
+			e.t.log.Error("a plugin endpoint stopped accepting agents", sdk.AttrMappingID, e.cfg.MappingID, sdk.AttrSide, e.cfg.Side, "err", err)
+			e.stop(fmt.Errorf("plugins: %s: %w", e.t.info.Name, err))
+		}
+	}()
+}
+
+func (e *endpoint) stop(err error) {
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.stopErr = err
+		e.mu.Unlock()
+		close(e.done)
+	})
+}
+
+// Done implements [sdk.Stopper].
+func (e *endpoint) Done() <-chan struct{} { return e.done }
+
+// Err implements [sdk.Stopper].
+func (e *endpoint) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopErr
 }
 
 func (e *endpoint) setInner(in sdk.Endpoint) {
@@ -55,11 +111,13 @@ func (e *endpoint) relisten(ctx context.Context, r *plugin.Remote) bool {
 		cancel()
 		if err == nil {
 			e.setInner(in)
+			e.watch(in)
 			return true
 		}
 		time.Sleep(time.Duration(i+1) * 500 * time.Millisecond)
 	}
 	e.t.log.Error("listening an endpoint again on the restarted plugin failed", sdk.AttrMappingID, e.cfg.MappingID, sdk.AttrSide, e.cfg.Side, "addr", e.cfg.Addr, "err", err)
+	e.stop(fmt.Errorf("plugins: %s: listening again after a restart: %w", e.t.info.Name, err))
 	return false
 }
 
@@ -120,6 +178,7 @@ func (e *endpoint) Close() error {
 	e.inner = nil
 	close(e.changed)
 	e.mu.Unlock()
+	e.stop(nil)
 	e.t.mu.Lock()
 	delete(e.t.endpoints, e)
 	e.t.mu.Unlock()
@@ -146,4 +205,5 @@ func (e *endpoint) Stats() sdk.EndpointStats {
 var (
 	_ sdk.Endpoint      = (*endpoint)(nil)
 	_ sdk.StatsReporter = (*endpoint)(nil)
+	_ sdk.Stopper       = (*endpoint)(nil)
 )

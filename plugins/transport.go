@@ -196,7 +196,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 	if err != nil {
 		return nil, err
 	}
-	ep := &endpoint{t: t, cfg: cfg, inner: inner, changed: make(chan struct{})}
+	ep := newEndpoint(t, cfg, inner)
 	t.mu.Lock()
 	t.endpoints[ep] = struct{}{}
 	t.mu.Unlock()

@@ -94,6 +94,24 @@ type StatsReporter interface {
 	Stats() EndpointStats
 }
 
+// Stopper is an optional interface of an [Endpoint] that can stop serving
+// on its own: its accept loop met an error that retrying cannot cure (the
+// listening socket failed, the plugin process lost it). Transient faults,
+// such as running out of descriptors for a while, do not stop it. The core
+// probes it with a type assertion, shows the cause in its status and
+// restarts the endpoint (closes it and listens again with the same
+// config); an endpoint without it is assumed to serve until closed.
+type Stopper interface {
+	// Done returns a channel that is closed once the endpoint stopped
+	// accepting agents for good: after Close, or on its own. It must be
+	// cheap and return the same channel every time.
+	Done() <-chan struct{}
+	// Err returns nil while Done is open and when Close closed it, and
+	// the error that stopped the endpoint when it stopped on its own (a
+	// later Close keeps it).
+	Err() error
+}
+
 // EndpointStats is a snapshot of one endpoint's state.
 type EndpointStats struct {
 	// Links is the number of authenticated agent connections (links or
@@ -105,6 +123,11 @@ type EndpointStats struct {
 	// Streams is the number of streams handed out and not yet closed, when
 	// the transport can tell; otherwise zero.
 	Streams int
+	// Failed counts the agent connections that did not become links since
+	// the endpoint started: failed handshakes (wrong passcode, bytes that
+	// are not the protocol, timeouts) and connections refused at a limit.
+	// Zero when the transport does not count them.
+	Failed int64
 }
 
 // Multiplexer is an optional interface of a [Transport] whose sessions

@@ -49,6 +49,10 @@ type settings struct {
 	// API lock (apiauth.go): a bearer token, given or read from a file at
 	// start, and a CA file for client certificates.
 	APIToken, APITokenFile, APIClientCA string
+
+	// PublicMaxWaiting and PublicMaxWaitingPerSource cap the public
+	// clients waiting for an agent link per mapping (0: relay defaults).
+	PublicMaxWaiting, PublicMaxWaitingPerSource int
 }
 
 // addConfigFlags declares the flags every daemon-facing command shares.
@@ -153,6 +157,12 @@ func (s *settings) fill(v *viper.Viper) error {
 	}
 	s.PluginDir = v.GetString("plugins.dir")
 	if s.PublicWaitTimeout, err = durationKey(v, "public-wait-timeout"); err != nil {
+		return err
+	}
+	if s.PublicMaxWaiting, err = intKey(v, "public-max-waiting", 0, 1<<20); err != nil {
+		return err
+	}
+	if s.PublicMaxWaitingPerSource, err = intKey(v, "public-max-waiting-per-source", 0, 1<<20); err != nil {
 		return err
 	}
 	if s.LogLevel, err = levelKey(v, "log-level"); err != nil {

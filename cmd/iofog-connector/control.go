@@ -70,6 +70,9 @@ type controlMapping struct {
 	Connections int64  `json:"connections"`
 	Total       int64  `json:"total"`
 	Down        string `json:"down,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Refused     int64  `json:"refused"`
+	Failed      int64  `json:"failedHandshakes"`
 }
 
 func (d *daemon) snapshot() controlStatus {
@@ -86,6 +89,7 @@ func (d *daemon) snapshot() controlStatus {
 			ID: st.ID, Type: st.Type, Transport: st.Transport, Port1: st.Port1, Port2: st.Port2,
 			State1: activeText(st.Side1.Active), State2: activeText(st.Side2.Active),
 			Links: st.Side1.Links + st.Side2.Links, Connections: st.Active, Total: st.Total, Down: st.Down(),
+			Error: st.Problem(), Refused: st.Refused, Failed: st.Side1.Failed + st.Side2.Failed,
 		})
 	}
 	return cs
@@ -120,13 +124,21 @@ func writeStatus(w io.Writer, cs controlStatus) {
 	fmt.Fprintf(w, "  %-36s  %-7s  %-9s  %-16s  %-17s  %5s  %5s  %7s\n", "ID", "TYPE", "TRANSPORT", "PORTS", "STATE", "LINKS", "CONNS", "TOTAL")
 	for _, m := range cs.Mappings {
 		state := m.State1 + "/" + m.State2
-		if m.Down != "" {
+		switch {
+		case m.Down != "":
 			state = "DOWN"
+		case m.Error != "":
+			state = "ERROR"
 		}
 		fmt.Fprintf(w, "  %-36s  %-7s  %-9s  %-16s  %-17s  %5d  %5d  %7d\n", m.ID, m.Type, m.Transport,
 			fmt.Sprintf("%d,%d", m.Port1, m.Port2), state, m.Links, m.Connections, m.Total)
 		if m.Down != "" {
 			fmt.Fprintf(w, "      down: %s\n", m.Down)
+		} else if m.Error != "" {
+			fmt.Fprintf(w, "      error: %s\n", m.Error)
+		}
+		if m.Refused > 0 || m.Failed > 0 {
+			fmt.Fprintf(w, "      refused public clients: %d, failed agent handshakes: %d\n", m.Refused, m.Failed)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 // flushes the store.
 func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 	started := time.Now()
+	raiseOpenFilesLimit(log)
 	if s.DevDefaults {
 		log.Warn("no settings file; running on built-in dev defaults", "settings_file", defaultSettingsFile,
 			"api", s.APIAddress, "ports", devPorts, "data_dir", s.DataDir)
@@ -66,6 +67,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 		BindHost: s.BindHost, Ports: ports.New(s.Pool), Store: st,
 		Transports: transports, DefaultTransport: s.Transport, TLS: tlsCfg,
 		PublicWaitTimeout: s.PublicWaitTimeout, Logger: log,
+		PublicMaxWaiting: s.PublicMaxWaiting, PublicMaxWaitingPerSource: s.PublicMaxWaitingPerSource,
 	})
 	if err != nil {
 		return err

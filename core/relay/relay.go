@@ -25,7 +25,8 @@ type Counters struct {
 	// Total is the number of connections relayed since start.
 	Total atomic.Int64
 	// Refused counts public clients closed because no agent link came in
-	// time (or their TLS handshake failed).
+	// time, because too many clients were waiting (see PublicConfig), or
+	// because their TLS handshake failed.
 	Refused atomic.Int64
 	// BytesUp counts bytes from public clients (or side 1) toward agents
 	// (or side 2).
@@ -68,6 +69,12 @@ const DefaultWaitTimeout = 5 * time.Second
 
 // PublicConfig configures [ServePublic].
 type PublicConfig struct {
+	// MaxWaiting caps the public clients waiting for an agent link at
+	// once; MaxWaitingPerSource caps those of one source (an IPv4 address
+	// or an IPv6 /64). Clients beyond either are closed at once and
+	// counted as refused. Zero means DefaultMaxWaiting and
+	// DefaultMaxWaitingPerSource; negative means no cap.
+	MaxWaiting, MaxWaitingPerSource int
 	// WaitTimeout bounds how long a public client waits for an agent link;
 	// its bytes stay in its socket meanwhile, so none are lost. Zero means
 	// DefaultWaitTimeout.

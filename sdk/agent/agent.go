@@ -162,6 +162,7 @@ type runner struct {
 	log         *slog.Logger
 	lo, hi      time.Duration
 	dialTimeout time.Duration
+	retries     *retryLog // shared by the workers of a pool
 	wg          sync.WaitGroup
 
 	mu   sync.Mutex
@@ -183,7 +184,7 @@ func newRunner(t sdk.Transport, dial sdk.DialConfig, log *slog.Logger, lo, hi, d
 	}
 	log = sdk.Logger(log).With(sdk.AttrTransport, t.Name(), sdk.AttrPeer, dial.Addr)
 	dial.Logger = log
-	return &runner{t: t, dial: dial, log: log, lo: lo, hi: hi, dialTimeout: dialTimeout}, nil
+	return &runner{t: t, dial: dial, log: log, lo: lo, hi: hi, dialTimeout: dialTimeout, retries: newRetryLog(log)}, nil
 }
 
 // session returns the current session, dialling one (with backoff) when
@@ -192,16 +193,21 @@ func (r *runner) session(ctx context.Context) (sdk.Session, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := newBackoff(r.lo, r.hi)
+	failed := false
 	for r.sess == nil {
 		s, err := r.t.Dial(ctx, r.dial)
 		if err == nil {
 			r.sess = s
+			if failed {
+				r.retries.ok(ctx)
+			}
 			break
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		r.log.Warn("connecting to the connector failed; retrying", "err", err)
+		failed = true
+		r.retries.failed(ctx, slog.LevelWarn, "connecting to the connector failed; retrying", err)
 		if !b.wait(ctx) {
 			return nil, ctx.Err()
 		}
@@ -268,7 +274,7 @@ func (r *runner) serveLocal(ctx context.Context, local string, pool int) error {
 
 // worker returns a runner with r's settings and a session of its own.
 func (r *runner) worker() *runner {
-	return &runner{t: r.t, dial: r.dial, log: r.log, lo: r.lo, hi: r.hi, dialTimeout: r.dialTimeout}
+	return &runner{t: r.t, dial: r.dial, log: r.log, lo: r.lo, hi: r.hi, dialTimeout: r.dialTimeout, retries: r.retries}
 }
 
 func (r *runner) acceptLoop(ctx context.Context, local string) {
@@ -290,7 +296,7 @@ func (r *runner) acceptLoop(ctx context.Context, local string) {
 			if errors.Is(err, sdk.ErrBadPasscode) || errors.Is(err, sdk.ErrIncompatible) {
 				lvl = slog.LevelError
 			}
-			r.log.Log(ctx, lvl, "agent link failed; retrying", "err", err)
+			r.retries.failed(ctx, lvl, "agent link failed; retrying", err)
 			if sessionDead(s, err) {
 				r.drop(s)
 			}
@@ -305,6 +311,7 @@ func (r *runner) acceptLoop(ctx context.Context, local string) {
 			continue
 		}
 		b.reset()
+		r.retries.ok(ctx)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -375,6 +382,7 @@ func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duratio
 		stream, err := s.Open(octx)
 		if err == nil {
 			cancel()
+			r.retries.ok(ctx)
 			res, err := pipe.Join(ctx, c, stream)
 			r.log.Debug("stream ended", "from_local", res.AToB, "to_local", res.BToA, "err", err)
 			return
@@ -384,7 +392,7 @@ func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duratio
 			r.log.Warn("no stream for a local connection in time; closing it", "err", err)
 			return
 		}
-		r.log.Warn("opening a stream failed; retrying", "err", err)
+		r.retries.failed(ctx, slog.LevelWarn, "opening a stream failed; retrying", err)
 		if sessionDead(s, err) {
 			r.drop(s)
 		}

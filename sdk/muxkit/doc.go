@@ -8,7 +8,11 @@
 //     streams round robin ([Endpoint.Open]) and those agents open
 //     ([Endpoint.Accept]), and closes by the rules of [sdk.Endpoint]:
 //     links carrying streams are told to open no more and close with their
-//     last stream.
+//     last stream. [Serve] is the transport's accept loop: it survives
+//     transient accept errors (out of descriptors) with backoff and
+//     reports any other through [sdk.Stopper]; [Endpoint.Enter] caps the
+//     handshakes pending per source and [Endpoint.Failed] counts failed
+//     ones, logged in aggregate (package sdk/admission).
 //   - [Session] is the agent half: one link, whose Close leaves open
 //     streams working, as [sdk.Session] requires.
 //   - [Handshake] is the passcode exchange an agent runs before the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 )
 
 // EndpointConfig configures [NewEndpoint].
@@ -44,10 +45,12 @@ type accepted struct {
 // agents brought and the streams over them. It implements [sdk.Endpoint]
 // and [sdk.StatsReporter]; its methods are safe for concurrent use.
 //
-// The transport runs its accept loop with [Endpoint.Go], authenticates
-// each new connection, and for each one that passes calls
+// The transport runs its accept loop with [Serve] (under [Endpoint.Go]),
+// takes a pending-handshake place for each new connection with
+// [Endpoint.Enter], authenticates it, counts a failure with
+// [Endpoint.Failed], and for each one that passes calls
 // [Endpoint.Reserve] then [Endpoint.Add] (or [Endpoint.Unreserve] if it
-// gives up in between).
+// gives up in between). It also implements [sdk.Stopper].
 type Endpoint struct {
 	name          string
 	log           *slog.Logger
@@ -59,6 +62,7 @@ type Endpoint struct {
 	acceptCh      chan accepted
 	wg            sync.WaitGroup
 	streams       atomic.Int64
+	gate          gate
 
 	mu       sync.Mutex
 	links    map[*link]struct{}
@@ -81,9 +85,10 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	if closeListener == nil {
 		closeListener = func() error { return nil }
 	}
+	log := sdk.Logger(cfg.Logger)
 	return &Endpoint{
 		name:          name,
-		log:           sdk.Logger(cfg.Logger),
+		log:           log,
 		addr:          cfg.Addr,
 		maxLinks:      cfg.MaxLinks,
 		closeListener: closeListener,
@@ -92,6 +97,11 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		acceptCh:      make(chan accepted),
 		links:         make(map[*link]struct{}),
 		changed:       make(chan struct{}),
+		gate: gate{
+			pending:  admission.NewLimiter(admission.PendingPerSource(cfg.MaxLinks), 0),
+			failures: admission.NewTally(admission.TallyConfig{Logger: log, Message: "agent handshakes failed or refused"}),
+			done:     make(chan struct{}),
+		},
 	}
 }
 
@@ -385,11 +395,13 @@ func (ep *Endpoint) Close() error {
 	ep.changedLocked()
 	ep.mu.Unlock()
 	ep.cancel()
+	ep.stop(nil)
 	err := ep.closeListener()
 	for _, l := range idle {
 		l.mc.Close()
 	}
 	ep.wg.Wait()
+	ep.gate.failures.Close()
 	if err != nil {
 		err = fmt.Errorf("%s: closing the listener: %w", ep.name, err)
 	}
@@ -409,10 +421,11 @@ func (ep *Endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
 	n := len(ep.links)
 	ep.mu.Unlock()
-	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load())}
+	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load()), Failed: ep.gate.failed.Load()}
 }
 
 var (
 	_ sdk.Endpoint      = (*Endpoint)(nil)
 	_ sdk.StatsReporter = (*Endpoint)(nil)
+	_ sdk.Stopper       = (*Endpoint)(nil)
 )

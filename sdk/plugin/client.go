@@ -10,6 +10,8 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/plugin/internal/pb"
@@ -118,7 +120,7 @@ func (r *Remote) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endpoi
 	if err := fromPB(resp.Error); err != nil {
 		return nil, err
 	}
-	return &remoteEndpoint{r: r, h: &pb.Handle{Id: resp.Id}, closed: make(chan struct{})}, nil
+	return newRemoteEndpoint(r, &pb.Handle{Id: resp.Id}), nil
 }
 
 // Dial starts a session in the plugin process. Of cfg.TLS, ServerName,
@@ -218,6 +220,59 @@ type remoteEndpoint struct {
 	once   sync.Once
 	closed chan struct{}
 	err    error
+
+	// Stopper: done is closed when the endpoint stopped, learnt by one
+	// EndpointWait call started at the first Done.
+	waitOnce   sync.Once
+	waitCtx    context.Context
+	waitCancel context.CancelFunc
+	stopOnce   sync.Once
+	done       chan struct{}
+	stopMu     sync.Mutex
+	stopErr    error
+}
+
+func newRemoteEndpoint(r *Remote, h *pb.Handle) *remoteEndpoint {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &remoteEndpoint{r: r, h: h, closed: make(chan struct{}), waitCtx: ctx, waitCancel: cancel, done: make(chan struct{})}
+}
+
+// Done implements [sdk.Stopper]. It is closed by Close, when the plugin
+// reports that the endpoint stopped on its own, and when the plugin
+// process is gone (Err then wraps [sdk.ErrTransportUnavailable]). A
+// plugin whose endpoints cannot tell leaves it open until Close.
+func (e *remoteEndpoint) Done() <-chan struct{} {
+	e.waitOnce.Do(func() { go e.wait() })
+	return e.done
+}
+
+// Err implements [sdk.Stopper].
+func (e *remoteEndpoint) Err() error {
+	e.stopMu.Lock()
+	defer e.stopMu.Unlock()
+	return e.stopErr
+}
+
+func (e *remoteEndpoint) stop(err error) {
+	e.stopOnce.Do(func() {
+		e.stopMu.Lock()
+		e.stopErr = err
+		e.stopMu.Unlock()
+		close(e.done)
+	})
+}
+
+// wait asks the plugin to tell when the endpoint stops.
+func (e *remoteEndpoint) wait() {
+	resp, err := e.r.c.EndpointWait(e.waitCtx, e.h)
+	switch {
+	case e.waitCtx.Err() != nil: // closed by us
+	case status.Code(err) == codes.Unimplemented: // cannot tell: serves until closed
+	case err != nil:
+		e.stop(callError(e.waitCtx, "endpoint wait", err))
+	default:
+		e.stop(fromPB(resp.Error))
+	}
 }
 
 func (e *remoteEndpoint) Open(ctx context.Context) (net.Conn, error) {
@@ -232,6 +287,8 @@ func (e *remoteEndpoint) Accept(ctx context.Context) (net.Conn, error) {
 func (e *remoteEndpoint) Close() error {
 	e.once.Do(func() {
 		close(e.closed)
+		e.stop(nil)
+		e.waitCancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		resp, err := e.r.c.EndpointClose(ctx, e.h)
@@ -253,7 +310,7 @@ func (e *remoteEndpoint) Stats() sdk.EndpointStats {
 	if err != nil || !resp.Supported {
 		return sdk.EndpointStats{}
 	}
-	return sdk.EndpointStats{Links: int(resp.Links), IdleLinks: int(resp.IdleLinks), Streams: int(resp.Streams)}
+	return sdk.EndpointStats{Links: int(resp.Links), IdleLinks: int(resp.IdleLinks), Streams: int(resp.Streams), Failed: resp.Failed}
 }
 
 type remoteSession struct {
@@ -293,5 +350,6 @@ var (
 	_ sdk.Transport     = (*Remote)(nil)
 	_ sdk.Endpoint      = (*remoteEndpoint)(nil)
 	_ sdk.StatsReporter = (*remoteEndpoint)(nil)
+	_ sdk.Stopper       = (*remoteEndpoint)(nil)
 	_ sdk.Session       = (*remoteSession)(nil)
 )

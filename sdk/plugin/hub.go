@@ -3,8 +3,10 @@ package plugin
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
@@ -52,6 +55,10 @@ type hub struct {
 	events   chan ticket
 	dropped  atomic.Int64
 	watchers atomic.Int32 // hosts taking events (Watch streams open)
+	// onFail, when set, is called if the socket stops accepting claims for
+	// good; Serve exits the plugin then, so that the host restarts it.
+	onFail func(error)
+	log    *slog.Logger
 }
 
 type pendingStream struct {
@@ -65,7 +72,7 @@ type joinedStream struct {
 	owner uint64
 }
 
-func newHub() (*hub, error) {
+func newHub(log *slog.Logger, onFail func(error)) (*hub, error) {
 	dir, err := os.MkdirTemp("", "iofog-transport-")
 	if err != nil {
 		return nil, fmt.Errorf("plugin: stream socket dir: %w", err)
@@ -83,6 +90,7 @@ func newHub() (*hub, error) {
 		joined:  map[ticket]*joinedStream{},
 		ctx:     ctx, cancel: cancel,
 		events: make(chan ticket, eventBacklog),
+		onFail: onFail, log: log,
 	}
 	h.wg.Add(1)
 	go h.serve()
@@ -120,11 +128,26 @@ func (h *hub) take(t ticket) (net.Conn, uint64) {
 
 func (h *hub) serve() {
 	defer h.wg.Done()
+	log := h.log
+	retry := admission.Retry{Logger: log, What: "accepting stream claims from the host"}
 	for {
 		uc, err := h.ln.AcceptUnix()
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if retry.Wait(h.ctx, err) {
+				continue
+			}
+			if h.ctx.Err() == nil {
+				log.Error("accepting stream claims from the host stopped; no stream can reach the host", "err", err)
+				if h.onFail != nil {
+					h.onFail(err)
+				}
+			}
 			return
 		}
+		retry.Reset()
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()

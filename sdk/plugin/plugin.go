@@ -48,11 +48,13 @@ type TransportPlugin struct {
 
 	stderr io.Writer              // where the plugin logs; nil: os.Stderr
 	srv    atomic.Pointer[server] // the plugin side, once GRPCServer ran
+	// onHubFail is called if the stream socket stops for good; set by Serve.
+	onHubFail func(error)
 }
 
 // GRPCServer registers the transport's gRPC server (plugin side).
 func (p *TransportPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
-	srv, err := newServer(p.Impl, broker, pluginLogger(p.stderr))
+	srv, err := newServer(p.Impl, broker, pluginLogger(p.stderr), p.onHubFail)
 	if err != nil {
 		return err
 	}

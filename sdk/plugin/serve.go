@@ -32,6 +32,9 @@ func Serve(impl sdk.Transport) {
 	// hosts discard; the host reads and re-logs the process's real stderr,
 	// so logs go there.
 	tp := &TransportPlugin{Impl: impl, stderr: os.Stderr}
+	// Without its stream socket the plugin can hand no stream to the
+	// host: exit, and the host starts it again.
+	tp.onHubFail = func(error) { os.Exit(1) }
 	go exitWithParent(os.Getppid(), tp)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),

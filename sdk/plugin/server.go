@@ -13,6 +13,8 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/plugin/internal/pb"
@@ -41,14 +43,14 @@ type servedSession struct {
 	threshold time.Duration
 }
 
-func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger) (*server, error) {
+func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger, onHubFail func(error)) (*server, error) {
 	if impl == nil {
 		return nil, errors.New("plugin: Serve: nil transport")
 	}
 	if !sdk.ValidName(impl.Name()) {
 		return nil, fmt.Errorf("plugin: transport name %q: %w", impl.Name(), sdk.ErrInvalidConfig)
 	}
-	h, err := newHub()
+	h, err := newHub(log, onHubFail)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +257,27 @@ func (s *server) EndpointStats(_ context.Context, h *pb.Handle) (*pb.StatsRespon
 		return &pb.StatsResponse{}, nil
 	}
 	st := sr.Stats()
-	return &pb.StatsResponse{Supported: true, Links: int64(st.Links), IdleLinks: int64(st.IdleLinks), Streams: int64(st.Streams)}, nil
+	return &pb.StatsResponse{Supported: true, Links: int64(st.Links), IdleLinks: int64(st.IdleLinks), Streams: int64(st.Streams), Failed: st.Failed}, nil
+}
+
+// EndpointWait blocks until the endpoint stops ([sdk.Stopper]) and returns
+// why: no error after EndpointClose, the cause when it stopped on its own.
+// An endpoint that cannot tell answers Unimplemented.
+func (s *server) EndpointWait(ctx context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {
+	ep := s.endpoint(h)
+	if ep == nil {
+		return &pb.ErrorResponse{}, nil // closed already
+	}
+	st, ok := ep.(sdk.Stopper)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "plugin: this transport's endpoints cannot report that they stopped")
+	}
+	select {
+	case <-st.Done():
+		return &pb.ErrorResponse{Error: toPB(st.Err())}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // identity encodes a TLS certificate for the wire. Only keys that

@@ -19,6 +19,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
@@ -136,14 +137,8 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 	}
 	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
 	t.hintOnce.Do(func() { bufferHint(udp, log) })
-	qt := &quicgo.Transport{Conn: udp}
-	ln, err := qt.Listen(tlsConf, t.quicConfig(cfg.HeartbeatThreshold, 0))
-	if err != nil {
-		qt.Close()
-		udp.Close()
-		return nil, fmt.Errorf("%s: listen: %w", Name, err)
-	}
-	sock := &sockRef{closeFn: func() { qt.Close(); udp.Close() }}
+	var ln *quicgo.Listener // set before ep is handed out
+	sock := &sockRef{}
 	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
 		Name:     Name,
 		Logger:   log,
@@ -155,9 +150,46 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 			return err
 		},
 	})
-	ep.Go(func() { t.serve(ep, log, ln, sock, cfg) })
+	qt := &quicgo.Transport{Conn: udp, ConnContext: t.pendingGate(ep)}
+	sock.closeFn = func() { qt.Close(); udp.Close() }
+	ln, err = qt.Listen(tlsConf, t.quicConfig(cfg.HeartbeatThreshold, 0))
+	if err != nil {
+		qt.Close()
+		udp.Close()
+		return nil, fmt.Errorf("%s: listen: %w", Name, err)
+	}
+	ep.Go(func() {
+		muxkit.Serve(ep, ln.Accept, func(c *quicgo.Conn) {
+			sock.hold(c)
+			t.admit(ep, log, c, cfg)
+		})
+	})
 	return ep, nil
 }
+
+// pendingKey is the context key of a connection's pending-handshake place.
+type pendingKey struct{}
+
+// pendingGate returns the quic-go callback that takes a pending-handshake
+// place for each new connection before its TLS handshake, refusing it
+// (CONNECTION_REFUSED) when its source has too many pending. The place is
+// given back when the passcode handshake is over, when the connection
+// ends, or at the latest after twice the handshake timeout.
+func (t *Transport) pendingGate(ep *muxkit.Endpoint) func(context.Context, *quicgo.ClientInfo) (context.Context, error) {
+	return func(ctx context.Context, info *quicgo.ClientInfo) (context.Context, error) {
+		leave, ok := ep.Enter(info.RemoteAddr)
+		if !ok {
+			return nil, errTooManyPending
+		}
+		timer := time.AfterFunc(2*t.cfg.HandshakeTimeout, leave)
+		context.AfterFunc(ctx, func() { timer.Stop(); leave() })
+		return context.WithValue(ctx, pendingKey{}, leave), nil
+	}
+}
+
+// errTooManyPending refuses a connection whose source has too many
+// handshakes pending.
+var errTooManyPending = errors.New("quic: too many pending handshakes from this source")
 
 // sockRef closes an endpoint's UDP socket once its listener is closed and
 // the last connection on it is gone, so that streams outlive
@@ -197,30 +229,20 @@ func (s *sockRef) listenerDone() {
 	}
 }
 
-func (t *Transport) serve(ep *muxkit.Endpoint, log *slog.Logger, ln *quicgo.Listener, sock *sockRef, cfg sdk.EndpointConfig) {
-	for {
-		c, err := ln.Accept(ep.Context())
-		if err != nil {
-			if ep.Context().Err() == nil {
-				log.Warn("accepting agent connections stopped", "err", err)
-			}
-			return
-		}
-		sock.hold(c)
-		ep.Go(func() { t.admit(ep, log, c, cfg) })
-	}
-}
-
 // admit runs the passcode handshake on the first stream of a new
 // connection and, if it passes, serves the connection as a link.
 func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn, cfg sdk.EndpointConfig) {
 	log = log.With(sdk.AttrPeer, c.RemoteAddr().String())
+	if leave, ok := c.Context().Value(pendingKey{}).(func()); ok {
+		defer leave()
+	}
 	hctx, cancel := context.WithTimeout(ep.Context(), t.cfg.HandshakeTimeout)
 	defer cancel()
 	st, err := c.AcceptStream(hctx)
 	if err != nil {
 		c.CloseWithError(codeProtocol, "no handshake")
 		log.Debug("agent handshake failed", "err", err)
+		ep.Failed(c.RemoteAddr(), admission.Reason(err))
 		return
 	}
 	st.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
@@ -230,6 +252,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 		stop()
 		c.CloseWithError(codeProtocol, "bad handshake")
 		log.Debug("agent handshake failed", "err", err)
+		ep.Failed(c.RemoteAddr(), admission.Reason(err))
 		return
 	}
 	reserved := false
@@ -253,6 +276,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 		code, msg := refusal(answer)
 		c.CloseWithError(code, msg)
 		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		ep.Failed(c.RemoteAddr(), muxkit.Refusal(answer, err))
 		return
 	}
 	st.CancelRead(codeClosed)

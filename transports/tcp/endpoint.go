@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 )
 
 // endpoint is the connector half of one agent port.
@@ -30,6 +31,7 @@ type endpoint struct {
 
 	idle     *queue // links waiting for Open
 	accepted *queue // streams waiting for Accept
+	gate     *gate  // per-source handshake cap, failure tally, end of serve
 
 	mu       sync.Mutex
 	links    int                      // authenticated links open
@@ -68,6 +70,7 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 		legacy:    make(map[*legacyConn]struct{}),
 		insts:     make(map[instanceID]*instance),
 	}
+	ep.gate = newGate(ep.log, cfg.MaxLinks)
 	ep.wg.Add(2)
 	go ep.serve()
 	go ep.sweep()
@@ -77,18 +80,34 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 // Addr returns the address the endpoint listens on.
 func (ep *endpoint) Addr() net.Addr { return ep.ln.Addr() }
 
+// serve accepts agent connections until Close. Transient accept errors
+// (out of descriptors...) are retried with backoff; any other error stops
+// the endpoint for good, reported by Done and Err.
 func (ep *endpoint) serve() {
 	defer ep.wg.Done()
+	retry := admission.Retry{Logger: ep.log, What: "accepting agent connections"}
 	for {
 		conn, err := ep.ln.Accept()
 		if err != nil {
-			if ep.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				ep.log.Warn("accepting agent connections stopped", "err", err)
+			if ep.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if retry.Wait(ep.ctx, err) {
+				continue
+			}
+			if ep.ctx.Err() == nil {
+				ep.log.Error("accepting agent connections stopped", "err", err)
+				ep.gate.stop(fmt.Errorf("tcp: accepting agent connections on %s: %w", ep.ln.Addr(), err))
 			}
 			return
 		}
+		retry.Reset()
+		leave, ok := ep.gate.enter(conn)
+		if !ok {
+			continue
+		}
 		ep.wg.Add(1)
-		go ep.admit(conn)
+		go ep.admit(conn, leave)
 	}
 }
 
@@ -112,8 +131,10 @@ func (ep *endpoint) release() {
 
 // admit authenticates one agent connection and queues its link. It runs
 // the reader of an idle link of ours until the link is bound or dies.
-func (ep *endpoint) admit(raw net.Conn) {
+// leave ends the connection's pending-handshake place.
+func (ep *endpoint) admit(raw net.Conn, leave func()) {
 	defer ep.wg.Done()
+	defer leave()
 	log := ep.log.With(sdk.AttrPeer, raw.RemoteAddr().String())
 	tuneLiveness(raw, ep.threshold)
 	stop := context.AfterFunc(ep.ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
@@ -127,6 +148,7 @@ func (ep *endpoint) admit(raw net.Conn) {
 		stop()
 		c.Close()
 		log.Debug("agent sent nothing", "err", err)
+		ep.failedHandshake(raw, admission.Reason(err))
 		return
 	}
 	if first[0] != magicByte {
@@ -138,6 +160,7 @@ func (ep *endpoint) admit(raw net.Conn) {
 		stop()
 		c.Close()
 		log.Debug("agent hello failed", "err", err)
+		ep.failedHandshake(raw, admission.Reason(err))
 		return
 	}
 	reserved := false
@@ -158,8 +181,10 @@ func (ep *endpoint) admit(raw net.Conn) {
 		}
 		c.Close()
 		log.Debug("agent refused or gone", "answer", h.answer, "err", err)
+		ep.failedHandshake(raw, refusalReason(h.answer, err))
 		return
 	}
+	leave()
 	c.SetDeadline(time.Time{})
 	switch h.role {
 	case roleControl:
@@ -188,12 +213,14 @@ func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, l
 		stop()
 		c.Close()
 		log.Debug("legacy agent refused: wrong passcode", "err", err)
+		ep.failedHandshake(raw, legacyReason(err))
 		return
 	}
 	if !ep.reserve() {
 		stop()
 		c.Close()
-		log.Info("legacy agent refused: link limit reached", "max_links", ep.cfg.MaxLinks)
+		log.Debug("legacy agent refused: link limit reached", "max_links", ep.cfg.MaxLinks)
+		ep.failedHandshake(raw, "link limit reached")
 		return
 	}
 	_, err = io.WriteString(c, legacyAuthorized)
@@ -325,6 +352,7 @@ func (ep *endpoint) Accept(ctx context.Context) (net.Conn, error) {
 func (ep *endpoint) Close() error {
 	ep.once.Do(func() {
 		ep.cancel()
+		ep.gate.stop(nil)
 		ep.ln.Close()
 		for _, it := range ep.idle.shut() {
 			it.close()
@@ -334,13 +362,14 @@ func (ep *endpoint) Close() error {
 		}
 	})
 	ep.wg.Wait()
+	ep.gate.failures.Close()
 	return nil
 }
 
 // Stats implements [sdk.StatsReporter].
 func (ep *endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
-	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy)}
+	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy), Failed: ep.gate.failed.Load()}
 	ep.mu.Unlock()
 	st.IdleLinks = ep.idle.len()
 	return st
@@ -359,5 +388,6 @@ func (s *openStream) close()     { s.conn.Close(); s.ep.release() }
 var (
 	_ sdk.Endpoint      = (*endpoint)(nil)
 	_ sdk.StatsReporter = (*endpoint)(nil)
+	_ sdk.Stopper       = (*endpoint)(nil)
 	_ item              = (*openStream)(nil)
 )

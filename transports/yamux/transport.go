@@ -14,6 +14,7 @@ import (
 	hyamux "github.com/hashicorp/yamux"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
@@ -80,27 +81,23 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		CloseListener: ln.Close,
 	})
 	ymc := t.yamuxConfig(log, cfg.HeartbeatThreshold, 0)
-	ep.Go(func() { t.serve(ep, log, ln, cfg, ymc) })
+	ep.Go(func() {
+		muxkit.Serve(ep, func(context.Context) (net.Conn, error) { return ln.Accept() },
+			func(conn net.Conn) { t.admit(ep, log, conn, cfg, ymc) })
+	})
 	return ep, nil
-}
-
-func (t *Transport) serve(ep *muxkit.Endpoint, log *slog.Logger, ln net.Listener, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ep.Context().Err() == nil {
-				log.Warn("accepting agent connections stopped", "err", err)
-			}
-			return
-		}
-		ep.Go(func() { t.admit(ep, log, conn, cfg, ymc) })
-	}
 }
 
 // admit runs the handshake of one agent connection and, if it passes,
 // starts its yamux session.
 func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, cfg sdk.EndpointConfig, ymc *hyamux.Config) {
 	log = log.With(sdk.AttrPeer, conn.RemoteAddr().String())
+	leave, ok := ep.Enter(conn.RemoteAddr())
+	if !ok {
+		conn.Close()
+		return
+	}
+	defer leave()
 	stop := context.AfterFunc(ep.Context(), func() { conn.SetDeadline(time.Unix(1, 0)) })
 	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	c := conn
@@ -112,6 +109,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		stop()
 		c.Close()
 		log.Debug("agent handshake failed", "err", err)
+		ep.Failed(conn.RemoteAddr(), admission.Reason(err))
 		return
 	}
 	reserved := false
@@ -134,6 +132,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		}
 		c.Close()
 		log.Debug("agent refused or gone", "answer", answer, "err", err)
+		ep.Failed(conn.RemoteAddr(), muxkit.Refusal(answer, err))
 		return
 	}
 	c.SetDeadline(time.Time{})

@@ -813,11 +813,13 @@ func (x *ErrorResponse) GetError() *Error {
 }
 
 type StatsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Supported     bool                   `protobuf:"varint,1,opt,name=supported,proto3" json:"supported,omitempty"`
-	Links         int64                  `protobuf:"varint,2,opt,name=links,proto3" json:"links,omitempty"`
-	IdleLinks     int64                  `protobuf:"varint,3,opt,name=idle_links,json=idleLinks,proto3" json:"idle_links,omitempty"`
-	Streams       int64                  `protobuf:"varint,4,opt,name=streams,proto3" json:"streams,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Supported bool                   `protobuf:"varint,1,opt,name=supported,proto3" json:"supported,omitempty"`
+	Links     int64                  `protobuf:"varint,2,opt,name=links,proto3" json:"links,omitempty"`
+	IdleLinks int64                  `protobuf:"varint,3,opt,name=idle_links,json=idleLinks,proto3" json:"idle_links,omitempty"`
+	Streams   int64                  `protobuf:"varint,4,opt,name=streams,proto3" json:"streams,omitempty"`
+	// failed counts agent connections that did not become links.
+	Failed        int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -876,6 +878,13 @@ func (x *StatsResponse) GetIdleLinks() int64 {
 func (x *StatsResponse) GetStreams() int64 {
 	if x != nil {
 		return x.Streams
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
 	}
 	return 0
 }
@@ -944,20 +953,22 @@ const file_transport_proto_rawDesc = "" +
 	"remoteAddr\x12/\n" +
 	"\x05error\x18\x04 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"@\n" +
 	"\rErrorResponse\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"|\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\x94\x01\n" +
 	"\rStatsResponse\x12\x1c\n" +
 	"\tsupported\x18\x01 \x01(\bR\tsupported\x12\x14\n" +
 	"\x05links\x18\x02 \x01(\x03R\x05links\x12\x1d\n" +
 	"\n" +
 	"idle_links\x18\x03 \x01(\x03R\tidleLinks\x12\x18\n" +
-	"\astreams\x18\x04 \x01(\x03R\astreams2\xeb\x06\n" +
+	"\astreams\x18\x04 \x01(\x03R\astreams\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x03R\x06failed2\xba\a\n" +
 	"\tTransport\x12C\n" +
 	"\x04Info\x12\x19.iofog.transport.v1.Empty\x1a .iofog.transport.v1.InfoResponse\x12O\n" +
 	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12N\n" +
 	"\fEndpointOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12P\n" +
 	"\x0eEndpointAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12N\n" +
 	"\rEndpointClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse\x12N\n" +
-	"\rEndpointStats\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.StatsResponse\x12K\n" +
+	"\rEndpointStats\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.StatsResponse\x12M\n" +
+	"\fEndpointWait\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse\x12K\n" +
 	"\x04Dial\x12\x1f.iofog.transport.v1.DialRequest\x1a\".iofog.transport.v1.HandleResponse\x12O\n" +
 	"\rSessionAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
 	"\vSessionOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
@@ -1007,26 +1018,28 @@ var file_transport_proto_depIdxs = []int32{
 	9,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
 	9,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
 	9,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	8,  // 11: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	9,  // 12: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	9,  // 13: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	9,  // 14: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
-	0,  // 15: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
-	2,  // 16: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
-	5,  // 17: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	10, // 18: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	11, // 19: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	11, // 20: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	12, // 21: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	13, // 22: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	10, // 23: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	11, // 24: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	11, // 25: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	12, // 26: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	1,  // 27: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
-	12, // 28: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
-	17, // [17:29] is the sub-list for method output_type
-	5,  // [5:17] is the sub-list for method input_type
+	9,  // 11: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
+	8,  // 12: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	9,  // 13: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	9,  // 14: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	9,  // 15: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	0,  // 16: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
+	2,  // 17: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	5,  // 18: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	10, // 19: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	11, // 20: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	11, // 21: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	12, // 22: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	13, // 23: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	12, // 24: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
+	10, // 25: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	11, // 26: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	11, // 27: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	12, // 28: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	1,  // 29: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
+	12, // 30: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	18, // [18:31] is the sub-list for method output_type
+	5,  // [5:18] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name

@@ -30,6 +30,7 @@ const (
 	Transport_EndpointAccept_FullMethodName = "/iofog.transport.v1.Transport/EndpointAccept"
 	Transport_EndpointClose_FullMethodName  = "/iofog.transport.v1.Transport/EndpointClose"
 	Transport_EndpointStats_FullMethodName  = "/iofog.transport.v1.Transport/EndpointStats"
+	Transport_EndpointWait_FullMethodName   = "/iofog.transport.v1.Transport/EndpointWait"
 	Transport_Dial_FullMethodName           = "/iofog.transport.v1.Transport/Dial"
 	Transport_SessionAccept_FullMethodName  = "/iofog.transport.v1.Transport/SessionAccept"
 	Transport_SessionOpen_FullMethodName    = "/iofog.transport.v1.Transport/SessionOpen"
@@ -47,6 +48,10 @@ type TransportClient interface {
 	EndpointAccept(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
 	EndpointClose(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*ErrorResponse, error)
 	EndpointStats(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StatsResponse, error)
+	// EndpointWait blocks until the endpoint stops serving (sdk.Stopper):
+	// after EndpointClose, with no error, or on its own, with the cause.
+	// A plugin whose endpoint cannot tell answers Unimplemented.
+	EndpointWait(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*ErrorResponse, error)
 	Dial(ctx context.Context, in *DialRequest, opts ...grpc.CallOption) (*HandleResponse, error)
 	SessionAccept(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
 	SessionOpen(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
@@ -131,6 +136,16 @@ func (c *transportClient) EndpointStats(ctx context.Context, in *Handle, opts ..
 	return out, nil
 }
 
+func (c *transportClient) EndpointWait(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Transport_EndpointWait_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *transportClient) Dial(ctx context.Context, in *DialRequest, opts ...grpc.CallOption) (*HandleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HandleResponse)
@@ -194,6 +209,10 @@ type TransportServer interface {
 	EndpointAccept(context.Context, *Handle) (*StreamResponse, error)
 	EndpointClose(context.Context, *Handle) (*ErrorResponse, error)
 	EndpointStats(context.Context, *Handle) (*StatsResponse, error)
+	// EndpointWait blocks until the endpoint stops serving (sdk.Stopper):
+	// after EndpointClose, with no error, or on its own, with the cause.
+	// A plugin whose endpoint cannot tell answers Unimplemented.
+	EndpointWait(context.Context, *Handle) (*ErrorResponse, error)
 	Dial(context.Context, *DialRequest) (*HandleResponse, error)
 	SessionAccept(context.Context, *Handle) (*StreamResponse, error)
 	SessionOpen(context.Context, *Handle) (*StreamResponse, error)
@@ -235,6 +254,9 @@ func (UnimplementedTransportServer) EndpointClose(context.Context, *Handle) (*Er
 }
 func (UnimplementedTransportServer) EndpointStats(context.Context, *Handle) (*StatsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method EndpointStats not implemented")
+}
+func (UnimplementedTransportServer) EndpointWait(context.Context, *Handle) (*ErrorResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndpointWait not implemented")
 }
 func (UnimplementedTransportServer) Dial(context.Context, *DialRequest) (*HandleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Dial not implemented")
@@ -380,6 +402,24 @@ func _Transport_EndpointStats_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_EndpointWait_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Handle)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).EndpointWait(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_EndpointWait_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).EndpointWait(ctx, req.(*Handle))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Transport_Dial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DialRequest)
 	if err := dec(in); err != nil {
@@ -489,6 +529,10 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndpointStats",
 			Handler:    _Transport_EndpointStats_Handler,
+		},
+		{
+			MethodName: "EndpointWait",
+			Handler:    _Transport_EndpointWait_Handler,
 		},
 		{
 			MethodName: "Dial",
