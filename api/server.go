@@ -66,6 +66,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST /api/v2/mapping/remove", s.remove)
 	s.mux.HandleFunc("POST /api/v2/status", s.status)
 	s.mux.HandleFunc("POST /api/v2/commandline", s.commandline)
+	s.routeHealth() // GET /healthz, /readyz (health.go)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: %s %s (every call is a POST under /api/v2/)", errNoRoute, r.Method, r.URL.Path))
 	})

@@ -93,6 +93,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 		"api", scheme+"://"+apiLn.Addr().String(), "dev", s.Dev, "settings_file", s.File, "data_dir", s.DataDir,
 		"ports", len(s.Pool), "mappings", len(stored), "transport", s.Transport, "transports", strings.Join(names, ","),
 		"startup", time.Since(started).Round(time.Millisecond))
+	sdReady(log, len(stored)) // systemd Type=notify (sdnotify.go)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -113,6 +114,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")
+	sdStopping(log)
 	wg.Wait()
 	mgr.Close()
 	close(errc)
