@@ -59,3 +59,67 @@ bench: bench-tools bench-build
 
 bench-quick: bench-tools bench-build
 	./$(BENCH_BIN) run -quick -out bin/BENCHMARKS-quick.md -bin $(BIN) $(if $(BENCH_PLUGIN_DIR),-plugin-dir $(BENCH_PLUGIN_DIR)) $(BENCH_FLAGS)
+
+# ---------------------------------------------------------------------------
+# Packaging (issue 11): make deb, make image, make helm-lint, make helm-template.
+# nfpm and helm come from the Go module proxy, pinned, installed once into
+# bin/tools (nfpm v2.45.0: later releases import go.digitalxero.dev modules
+# the module proxy does not serve). make test installs them first so that
+# the packaging tests (deploy/packagetest, cmd/iofog-connector
+# TestPkg*) do not build them while other tests run.
+VERSION ?= $(shell sed -n 's/^var version = "\(.*\)"$$/\1/p' cmd/iofog-connector/version.go)
+DEB_VERSION = $(subst -,~,$(VERSION))
+PKG_ARCH ?= $(shell $(GO) env GOARCH)
+PKG_DIR ?= bin
+PKG_BIN ?= bin/pkg/linux-$(PKG_ARCH)/iofog-connector
+MAINTAINER ?= iofog-connector maintainers <maintainers@iofog-connector.invalid>
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+NFPM_VERSION := v2.45.0
+HELM_VERSION := v3.22.0
+NFPM := $(CURDIR)/bin/tools/nfpm-$(NFPM_VERSION)/nfpm
+HELM := $(CURDIR)/bin/tools/helm-$(HELM_VERSION)/helm
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+IMAGE ?= iofog/iofog-connector:$(VERSION)
+CHART := deploy/helm/iofog-connector
+# The plain manifests in deploy/kubernetes are this rendering of the chart.
+KUBE_SET := --set tls.existingSecret=iofog-connector-tls
+
+.PHONY: deb image helm-lint helm-template kube-manifests pkg-tools
+test: pkg-tools
+
+pkg-tools: $(NFPM) $(HELM)
+
+$(NFPM):
+	GOBIN=$(dir $@) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+$(HELM):
+	GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# A static binary: the package has no dependency on the C library.
+$(PKG_BIN): FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath \
+		-ldflags "-s -w -buildid= -X main.version=$(VERSION)" -o $@ ./cmd/iofog-connector
+
+deb: $(PKG_BIN) $(NFPM)
+	@mkdir -p $(PKG_DIR)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) VERSION='$(DEB_VERSION)' ARCH=$(PKG_ARCH) \
+		BINARY=$(PKG_BIN) MAINTAINER='$(MAINTAINER)' \
+		$(NFPM) package --config deploy/debian/nfpm.yaml --packager deb --target $(PKG_DIR)/
+
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "image: neither docker nor podman found" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+helm-lint: $(HELM)
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set service.type=NodePort,ports.first=30000,ports.last=30019
+	$(HELM) lint --strict $(CHART) $(KUBE_SET)
+
+helm-template: $(HELM)
+	@mkdir -p $(PKG_DIR)
+	$(HELM) template iofog-connector $(CHART) $(KUBE_SET) > $(PKG_DIR)/iofog-connector.k8s.yaml
+	@diff -u deploy/kubernetes/iofog-connector.yaml $(PKG_DIR)/iofog-connector.k8s.yaml || \
+		{ echo "helm-template: deploy/kubernetes/iofog-connector.yaml is not what the chart renders; run make kube-manifests" >&2; exit 1; }
+
+kube-manifests: $(HELM)
+	$(HELM) template iofog-connector $(CHART) $(KUBE_SET) > deploy/kubernetes/iofog-connector.yaml
