@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The iofog-connector image: a static binary on an empty base, run as the
 # non-root user 65532. Build it with `make image`, or:
 #   docker build -t iofog/iofog-connector .        (podman build works the same)

@@ -87,7 +87,8 @@ KUBE_SET := --set tls.existingSecret=iofog-connector-tls
 .PHONY: deb image helm-lint helm-template helm-render kube-manifests pkg-tools
 test: pkg-tools
 
-pkg-tools: $(NFPM) $(HELM)
+# nfpm only where the package test runs (as root).
+pkg-tools: $(HELM) $(if $(filter 0,$(shell id -u)),$(NFPM))
 
 $(NFPM):
 	GOBIN=$(dir $@) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
