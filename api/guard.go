@@ -46,6 +46,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 // authenticate checks the client certificate and the bearer token, when
 // they are required. It fails closed: anything unexpected is a refusal.
 func (s *Server) authenticate(r *http.Request) error {
+	// The probes' two read-only routes reveal counts only and need no
+	// credentials: a probe cannot easily carry a token (see health.go).
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == HealthzPath || r.URL.Path == ReadyzPath) {
+		return nil
+	}
 	if s.cfg.RequireClientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 		return fmt.Errorf("%w: a client certificate signed by the API's client CA is required", errUnauthorized)
 	}

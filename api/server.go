@@ -92,6 +92,7 @@ func New(cfg Config) *Server {
 		s.routes[route] = true
 		s.mux.HandleFunc(http.MethodPost+" "+route, h)
 	}
+	s.routeHealth() // GET /healthz, /readyz (health.go)
 	s.mux.HandleFunc("/", s.noRoute)
 	s.handler = s.guard(s.mux)
 	return s

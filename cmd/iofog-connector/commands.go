@@ -33,6 +33,9 @@ func newStartCmd() *cobra.Command {
 				out = f
 			}
 			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: s.LogLevel}))
+			if err := adoptLegacyStore(s, log); err != nil { // adopt.go
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return runDaemon(ctx, s, log)

@@ -105,6 +105,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 		log.Warn("the API listens beyond loopback with neither api-token nor api-client-ca: anyone who reaches it can list, add and remove mappings and read their passcodes",
 			"api", apiLn.Addr().String())
 	}
+	sdReady(log, len(stored)) // systemd Type=notify (sdnotify.go)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -125,6 +126,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")
+	sdStopping(log)
 	wg.Wait()
 	mgr.Close()
 	close(errc)

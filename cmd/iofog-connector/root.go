@@ -23,6 +23,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newAgentCmd(),
 		newPluginsCmd(),
+		newHealthCmd(), newGenCertCmd(), // healthcmd.go, gencert.go
 	)
 	return root
 }
