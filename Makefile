@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/iofog-connector
 
-.PHONY: all build run test vet fmt bench examples clean
+.PHONY: all build run test vet fmt bench examples clean fuzz
 
 all: build
 
@@ -11,9 +11,18 @@ build:
 run: build
 	./$(BIN) start
 
+# test also runs every fuzz target briefly (FUZZTIME_TEST each, see
+# .ci/fuzz); fuzz runs them longer: make fuzz FUZZTIME=5m.
+FUZZTIME ?= 60s
+FUZZTIME_TEST ?= 3s
+
 test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	GO=$(GO) FUZZTIME=$(FUZZTIME_TEST) ./.ci/fuzz
+
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -59,3 +68,4 @@ bench: bench-tools bench-build
 
 bench-quick: bench-tools bench-build
 	./$(BENCH_BIN) run -quick -out bin/BENCHMARKS-quick.md -bin $(BIN) $(if $(BENCH_PLUGIN_DIR),-plugin-dir $(BENCH_PLUGIN_DIR)) $(BENCH_FLAGS)
+
