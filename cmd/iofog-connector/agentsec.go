@@ -187,9 +187,9 @@ func readPasscodeFile(path string) (string, error) {
 	return string(b), nil
 }
 
-// tlsHintHandler adds a "hint" to warnings and errors whose err says why
-// a TLS connection to the connector failed: an untrusted certificate, or
-// a connector that does not speak TLS (dev mode).
+// tlsHintHandler adds a "hint" to records whose err says why a TLS
+// connection to the connector failed: an untrusted certificate, or a
+// connector that does not speak TLS (dev mode).
 type tlsHintHandler struct {
 	slog.Handler
 	tls bool // the agent speaks TLS
@@ -197,21 +197,19 @@ type tlsHintHandler struct {
 
 // Handle implements slog.Handler.
 func (h tlsHintHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		hint := ""
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key != "err" {
-				return true
-			}
-			if err, ok := a.Value.Any().(error); ok {
-				hint = tlsHint(err, h.tls)
-			}
-			return false
-		})
-		if hint != "" {
-			r = r.Clone()
-			r.AddAttrs(slog.String("hint", hint))
+	hint := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "err" {
+			return true
 		}
+		if err, ok := a.Value.Any().(error); ok {
+			hint = tlsHint(err, h.tls)
+		}
+		return false
+	})
+	if hint != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String("hint", hint))
 	}
 	return h.Handler.Handle(ctx, r)
 }

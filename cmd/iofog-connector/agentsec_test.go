@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +166,22 @@ func TestAgentTLSHint(t *testing.T) {
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("tlsHint(%q, tls=%v) = %q, want one containing %q", tc.err, tc.tls, got, tc.want)
 		}
+	}
+}
+
+// TestAgentTLSHintHandler: the agent's log handler adds the hint to a
+// record whose err is a TLS failure, also through With, and leaves other
+// records alone.
+func TestAgentTLSHintHandler(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(tlsHintHandler{Handler: slog.NewTextHandler(&b, nil), tls: true}).With("transport", "tcp")
+	log.Warn("agent link failed; retrying", "err", errors.New("tcp: handshake with h: tls: failed to verify certificate: x509: certificate signed by unknown authority"))
+	log.Warn("other", "err", errors.New("connection refused"))
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "hint=") || !strings.Contains(lines[0], "--ca FILE") || !strings.Contains(lines[0], "transport=tcp") {
+		t.Errorf("first record lacks the hint:\n%s", b.String())
+	}
+	if len(lines) == 2 && strings.Contains(lines[1], "hint=") {
+		t.Errorf("an unrelated error got a hint:\n%s", lines[1])
 	}
 }
