@@ -397,7 +397,6 @@ loop:
 	watch.Stop()
 	interrupted := ctx.Err() != nil
 	ran := time.Since(started)
-	r.sample(started) // the end of the run, with traffic
 	log.Info("soak: stopping clients and lanes")
 	if !soakWait(&clientsWG, cfg.XferTimeout+15*time.Second) {
 		r.fail("public clients did not stop within %s", cfg.XferTimeout+15*time.Second)
