@@ -387,6 +387,9 @@ loop:
 			}
 			r.checkStable()
 		case <-tick.C:
+			if runCtx.Err() != nil {
+				break loop // the lanes are already stopping
+			}
 			s := r.sample(started)
 			log.Info("soak: sample", "t", s.T.Round(time.Second), "daemon_fds", s.DaemonFDs, "threads", s.DaemonThreads,
 				"rss_mb", s.DaemonRSSKB/1024, "goroutines", s.Goroutines, "links", s.Links, "public", s.PublicConns,
@@ -694,6 +697,7 @@ type soakSample struct {
 	InFlight      int64
 	ConnsOK       int64
 	ByteErrors    int64
+	FDKinds       string // the daemon's descriptors by kind (first and quiesced samples only)
 }
 
 // sample takes one soakSample and keeps it.
@@ -702,6 +706,9 @@ func (r *soakRun) sample(started time.Time) soakSample {
 	pid := r.d.proc.pid()
 	s.DaemonFDs, _, _ = fdCountOne(pid)
 	s.DaemonThreads, s.DaemonRSSKB = procThreadsRSS(pid)
+	if len(r.samples) == 0 {
+		s.FDKinds = fdKinds(pid)
+	}
 	if plugins := withDescendants([]int{pid})[1:]; len(plugins) > 0 {
 		for _, p := range plugins {
 			n, _, _ := fdCountOne(p)
@@ -741,17 +748,25 @@ func (r *soakRun) sample(started time.Time) soakSample {
 }
 
 // quiesce waits up to 30 s, once traffic and lanes have stopped, for the
-// daemon to report no public connection and no agent link, and samples
-// it then.
+// daemon to report no public connection and no agent link and for its
+// descriptor count to settle, and samples it then.
 func (r *soakRun) quiesce(started time.Time) soakSample {
 	// The soak's own idle API connections are daemon descriptors too.
 	r.d.client.CloseIdleConnections()
+	// Connections end asynchronously: wait for no link and no public
+	// connection, then for the descriptor count to hold still for 2 s.
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && r.d.proc.alive() {
+	last, still := -1, 0
+	for time.Now().Before(deadline) && r.d.proc.alive() && still < 4 {
+		fds, _, _ := fdCountOne(r.d.proc.pid()) // before the status call's own connection
 		st, err := controlStatus(r.d.dataDir)
-		if err == nil && st.PublicConnections == 0 && st.AgentLinks == 0 {
-			break
+		switch {
+		case err != nil || st.PublicConnections != 0 || st.AgentLinks != 0 || fds != last:
+			still = 0
+		default:
+			still++
 		}
+		last = fds
 		time.Sleep(500 * time.Millisecond)
 	}
 	s := soakSample{T: time.Since(started), Goroutines: -1, Links: -1, PublicConns: -1}
@@ -761,10 +776,44 @@ func (r *soakRun) quiesce(started time.Time) soakSample {
 	pid := r.d.proc.pid()
 	s.DaemonFDs, _, _ = fdCountOne(pid)
 	s.DaemonThreads, s.DaemonRSSKB = procThreadsRSS(pid)
+	s.FDKinds = fdKinds(pid)
 	if st, err := controlStatus(r.d.dataDir); err == nil {
 		s.Goroutines, s.Links, s.PublicConns = st.Goroutines, st.AgentLinks, st.PublicConnections
 	}
 	return s
+}
+
+// fdKinds summarises a process's descriptors by what they point to:
+// "socket 12, pipe 4, anon_inode 3, file 2".
+func fdKinds(pid int) string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	counts := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil {
+			continue
+		}
+		kind := "file"
+		if k, _, ok := strings.Cut(target, ":"); ok && !strings.HasPrefix(target, "/") {
+			kind = k
+		}
+		counts[kind]++
+	}
+	var parts []string
+	for _, k := range []string{"socket", "pipe", "anon_inode", "file"} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+			delete(counts, k)
+		}
+	}
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // fdCountOne counts one process's descriptors (-1 when unreadable).

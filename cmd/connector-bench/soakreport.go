@@ -179,9 +179,9 @@ func (r *soakReport) render() string {
 	q := r.quiesced
 	if len(r.samples) > 0 && q.DaemonFDs >= 0 {
 		s0 := r.samples[0]
-		w("- After the traffic stopped and every mapping was removed (compared with the idle daemon at start, before any mapping): daemon %d descriptors (%d at start), %d threads (%d), %s RSS (%s), goroutines %s (%s), agent links %d, public connections %d.\n",
+		w("- After the traffic stopped and every mapping was removed (compared with the idle daemon at start, before any mapping): daemon %d descriptors (%d at start), %d threads (%d), %s RSS (%s), goroutines %s (%s), agent links %s, public connections %s. Descriptors by kind: %s (at start: %s).\n",
 			q.DaemonFDs, s0.DaemonFDs, q.DaemonThreads, s0.DaemonThreads, soakSize(int(q.DaemonRSSKB)<<10), soakSize(int(s0.DaemonRSSKB)<<10),
-			soakOpt(q.Goroutines), soakOpt(s0.Goroutines), q.Links, q.PublicConns)
+			soakOpt(q.Goroutines), soakOpt(s0.Goroutines), soakOpt(q.Links), soakOpt(q.PublicConns), orNA(q.FDKinds, "n/a"), orNA(s0.FDKinds, "n/a"))
 	}
 	w("\n## Totals\n\n")
 	w("| transport | connections | ok | interrupted | no link | dial failed | stalled | byte errors | sent | verified back | agent kills | restarts | agents exited alone | orphaned plugins | mappings added | removed | add/remove failed |\n")
