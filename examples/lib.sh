@@ -86,11 +86,13 @@ JSON
 	fail "the daemon did not answer $API/api/v2/status"
 }
 
-# transport_flags prints the agent flags for TRANSPORT and PLUGIN_DIR.
+# transport_flags prints the agent flags for TRANSPORT and PLUGIN_DIR, and
+# --plaintext: the daemon runs in dev mode (no TLS), and the agent speaks
+# TLS with certificate verification unless told otherwise.
 transport_flags() {
 	[ -n "${TRANSPORT:-}" ] && printf -- '--transport %s ' "$TRANSPORT"
 	[ -n "${PLUGIN_DIR:-}" ] && printf -- '--plugin-dir %s ' "$PLUGIN_DIR"
-	true
+	printf -- '--plaintext '
 }
 
 # transport_field prints the mapping's "transport" JSON member, if any.

@@ -5,6 +5,7 @@
 //	connector-bench svc --addr A     the echo/sink/source service the harness measures through
 //	connector-bench latency|rate|hold|bulk --addr A [flags]
 //	                                 one load measurement against a service address
+//	connector-bench soak [flags]     long run with churn and kills, write SOAK.md (issue 9)
 //
 // Every process the harness starts is stopped by its PID when it finishes,
 // fails or is interrupted.
@@ -36,13 +37,15 @@ func run(args []string) int {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: connector-bench run|svc|latency|rate|hold|bulk [flags]")
+		fmt.Fprintln(os.Stderr, "usage: connector-bench run|soak|svc|latency|rate|hold|bulk [flags]")
 		return 2
 	}
 	var err error
 	switch args[0] {
 	case "run":
 		err = cmdRun(ctx, log, args[1:])
+	case "soak":
+		err = cmdSoak(ctx, log, args[1:])
 	case "svc":
 		fs := flag.NewFlagSet("svc", flag.ContinueOnError)
 		addr := fs.String("addr", "127.0.0.1:0", "listen address")

@@ -235,6 +235,9 @@ func (d *daemon) startAgent(ctx context.Context, m mapping, local string, ao age
 	}
 	if ca := d.agentCA(ao.Transport); ca != "" {
 		args = append(args, "--ca", ca)
+	} else {
+		// Dev mode: the agent speaks TLS unless told not to.
+		args = append(args, "--plaintext")
 	}
 	if ao.PluginDir != "" {
 		args = append(args, "--plugin-dir", ao.PluginDir)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -56,6 +57,7 @@ type controlStatus struct {
 	AgentLinks        int              `json:"agentLinks"`
 	PublicConnections int64            `json:"publicConnections"`
 	Mappings          []controlMapping `json:"mappings"`
+	Goroutines        int              `json:"goroutines"` // for leak checks (make soak)
 }
 
 type controlMapping struct {
@@ -84,6 +86,7 @@ func (d *daemon) snapshot() controlStatus {
 		FreePorts: sum.FreePorts, AgentLinks: sum.AgentLinks, PublicConnections: sum.PublicConns,
 		Mappings: []controlMapping{},
 	}
+	cs.Goroutines = runtime.NumGoroutine()
 	for _, st := range d.mgr.List() {
 		cs.Mappings = append(cs.Mappings, controlMapping{
 			ID: st.ID, Type: st.Type, Transport: st.Transport, Port1: st.Port1, Port2: st.Port2,

@@ -420,6 +420,8 @@ func TestPublicPipeSurvivesRestart(t *testing.T) {
 				ca := filepath.Join(d.Dir, "server-cert.pem")
 				args = append(args, "--ca", ca)
 				clientTLS = &tls.Config{RootCAs: d.CertPool}
+			} else {
+				args = append(args, "--plaintext")
 			}
 			agentLogs := &e2eBuffer{}
 			agent := exec.Command(d.Bin, args...)

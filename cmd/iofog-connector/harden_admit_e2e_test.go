@@ -24,22 +24,22 @@ import (
 	"time"
 )
 
-// haAgentArgs builds the command line of our agent in dev mode (plain
+// hadAgentArgs builds the command line of our agent in dev mode (plain
 // TCP). It is the one place to add a flag every such agent needs.
-func haAgentArgs(mode, connector, passcode string, extra ...string) []string {
-	args := []string{"agent", mode, "--connector", connector, "--passcode", passcode}
+func hadAgentArgs(mode, connector, passcode string, extra ...string) []string {
+	args := []string{"agent", mode, "--plaintext", "--connector", connector, "--passcode", passcode}
 	return append(args, extra...)
 }
 
-// haWatchdog panics a test that runs over d, showing every goroutine.
-func haWatchdog(t *testing.T, d time.Duration) {
+// hadWatchdog panics a test that runs over d, showing every goroutine.
+func hadWatchdog(t *testing.T, d time.Duration) {
 	t.Helper()
 	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
 	t.Cleanup(func() { timer.Stop() })
 }
 
-// haLines returns the daemon log lines whose msg is exactly msg.
-func haLines(logs, msg string) []string {
+// hadLines returns the daemon log lines whose msg is exactly msg.
+func hadLines(logs, msg string) []string {
 	var out []string
 	for _, l := range strings.Split(logs, "\n") {
 		if strings.Contains(l, `msg="`+msg+`"`) {
@@ -49,13 +49,13 @@ func haLines(logs, msg string) []string {
 	return out
 }
 
-var haCountRE = regexp.MustCompile(` count=(\d+)`)
+var hadCountRE = regexp.MustCompile(` count=(\d+)`)
 
-// haSumCounts adds up the count= attribute of lines.
-func haSumCounts(lines []string) int {
+// hadSumCounts adds up the count= attribute of lines.
+func hadSumCounts(lines []string) int {
 	sum := 0
 	for _, l := range lines {
-		if m := haCountRE.FindStringSubmatch(l); m != nil {
+		if m := hadCountRE.FindStringSubmatch(l); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			sum += n
 		}
@@ -63,8 +63,8 @@ func haSumCounts(lines []string) int {
 	return sum
 }
 
-// haWaitFor polls f every 100 ms until it returns nil or d passes.
-func haWaitFor(t *testing.T, d time.Duration, what string, f func() error) {
+// hadWaitFor polls f every 100 ms until it returns nil or d passes.
+func hadWaitFor(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -79,8 +79,8 @@ func haWaitFor(t *testing.T, d time.Duration, what string, f func() error) {
 	}
 }
 
-// haMappingStatus asks the API for one mapping's status.
-func haMappingStatus(t *testing.T, d *e2eDaemon, id string) map[string]any {
+// hadMappingStatus asks the API for one mapping's status.
+func hadMappingStatus(t *testing.T, d *e2eDaemon, id string) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -91,10 +91,10 @@ func haMappingStatus(t *testing.T, d *e2eDaemon, id string) map[string]any {
 	return body
 }
 
-// haLimitedDaemon restarts d under `prlimit --nofile=SOFT:HARD`, through a
+// hadLimitedDaemon restarts d under `prlimit --nofile=SOFT:HARD`, through a
 // wrapper script (prlimit execs the daemon, so the PID stays the one the
 // helpers know).
-func haLimitedDaemon(t *testing.T, d *e2eDaemon, soft, hard int) {
+func hadLimitedDaemon(t *testing.T, d *e2eDaemon, soft, hard int) {
 	t.Helper()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
@@ -117,9 +117,9 @@ func haLimitedDaemon(t *testing.T, d *e2eDaemon, soft, hard int) {
 // a9db89d the tcp accept loop returned on EMFILE and port1 never accepted
 // again.
 func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
-	haWatchdog(t, 4*time.Minute)
+	hadWatchdog(t, 4*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
-	haLimitedDaemon(t, d, 64, 100)
+	hadLimitedDaemon(t, d, 64, 100)
 	if !strings.Contains(d.Logs.String(), `msg="open files limit" soft=100 hard=100`) {
 		t.Errorf("no INFO line with the raised open-files limit:\n%s", d.Logs.String())
 	}
@@ -153,9 +153,9 @@ func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
 
 	// A legitimate agent links and a public client is relayed.
 	echo := pe2eEcho(t)
-	agent := pe2eStart(t, d.Bin, haAgentArgs("public", port1, m.Passcode1, "--local", echo)...)
+	agent := pe2eStart(t, d.Bin, hadAgentArgs("public", port1, m.Passcode1, "--local", echo)...)
 	_ = agent
-	haWaitFor(t, 90*time.Second, "a public client relayed after the exhaustion", func() error {
+	hadWaitFor(t, 90*time.Second, "a public client relayed after the exhaustion", func() error {
 		return pe2eRoundTrip(d.Addr(m.Port2), 256<<10, false, nil)
 	})
 	// The flood did exhaust the descriptors (else this test proved
@@ -170,7 +170,7 @@ func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
 	if strings.Contains(logs, "accepting agent connections stopped") {
 		t.Error("port1's accept loop stopped for good")
 	}
-	st := haMappingStatus(t, d, m.ID)
+	st := hadMappingStatus(t, d, m.ID)
 	if links, _ := st["links"].(float64); links < 1 || st["private"] != "Active" {
 		t.Errorf("status after recovery: links %v, port1 %v; want at least one link, Active", st["links"], st["private"])
 	}
@@ -191,7 +191,7 @@ func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
 // a dead connector for 20 s logs a few retry lines (a9db89d: one per
 // retry of each of its 8 workers).
 func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
-	haWatchdog(t, 4*time.Minute)
+	hadWatchdog(t, 4*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10, Settings: map[string]any{
 		"public-max-waiting":  20,
 		"public-wait-timeout": "10s",
@@ -243,9 +243,9 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 		}
 		// The tally logs within its 10 s interval.
 		var lines []string
-		haWaitFor(t, 40*time.Second, "aggregated lines summing up every attempt", func() error {
-			lines = haLines(d.Logs.String(), "agent handshakes failed or refused")
-			if sum := haSumCounts(lines); sum < attempts {
+		hadWaitFor(t, 40*time.Second, "aggregated lines summing up every attempt", func() error {
+			lines = hadLines(d.Logs.String(), "agent handshakes failed or refused")
+			if sum := hadSumCounts(lines); sum < attempts {
 				return fmt.Errorf("%d lines sum to %d", len(lines), sum)
 			}
 			return nil
@@ -259,7 +259,7 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 				t.Errorf("unexpected line: %s", l)
 			}
 		}
-		st := haMappingStatus(t, d, bad.ID)
+		st := hadMappingStatus(t, d, bad.ID)
 		if n, _ := st["failedHandshakes"].(float64); int(n) < attempts {
 			t.Errorf("status failedHandshakes = %v, want at least %d", st["failedHandshakes"], attempts)
 		}
@@ -267,7 +267,7 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 
 	t.Run("PublicWaitingCap", func(t *testing.T) {
 		const waiting, over = 20, 40
-		before := haSumCounts(haLines(d.Logs.String(), "public clients refused"))
+		before := hadSumCounts(hadLines(d.Logs.String(), "public clients refused"))
 		var held []net.Conn
 		defer func() {
 			for _, c := range held {
@@ -308,9 +308,9 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 		// The 20 waiting ones are refused at the wait timeout; all 60 end
 		// up in a few aggregated lines.
 		var lines []string
-		haWaitFor(t, 60*time.Second, "aggregated refusal lines", func() error {
-			lines = haLines(d.Logs.String(), "public clients refused")
-			if sum := haSumCounts(lines) - before; sum < waiting+over {
+		hadWaitFor(t, 60*time.Second, "aggregated refusal lines", func() error {
+			lines = hadLines(d.Logs.String(), "public clients refused")
+			if sum := hadSumCounts(lines) - before; sum < waiting+over {
 				return fmt.Errorf("%d lines sum to %d", len(lines), sum)
 			}
 			return nil
@@ -322,7 +322,7 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 		if strings.Contains(d.Logs.String(), "public client closed: no agent link") {
 			t.Error("a refused public client still has an INFO line of its own")
 		}
-		st := haMappingStatus(t, d, idle.ID)
+		st := hadMappingStatus(t, d, idle.ID)
 		if n, _ := st["refusedConnections"].(float64); int(n) < waiting+over {
 			t.Errorf("status refusedConnections = %v, want at least %d", st["refusedConnections"], waiting+over)
 		}
@@ -330,7 +330,7 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 
 	t.Run("AgentRetryLines", func(t *testing.T) {
 		dead := d.Addr(e2eFreePort(t)) // nothing listens there
-		agent := pe2eStart(t, d.Bin, haAgentArgs("public", dead, "no-such-passcode", "--local", "127.0.0.1:9")...)
+		agent := pe2eStart(t, d.Bin, hadAgentArgs("public", dead, "no-such-passcode", "--local", "127.0.0.1:9")...)
 		time.Sleep(20 * time.Second)
 		if !agent.alive() {
 			t.Fatalf("the agent exited:\n%s", agent.out.String())

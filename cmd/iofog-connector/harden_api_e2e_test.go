@@ -574,10 +574,9 @@ func TestHardenAPIHeartbeatFloor(t *testing.T) {
 }
 
 // hapiAgentArgs is the command line of our agent in dev mode (plain TCP)
-// for one public mapping. Kept in one place: after the agent-TLS change it
-// needs an explicit plaintext flag.
+// for one public mapping: a dev-mode daemon needs the explicit --plaintext.
 func hapiAgentArgs(port int, passcode, local string) []string {
-	return []string{"agent", "public", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode,
+	return []string{"agent", "public", "--plaintext", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode,
 		"--local", local, "--pool", "4", "--log-level", "debug"}
 }
 

@@ -28,11 +28,10 @@ import (
 )
 
 // hliveAgentArgs builds the command line of our agent against a dev-mode
-// (plaintext) daemon. It is the one place of this file that does: after
-// the merge of the "agents fail closed" slice the agent needs an explicit
-// --plaintext flag here.
+// (plaintext) daemon, which the agent speaks to only when told --plaintext.
+// It is the one place of this file that does.
 func hliveAgentArgs(mode string, port int, passcode string, extra ...string) []string {
-	args := []string{"agent", mode, "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--log-level", "debug"}
+	args := []string{"agent", mode, "--plaintext", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--log-level", "debug"}
 	return append(args, extra...)
 }
 

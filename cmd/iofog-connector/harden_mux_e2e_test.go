@@ -69,7 +69,7 @@ func e2eBinaryDir(t *testing.T) string { return filepath.Dir(e2eBinary(t)) }
 // for every test of this file, in one place: flags that every agent of a
 // dev-mode daemon needs (such as an explicit plaintext flag) go here.
 func hme2eAgentArgs(connector, passcode, local, transport string, extra ...string) []string {
-	args := []string{"agent", "public",
+	args := []string{"agent", "public", "--plaintext",
 		"--connector", connector,
 		"--passcode", passcode,
 		"--local", local,

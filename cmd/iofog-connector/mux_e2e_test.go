@@ -94,11 +94,11 @@ func me2eAdd(ctx context.Context, t *testing.T, api, body string) me2eMapping {
 
 // me2eTrustArgs returns the agent flags that make it verify the daemon's
 // dev identity: for quic, --ca with the certificate the daemon persisted in
-// its data dir; nothing for yamux (plain TCP in dev mode).
+// its data dir; --plaintext for yamux (plain TCP in dev mode).
 func me2eTrustArgs(t *testing.T, transport, dataDir string) []string {
 	t.Helper()
 	if transport != "quic" {
-		return nil
+		return []string{"--plaintext"}
 	}
 	var found string
 	filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {

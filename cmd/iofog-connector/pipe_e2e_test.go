@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,10 +51,14 @@ func te2eServe(t *testing.T, h func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// te2eAgent starts `agent MODE` against port with passcode.
+// te2eAgent starts `agent MODE` against port with passcode; without
+// --ca in extra it speaks plaintext (--plaintext) to a dev-mode daemon.
 func te2eAgent(t *testing.T, bin, mode string, port int, passcode string, extra ...string) *pe2eProc {
 	t.Helper()
 	args := append([]string{"agent", mode, "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--log-level", "debug"}, extra...)
+	if !slices.Contains(extra, "--ca") {
+		args = append(args, "--plaintext")
+	}
 	return pe2eStart(t, bin, args...)
 }
 

@@ -28,10 +28,9 @@ import (
 	"time"
 )
 
-// pkgAgentArgs builds the command line of our agent for a public mapping
-// of a dev-mode (plaintext) daemon. It is the one place of this file that
-// does: after the merge of the "agents fail closed" slice the agent needs
-// an explicit --plaintext flag here.
+// pkgAgentArgs builds the command line of our agent for a public mapping.
+// The agent speaks TLS and verifies the connector by default: callers add
+// --ca (or --plaintext against a dev-mode daemon).
 func pkgAgentArgs(port int, passcode, local string) []string {
 	return []string{"agent", "public", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--local", local}
 }

@@ -343,7 +343,8 @@ func TestPluginE2E(t *testing.T) {
 		"--passcode", m.Passcode1,
 		"--local", echo,
 		"--transport", "websocket",
-		"--plugin-dir", pluginDir)
+		"--plugin-dir", pluginDir,
+		"--plaintext")
 	public := d.Addr(m.Port2)
 	alive := func() error {
 		switch {
@@ -480,7 +481,7 @@ func BenchmarkPublicPipe(b *testing.B) {
 				got <- n
 			}()
 			agent := exec.Command(d.Bin, "agent", "public", "--connector", d.Addr(m.Port1), "--passcode", m.Passcode1,
-				"--local", ln.Addr().String(), "--transport", tr, "--plugin-dir", pluginDir)
+				"--local", ln.Addr().String(), "--transport", tr, "--plugin-dir", pluginDir, "--plaintext")
 			if err := agent.Start(); err != nil {
 				b.Fatal(err)
 			}

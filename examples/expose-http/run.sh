@@ -33,8 +33,11 @@ PORT2=$(json_get port2 <<<"$RESP")
 PASS1=$(json_get passcode1 <<<"$RESP")
 
 step "5. Run the agent next to the service: it links to port1 ($PORT1)"
+# The passcode goes in a file (0600), not on the command line, where ps
+# would show it to every local user.
+(umask 077; printf '%s\n' "$PASS1" >"$WORK/passcode1")
 # shellcheck disable=SC2046
-"$BIN" agent public --connector "127.0.0.1:$PORT1" --passcode "$PASS1" \
+"$BIN" agent public --connector "127.0.0.1:$PORT1" --passcode-file "$WORK/passcode1" \
 	--local "127.0.0.1:$SVC_PORT" $(transport_flags) >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 

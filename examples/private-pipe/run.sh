@@ -45,15 +45,18 @@ PASS1=$(json_get passcode1 <<<"$RESP")
 PASS2=$(json_get passcode2 <<<"$RESP")
 
 step "5. Agent A (next to the service) links to port1 ($PORT1)"
+# The passcodes go in files (0600), not on the command line, where ps
+# would show them to every local user.
+(umask 077; printf '%s\n' "$PASS1" >"$WORK/passcode1"; printf '%s\n' "$PASS2" >"$WORK/passcode2")
 # shellcheck disable=SC2046
-"$BIN" agent private --connector "127.0.0.1:$PORT1" --passcode "$PASS1" \
+"$BIN" agent private --connector "127.0.0.1:$PORT1" --passcode-file "$WORK/passcode1" \
 	--local "127.0.0.1:$SVC_PORT" $(transport_flags) >"$WORK/agent-a.log" 2>&1 &
 PIDS+=($!)
 
 step "6. Agent B (next to the client) links to port2 ($PORT2) and offers a local port"
 B_PORT=$(free_port)
 # shellcheck disable=SC2046
-"$BIN" agent private --connector "127.0.0.1:$PORT2" --passcode "$PASS2" \
+"$BIN" agent private --connector "127.0.0.1:$PORT2" --passcode-file "$WORK/passcode2" \
 	--listen "127.0.0.1:$B_PORT" $(transport_flags) >"$WORK/agent-b.log" 2>&1 &
 PIDS+=($!)
 
