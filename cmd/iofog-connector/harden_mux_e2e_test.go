@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,12 +70,15 @@ func e2eBinaryDir(t *testing.T) string { return filepath.Dir(e2eBinary(t)) }
 // for every test of this file, in one place: flags that every agent of a
 // dev-mode daemon needs (such as an explicit plaintext flag) go here.
 func hme2eAgentArgs(connector, passcode, local, transport string, extra ...string) []string {
-	args := []string{"agent", "public", "--plaintext",
+	args := []string{"agent", "public",
 		"--connector", connector,
 		"--passcode", passcode,
 		"--local", local,
 		"--transport", transport,
 		"--pool", "1",
+	}
+	if !slices.Contains(extra, "--ca") {
+		args = append(args, "--plaintext") // a dev-mode daemon
 	}
 	return append(args, extra...)
 }
