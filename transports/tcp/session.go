@@ -58,6 +58,7 @@ type session struct {
 	mu      sync.Mutex
 	streams map[*agentStream]struct{} // bound streams handed out (version 2)
 	ctlOn   bool                      // the control goroutine runs
+	ctlWG   sync.WaitGroup            // the control goroutine, for Close
 	warned  bool                      // the version 1 fallback was logged
 }
 
@@ -310,7 +311,11 @@ func (s *session) Open(ctx context.Context) (net.Conn, error) {
 // and the control link keeps beating for them until they are closed.
 func (s *session) Close() error {
 	s.cancel()
-	s.finished()
+	if s.finished() {
+		// Nothing left to beat for: the control goroutine says goodbye
+		// and ends; wait for it, as a Close should.
+		s.ctlWG.Wait()
+	}
 	return nil
 }
 
@@ -383,12 +388,14 @@ func (s *session) startControl() {
 		return
 	}
 	s.ctlOn = true
+	s.ctlWG.Add(1)
 	go s.control()
 }
 
 // control keeps the control link up, redialling it with backoff, until
 // the session is finished.
 func (s *session) control() {
+	defer s.ctlWG.Done()
 	defer func() {
 		s.mu.Lock()
 		s.ctlOn = false
@@ -396,7 +403,10 @@ func (s *session) control() {
 	}()
 	const first = 100 * time.Millisecond
 	delay := first
-	for s.ctlCtx.Err() == nil {
+	// finished is checked before each dial and before each retry, so a
+	// session closed while its control link was down, whose last stream
+	// then closed, stops redialling instead of running on.
+	for !s.finished() && s.ctlCtx.Err() == nil {
 		c, _, err := s.connect(s.ctlCtx, roleControl)
 		if err == nil {
 			delay = first
@@ -404,7 +414,7 @@ func (s *session) control() {
 				return
 			}
 		}
-		if s.ctlCtx.Err() != nil || s.version() < protocolV2 {
+		if s.finished() || s.ctlCtx.Err() != nil || s.version() < protocolV2 {
 			return
 		}
 		interval, _ := s.timings()
@@ -441,7 +451,13 @@ func (s *session) runControl(c net.Conn) error {
 		}
 	}()
 	write := func(frame byte) error {
-		c.SetWriteDeadline(time.Now().Add(threshold))
+		// A goodbye to a frozen connector must not hold Close for a
+		// whole threshold.
+		d := threshold
+		if frame == frameBye {
+			d = min(d, time.Second)
+		}
+		c.SetWriteDeadline(time.Now().Add(d))
 		_, err := c.Write([]byte{frame})
 		return err
 	}
