@@ -13,6 +13,9 @@
 //     handshakes, refusals) in aggregate: one line per source per interval
 //     with the count and the last reason, with a bounded number of tracked
 //     sources.
+//   - [Gate] puts the last two together for an endpoint that agents
+//     connect to: a per-source cap on pending handshakes, the tally of
+//     failed and refused connections, and how the accept loop ended.
 //
 // The package imports the standard library only. Every type is safe for
 // concurrent use except [Retry], which belongs to one loop.

@@ -62,7 +62,7 @@ type Endpoint struct {
 	acceptCh      chan accepted
 	wg            sync.WaitGroup
 	streams       atomic.Int64
-	gate          gate
+	gate          *admission.Gate
 
 	mu       sync.Mutex
 	links    map[*link]struct{}
@@ -97,11 +97,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		acceptCh:      make(chan accepted),
 		links:         make(map[*link]struct{}),
 		changed:       make(chan struct{}),
-		gate: gate{
-			pending:  admission.NewLimiter(admission.PendingPerSource(cfg.MaxLinks), 0),
-			failures: admission.NewTally(admission.TallyConfig{Logger: log, Message: "agent handshakes failed or refused"}),
-			done:     make(chan struct{}),
-		},
+		gate:          admission.NewGate(log, cfg.MaxLinks),
 	}
 }
 
@@ -395,13 +391,13 @@ func (ep *Endpoint) Close() error {
 	ep.changedLocked()
 	ep.mu.Unlock()
 	ep.cancel()
-	ep.stop(nil)
+	ep.gate.Stop(nil)
 	err := ep.closeListener()
 	for _, l := range idle {
 		l.mc.Close()
 	}
 	ep.wg.Wait()
-	ep.gate.failures.Close()
+	ep.gate.Close()
 	if err != nil {
 		err = fmt.Errorf("%s: closing the listener: %w", ep.name, err)
 	}
@@ -421,7 +417,7 @@ func (ep *Endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
 	n := len(ep.links)
 	ep.mu.Unlock()
-	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load()), Failed: ep.gate.failed.Load()}
+	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load()), Failed: ep.gate.Failed()}
 }
 
 var (

@@ -5,25 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
-	"sync/atomic"
 
 	"github.com/iofog/iofog-connector/sdk/admission"
 )
-
-// gate is an endpoint's admission step: the cap on handshakes pending per
-// source, the aggregated count of connections that did not become links,
-// and how the accept loop ended.
-type gate struct {
-	pending  *admission.Limiter
-	failures *admission.Tally
-	failed   atomic.Int64
-
-	done chan struct{}
-	once sync.Once
-	mu   sync.Mutex
-	err  error
-}
 
 // Enter takes a pending-handshake place for the source of addr (see
 // [admission.Source]): a transport calls it as a connection arrives and
@@ -32,12 +16,7 @@ type gate struct {
 // is false: the transport refuses the connection at once, and the refusal
 // is counted and logged in aggregate.
 func (ep *Endpoint) Enter(addr net.Addr) (leave func(), ok bool) {
-	src := admission.Source(addr)
-	leave, ok = ep.gate.pending.Acquire(src)
-	if !ok {
-		ep.countFailure(src, "too many pending handshakes from this source")
-	}
-	return leave, ok
+	return ep.gate.Enter(addr)
 }
 
 // Failed counts a connection from addr that did not become a link, for
@@ -46,40 +25,22 @@ func (ep *Endpoint) Enter(addr net.Addr) (leave func(), ok bool) {
 // INFO. Failures while the endpoint closes are not counted.
 func (ep *Endpoint) Failed(addr net.Addr, reason string) {
 	if ep.ctx.Err() == nil {
-		ep.countFailure(admission.Source(addr), reason)
+		ep.gate.Fail(addr, reason)
 	}
-}
-
-func (ep *Endpoint) countFailure(src, reason string) {
-	ep.gate.failed.Add(1)
-	ep.gate.failures.Add(src, reason)
 }
 
 // Fail records that the transport's accept loop stopped for good with
 // err: [Endpoint.Done] is closed and [Endpoint.Err] returns err. The
 // endpoint keeps its links until Close. [Serve] calls it.
 func (ep *Endpoint) Fail(err error) {
-	ep.stop(fmt.Errorf("%s: accepting agent connections: %w", ep.name, err))
-}
-
-func (ep *Endpoint) stop(err error) {
-	ep.gate.once.Do(func() {
-		ep.gate.mu.Lock()
-		ep.gate.err = err
-		ep.gate.mu.Unlock()
-		close(ep.gate.done)
-	})
+	ep.gate.Stop(fmt.Errorf("%s: accepting agent connections: %w", ep.name, err))
 }
 
 // Done implements [sdk.Stopper]: it is closed by Close, or by [Endpoint.Fail].
-func (ep *Endpoint) Done() <-chan struct{} { return ep.gate.done }
+func (ep *Endpoint) Done() <-chan struct{} { return ep.gate.Done() }
 
 // Err implements [sdk.Stopper]: the error given to [Endpoint.Fail], or nil.
-func (ep *Endpoint) Err() error {
-	ep.gate.mu.Lock()
-	defer ep.gate.mu.Unlock()
-	return ep.gate.err
-}
+func (ep *Endpoint) Err() error { return ep.gate.Err() }
 
 // Serve is a transport's accept loop: it calls accept until the endpoint
 // closes and runs admit for each connection under [Endpoint.Go]. Transient

@@ -29,9 +29,9 @@ type endpoint struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	idle     *queue // links waiting for Open
-	accepted *queue // streams waiting for Accept
-	gate     *gate  // per-source handshake cap, failure tally, end of serve
+	idle     *queue          // links waiting for Open
+	accepted *queue          // streams waiting for Accept
+	gate     *admission.Gate // per-source handshake cap, failure tally, end of serve
 
 	mu       sync.Mutex
 	links    int                      // authenticated links open
@@ -70,7 +70,7 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 		legacy:    make(map[*legacyConn]struct{}),
 		insts:     make(map[instanceID]*instance),
 	}
-	ep.gate = newGate(ep.log, cfg.MaxLinks)
+	ep.gate = admission.NewGate(ep.log, cfg.MaxLinks)
 	ep.wg.Add(2)
 	go ep.serve()
 	go ep.sweep()
@@ -97,13 +97,14 @@ func (ep *endpoint) serve() {
 			}
 			if ep.ctx.Err() == nil {
 				ep.log.Error("accepting agent connections stopped", "err", err)
-				ep.gate.stop(fmt.Errorf("tcp: accepting agent connections on %s: %w", ep.ln.Addr(), err))
+				ep.gate.Stop(fmt.Errorf("tcp: accepting agent connections on %s: %w", ep.ln.Addr(), err))
 			}
 			return
 		}
 		retry.Reset()
-		leave, ok := ep.gate.enter(conn)
+		leave, ok := ep.gate.Enter(conn.RemoteAddr())
 		if !ok {
+			conn.Close()
 			continue
 		}
 		ep.wg.Add(1)
@@ -352,7 +353,7 @@ func (ep *endpoint) Accept(ctx context.Context) (net.Conn, error) {
 func (ep *endpoint) Close() error {
 	ep.once.Do(func() {
 		ep.cancel()
-		ep.gate.stop(nil)
+		ep.gate.Stop(nil)
 		ep.ln.Close()
 		for _, it := range ep.idle.shut() {
 			it.close()
@@ -362,14 +363,14 @@ func (ep *endpoint) Close() error {
 		}
 	})
 	ep.wg.Wait()
-	ep.gate.failures.Close()
+	ep.gate.Close()
 	return nil
 }
 
 // Stats implements [sdk.StatsReporter].
 func (ep *endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
-	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy), Failed: ep.gate.failed.Load()}
+	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy), Failed: ep.gate.Failed()}
 	ep.mu.Unlock()
 	st.IdleLinks = ep.idle.len()
 	return st

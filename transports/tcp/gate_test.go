@@ -194,9 +194,9 @@ func TestPendingHandshakesCappedPerSource(t *testing.T) {
 	}
 	// Wait until the endpoint holds them all.
 	deadline := time.Now().Add(20 * time.Second)
-	for ep.gate.pending.Len() < limit {
+	for ep.gate.Pending() < limit {
 		if time.Now().After(deadline) {
-			t.Fatalf("endpoint holds %d pending handshakes, want %d", ep.gate.pending.Len(), limit)
+			t.Fatalf("endpoint holds %d pending handshakes, want %d", ep.gate.Pending(), limit)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -254,9 +254,9 @@ func TestSixtyLegacyLinksFromOneSource(t *testing.T) {
 		conns = append(conns, c)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for ep.gate.pending.Len() < 60 {
+	for ep.gate.Pending() < 60 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d handshakes pending, want all 60", ep.gate.pending.Len())
+			t.Fatalf("%d handshakes pending, want all 60", ep.gate.Pending())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -287,9 +287,9 @@ func TestSixtyLegacyLinksFromOneSource(t *testing.T) {
 	// Each place is given back as its handshake ends, just after the
 	// answer is written.
 	deadline = time.Now().Add(5 * time.Second)
-	for ep.gate.pending.Len() != 0 {
+	for ep.gate.Pending() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d handshakes still pending after all 60 authenticated, want 0", ep.gate.pending.Len())
+			t.Fatalf("%d handshakes still pending after all 60 authenticated, want 0", ep.gate.Pending())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
