@@ -206,6 +206,14 @@ func e2eStartDaemon(t testing.TB, opts e2eOptions) *e2eDaemon {
 		t.Fatal(err)
 	}
 	d.Start(t)
+	d.cleanup(t)
+	return d
+}
+
+// cleanup makes the test's cleanup kill the daemon (by PID) if the test
+// left it running, fail the test if the daemon reported a data race, and
+// log the daemon's output if the test failed.
+func (d *e2eDaemon) cleanup(t testing.TB) {
 	t.Cleanup(func() {
 		if d.Running() {
 			d.Kill9(t)
@@ -217,7 +225,6 @@ func e2eStartDaemon(t testing.TB, opts e2eOptions) *e2eDaemon {
 			t.Logf("daemon logs:\n%s", d.Logs.String())
 		}
 	})
-	return d
 }
 
 // Start starts the daemon (again) on the same settings and data dir and

@@ -27,15 +27,7 @@ import (
 // hadAgentArgs builds the command line of our agent in dev mode (plain
 // TCP). It is the one place to add a flag every such agent needs.
 func hadAgentArgs(mode, connector, passcode string, extra ...string) []string {
-	args := []string{"agent", mode, "--plaintext", "--connector", connector, "--passcode", passcode}
-	return append(args, extra...)
-}
-
-// hadWatchdog panics a test that runs over d, showing every goroutine.
-func hadWatchdog(t *testing.T, d time.Duration) {
-	t.Helper()
-	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
-	t.Cleanup(func() { timer.Stop() })
+	return e2eAgentArgs(mode, connector, passcode, append([]string{"--plaintext"}, extra...)...)
 }
 
 // hadLines returns the daemon log lines whose msg is exactly msg.
@@ -117,7 +109,7 @@ func hadLimitedDaemon(t *testing.T, d *e2eDaemon, soft, hard int) {
 // a9db89d the tcp accept loop returned on EMFILE and port1 never accepted
 // again.
 func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
-	hadWatchdog(t, 4*time.Minute)
+	e2eWatchdog(t, 4*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	hadLimitedDaemon(t, d, 64, 100)
 	if !strings.Contains(d.Logs.String(), `msg="open files limit" soft=100 hard=100`) {
@@ -152,8 +144,8 @@ func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
 	silent = nil
 
 	// A legitimate agent links and a public client is relayed.
-	echo := pe2eEcho(t)
-	agent := pe2eStart(t, d.Bin, hadAgentArgs("public", port1, m.Passcode1, "--local", echo)...)
+	echo := e2eEcho(t)
+	agent := e2eStart(t, d.Bin, hadAgentArgs("public", port1, m.Passcode1, "--local", echo)...)
 	_ = agent
 	hadWaitFor(t, 90*time.Second, "a public client relayed after the exhaustion", func() error {
 		return pe2eRoundTrip(d.Addr(m.Port2), 256<<10, false, nil)
@@ -191,7 +183,7 @@ func TestAdmitDescriptorExhaustionE2E(t *testing.T) {
 // a dead connector for 20 s logs a few retry lines (a9db89d: one per
 // retry of each of its 8 workers).
 func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
-	hadWatchdog(t, 4*time.Minute)
+	e2eWatchdog(t, 4*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10, Settings: map[string]any{
 		"public-max-waiting":  20,
 		"public-wait-timeout": "10s",
@@ -330,7 +322,7 @@ func TestAdmitFloodsLoggedInAggregateE2E(t *testing.T) {
 
 	t.Run("AgentRetryLines", func(t *testing.T) {
 		dead := d.Addr(e2eFreePort(t)) // nothing listens there
-		agent := pe2eStart(t, d.Bin, hadAgentArgs("public", dead, "no-such-passcode", "--local", "127.0.0.1:9")...)
+		agent := e2eStart(t, d.Bin, hadAgentArgs("public", dead, "no-such-passcode", "--local", "127.0.0.1:9")...)
 		time.Sleep(20 * time.Second)
 		if !agent.alive() {
 			t.Fatalf("the agent exited:\n%s", agent.out.String())

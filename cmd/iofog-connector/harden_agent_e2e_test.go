@@ -20,17 +20,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// haWatchdog panics a test that runs over d, so a hang shows its stacks.
-func haWatchdog(t *testing.T, d time.Duration) {
-	t.Helper()
-	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
-	t.Cleanup(func() { timer.Stop() })
-}
 
 // haBin is the binary the agents run: the one built from this tree, or
 // IOFOG_HARDEN_AGENT_BIN (to show these tests fail with an older agent).
@@ -48,94 +40,42 @@ func haAgentArgs(mode, addr string, extra ...string) []string {
 	return append([]string{"agent", mode, "--connector", addr, "--log-level", "debug"}, extra...)
 }
 
-// haAgent is an agent process this test started; it is killed by its PID
-// at cleanup.
-type haAgent struct {
-	cmd  *exec.Cmd
-	logs *e2eBuffer
-	done chan struct{}
-}
-
-func haStartAgent(t *testing.T, env []string, args ...string) *haAgent {
+// haStartAgent starts an agent of haBin with env added to this
+// process's environment. At cleanup it is killed (SIGKILL) by its PID,
+// before e2eProc's own cleanup.
+func haStartAgent(t *testing.T, env []string, args ...string) *e2eProc {
 	t.Helper()
-	a := &haAgent{cmd: exec.Command(haBin(t), args...), logs: &e2eBuffer{}, done: make(chan struct{})}
-	a.cmd.Env = append(os.Environ(), env...)
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("starting the agent %v: %v", args, err)
-	}
-	go func() {
-		a.cmd.Wait()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		a.stop()
-		if t.Failed() {
-			t.Logf("agent %v logs:\n%s", args, a.logs.String())
-		}
-	})
+	cmd := exec.Command(haBin(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	a := e2eStartCmd(t, cmd)
+	t.Cleanup(a.kill) // runs before e2eStartCmd's
 	return a
 }
 
-func (a *haAgent) alive() bool {
-	select {
-	case <-a.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop kills the agent by PID and waits for it.
-func (a *haAgent) stop() {
-	if a.alive() {
-		_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-	}
-}
-
 // haWaitLog waits up to within for the agent's logs to contain want.
-func haWaitLog(t *testing.T, a *haAgent, want string, within time.Duration) {
+func haWaitLog(t *testing.T, a *e2eProc, want string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for !strings.Contains(a.logs.String(), want) {
+	for !strings.Contains(a.out.String(), want) {
 		if !a.alive() {
-			t.Fatalf("agent exited before logging %q:\n%s", want, a.logs.String())
+			t.Fatalf("agent exited before logging %q:\n%s", want, a.out.String())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("agent did not log %q within %s:\n%s", want, within, a.logs.String())
+			t.Fatalf("agent did not log %q within %s:\n%s", want, within, a.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// haEcho serves an echo on loopback: it copies back what it reads and
-// half-closes at EOF.
+// haEcho serves an echo on loopback: it copies back what it reads, for a
+// minute at most, and half-closes at EOF.
 func haEcho(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return e2eServe(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(time.Minute))
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
 }
 
 // haRoundTrip sends size random bytes to the public port addr (TLS when tc
@@ -178,7 +118,7 @@ func haRoundTrip(addr string, tc *tls.Config, size int) error {
 
 // haWaitRoundTrip retries haRoundTrip until it passes (the agent links
 // asynchronously) or within passes.
-func haWaitRoundTrip(t *testing.T, a *haAgent, addr string, tc *tls.Config, size int, within time.Duration) {
+func haWaitRoundTrip(t *testing.T, a *e2eProc, addr string, tc *tls.Config, size int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -187,7 +127,7 @@ func haWaitRoundTrip(t *testing.T, a *haAgent, addr string, tc *tls.Config, size
 			return
 		}
 		if !a.alive() {
-			t.Fatalf("agent exited:\n%s", a.logs.String())
+			t.Fatalf("agent exited:\n%s", a.out.String())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no intact round trip through %s within %s: %v", addr, within, err)
@@ -252,7 +192,7 @@ func haBuildPlugin(t *testing.T) string {
 // TestHardenAgentHelpNamesSecurityFlags: both agent commands name every
 // TLS and passcode flag and the environment variable in --help.
 func TestHardenAgentHelpNamesSecurityFlags(t *testing.T) {
-	haWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	bin := haBin(t)
 	for _, mode := range []string{"public", "private"} {
 		out, err := exec.Command(bin, "agent", mode, "--help").CombinedOutput()
@@ -275,7 +215,7 @@ func TestHardenAgentHelpNamesSecurityFlags(t *testing.T) {
 // the mapping never active. With --ca it links and the public pipe relays
 // 256 KiB checksummed both ways.
 func TestHardenAgentTLSFailsClosed(t *testing.T) {
-	haWatchdog(t, 6*time.Minute)
+	e2eWatchdog(t, 6*time.Minute)
 	pluginDir := haBuildPlugin(t)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 20, TLS: true, Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
 	ca := filepath.Join(d.Dir, "server-cert.pem")
@@ -291,14 +231,14 @@ func TestHardenAgentTLSFailsClosed(t *testing.T) {
 
 			bad := haStartAgent(t, env, haAgentArgs("public", d.Addr(m.Port1), base...)...)
 			haWaitLog(t, bad, "certificate signed by unknown authority", 30*time.Second)
-			if !strings.Contains(bad.logs.String(), "--ca FILE") {
-				t.Errorf("the certificate error carries no hint naming --ca:\n%s", bad.logs.String())
+			if !strings.Contains(bad.out.String(), "--ca FILE") {
+				t.Errorf("the certificate error carries no hint naming --ca:\n%s", bad.out.String())
 			}
 			time.Sleep(500 * time.Millisecond)
 			if s := haSide1(t, d, m.ID); s == "Active" {
 				t.Fatalf("an agent that cannot verify the connector linked (status %q)", s)
 			}
-			bad.stop()
+			bad.kill()
 
 			good := haStartAgent(t, env, haAgentArgs("public", d.Addr(m.Port1), append(base, "--ca", ca)...)...)
 			haWaitRoundTrip(t, good, d.Addr(m.Port2), public, 256<<10, 60*time.Second)
@@ -316,7 +256,7 @@ func TestHardenAgentTLSFailsClosed(t *testing.T) {
 // --plaintext. The same listener does capture the passcode from an agent
 // given --plaintext, which shows the capture would see it.
 func TestHardenAgentNeverSendsPasscodeInClear(t *testing.T) {
-	haWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	const passcode = "hardenagent-passcode-0123456789abcdef"
 	for _, tr := range []string{"tcp", "yamux"} {
 		t.Run(tr, func(t *testing.T) {
@@ -356,7 +296,7 @@ func TestHardenAgentNeverSendsPasscodeInClear(t *testing.T) {
 			select {
 			case got = <-captured:
 			case <-time.After(30 * time.Second):
-				t.Fatalf("the fake connector received nothing:\n%s", a.logs.String())
+				t.Fatalf("the fake connector received nothing:\n%s", a.out.String())
 			}
 			if len(got) < 6 || got[0] != 0x16 || got[1] != 0x03 || got[5] != 0x01 {
 				t.Errorf("the first bytes are not a TLS ClientHello record: % x", got[:min(len(got), 16)])
@@ -365,7 +305,7 @@ func TestHardenAgentNeverSendsPasscodeInClear(t *testing.T) {
 				t.Fatalf("the passcode crossed the wire in clear: %q", got)
 			}
 			haWaitLog(t, a, "pass --plaintext", 30*time.Second)
-			a.stop()
+			a.kill()
 			for len(captured) > 0 {
 				if b := <-captured; bytes.Contains(b, []byte(passcode)) {
 					t.Fatalf("a later connection carried the passcode in clear: %q", b)
@@ -376,12 +316,12 @@ func TestHardenAgentNeverSendsPasscodeInClear(t *testing.T) {
 			select {
 			case got = <-captured:
 			case <-time.After(30 * time.Second):
-				t.Fatalf("the fake connector received nothing from the --plaintext agent:\n%s", plain.logs.String())
+				t.Fatalf("the fake connector received nothing from the --plaintext agent:\n%s", plain.out.String())
 			}
 			if !bytes.Contains(got, []byte(passcode)) {
 				t.Errorf("with --plaintext the capture did not see the passcode (%q): the capture proves nothing", got)
 			}
-			plain.stop()
+			plain.kill()
 		})
 	}
 }
@@ -390,7 +330,7 @@ func TestHardenAgentNeverSendsPasscodeInClear(t *testing.T) {
 // and its alias --dev relay through the public pipe (with a warning that
 // TLS is off), and an agent given no flag refuses to speak plaintext.
 func TestHardenAgentPlaintextDevDaemon(t *testing.T) {
-	haWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	echo := haEcho(t)
 	for _, flag := range []string{"--plaintext", "--dev"} {
@@ -399,8 +339,8 @@ func TestHardenAgentPlaintextDevDaemon(t *testing.T) {
 			a := haStartAgent(t, []string{"IOFOG_AGENT_PASSCODE=" + m.Passcode1},
 				haAgentArgs("public", d.Addr(m.Port1), "--local", echo, "--pool", "2", flag)...)
 			haWaitRoundTrip(t, a, d.Addr(m.Port2), nil, 256<<10, 60*time.Second)
-			if !strings.Contains(a.logs.String(), "TLS is off") {
-				t.Errorf("no warning that TLS is off:\n%s", a.logs.String())
+			if !strings.Contains(a.out.String(), "TLS is off") {
+				t.Errorf("no warning that TLS is off:\n%s", a.out.String())
 			}
 		})
 	}
@@ -420,7 +360,7 @@ func TestHardenAgentPlaintextDevDaemon(t *testing.T) {
 // error, never active); with --ca <data dir>/quic-identity.crt it links
 // and relays; with --dev it links, warning that nothing is verified.
 func TestHardenAgentQuicVerifies(t *testing.T) {
-	haWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	echo := haEcho(t)
 	// A mapping per agent: a killed agent's QUIC connection lives on at
@@ -440,18 +380,18 @@ func TestHardenAgentQuicVerifies(t *testing.T) {
 	if s := haSide1(t, d, m.ID); s == "Active" {
 		t.Fatalf("a quic agent without --ca linked to an unverified connector (status %q)", s)
 	}
-	bad.stop()
+	bad.kill()
 
 	m, env := add()
 	good := haStartAgent(t, env, haAgentArgs("public", d.Addr(m.Port1), append(base, "--ca", haQuicIdentity(t, d.DataDir))...)...)
 	haWaitRoundTrip(t, good, d.Addr(m.Port2), nil, 256<<10, 60*time.Second)
-	good.stop()
+	good.kill()
 
 	m, env = add()
 	dev := haStartAgent(t, env, haAgentArgs("public", d.Addr(m.Port1), append(base, "--dev")...)...)
 	haWaitRoundTrip(t, dev, d.Addr(m.Port2), nil, 64<<10, 60*time.Second)
-	if !strings.Contains(dev.logs.String(), "NOT verified") {
-		t.Errorf("--dev over quic does not warn that the certificate is not verified:\n%s", dev.logs.String())
+	if !strings.Contains(dev.out.String(), "NOT verified") {
+		t.Errorf("--dev over quic does not warn that the certificate is not verified:\n%s", dev.out.String())
 	}
 }
 
@@ -461,7 +401,7 @@ func TestHardenAgentQuicVerifies(t *testing.T) {
 // sources and contradictory TLS flags stop the agent at once with an
 // error naming the cause.
 func TestHardenAgentPasscodeSources(t *testing.T) {
-	haWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	echo := haEcho(t)
 	m := d.AddMapping(t, e2ePublicBody)
@@ -471,8 +411,8 @@ func TestHardenAgentPasscodeSources(t *testing.T) {
 		a := haStartAgent(t, nil, haAgentArgs("public", addr, "--local", echo, "--plaintext",
 			"--passcode-file", haWritePasscode(t, m.Passcode1+"\n"))...)
 		haWaitRoundTrip(t, a, d.Addr(m.Port2), nil, 64<<10, 60*time.Second)
-		if strings.Contains(a.logs.String(), "visible to every local user") {
-			t.Errorf("--passcode-file warned about ps:\n%s", a.logs.String())
+		if strings.Contains(a.out.String(), "visible to every local user") {
+			t.Errorf("--passcode-file warned about ps:\n%s", a.out.String())
 		}
 	})
 	t.Run("env", func(t *testing.T) {
@@ -483,8 +423,8 @@ func TestHardenAgentPasscodeSources(t *testing.T) {
 	t.Run("flag warns", func(t *testing.T) {
 		a := haStartAgent(t, nil, haAgentArgs("public", addr, "--local", echo, "--plaintext", "--passcode", m.Passcode1)...)
 		haWaitRoundTrip(t, a, d.Addr(m.Port2), nil, 64<<10, 60*time.Second)
-		if n := strings.Count(a.logs.String(), "visible to every local user"); n != 1 {
-			t.Errorf("%d warnings that --passcode is visible with ps, want 1:\n%s", n, a.logs.String())
+		if n := strings.Count(a.out.String(), "visible to every local user"); n != 1 {
+			t.Errorf("%d warnings that --passcode is visible with ps, want 1:\n%s", n, a.out.String())
 		}
 	})
 	for _, tc := range []struct {

@@ -22,25 +22,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // hapiToken is the API token of these tests.
 const hapiToken = "hapi-e2e-token-4f0c2b7d9a1e"
-
-// hapiWatchdog panics a test that runs over d, so a hang shows stacks.
-func hapiWatchdog(t *testing.T, d time.Duration) {
-	t.Helper()
-	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
-	t.Cleanup(func() { timer.Stop() })
-}
 
 // hapiOptions describe a daemon to start with hapiStart.
 type hapiOptions struct {
@@ -111,17 +102,7 @@ func hapiStart(t *testing.T, opts hapiOptions) *e2eDaemon {
 		opts.Before(d)
 	}
 	d.startRaw(t, append([]string{"start", "--config", d.ConfigPath, "--data-dir", d.DataDir}, opts.Args...)...)
-	t.Cleanup(func() {
-		if d.Running() {
-			d.Kill9(t)
-		}
-		if strings.Contains(d.Logs.String(), "WARNING: DATA RACE") {
-			t.Errorf("the daemon reported a data race")
-		}
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", d.Logs.String())
-		}
-	})
+	d.cleanup(t)
 	return d
 }
 
@@ -211,7 +192,7 @@ func hapiRefusesWithoutToken(t *testing.T, d *e2eDaemon, client *http.Client, au
 // request without the token or with a wrong one (401 JSON), changes
 // nothing, and works with the token, stop included.
 func TestHardenAPITokenEveryRoute(t *testing.T) {
-	hapiWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := hapiStart(t, hapiOptions{e2eOptions: e2eOptions{Settings: map[string]any{"api-token": hapiToken}}, Token: hapiToken})
 	plain := netClient()
 	hapiRefusesWithoutToken(t, d, plain, "")
@@ -243,7 +224,7 @@ func TestHardenAPITokenEveryRoute(t *testing.T) {
 // a group-readable file starts with a warning) and from
 // IOFOG_CONNECTOR_API_TOKEN; bad token settings stop start-up.
 func TestHardenAPITokenFileAndEnv(t *testing.T) {
-	hapiWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	tokDir := t.TempDir()
 	tokFile := filepath.Join(tokDir, "token")
 	if err := os.WriteFile(tokFile, []byte(hapiToken+"\n"), 0o640); err != nil {
@@ -351,7 +332,7 @@ func (ca *hapiCA) clientCert(t *testing.T, name string) *tls.Certificate {
 // client whose certificate the CA signed; agent and public ports do not
 // ask for client certificates. With dev it refuses to start.
 func TestHardenAPIMutualTLS(t *testing.T) {
-	hapiWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	ca := hapiNewCA(t, "iofog-controller-ca")
 	good := ca.clientCert(t, "controller")
 	rogue := hapiNewCA(t, "rogue-ca").clientCert(t, "controller")
@@ -394,7 +375,7 @@ func TestHardenAPIMutualTLS(t *testing.T) {
 // stop the daemon or add a mapping (403 JSON); the Controller's requests,
 // which carry no Origin or Sec-Fetch-Site, still can.
 func TestHardenAPICrossOriginStop(t *testing.T) {
-	hapiWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	for _, hdr := range []map[string]string{
 		{"Sec-Fetch-Site": "cross-site"},
@@ -433,7 +414,7 @@ func TestHardenAPICrossOriginStop(t *testing.T) {
 // routes all get a JSON error; nothing is stored. A loopback API logs no
 // warning about being unprotected.
 func TestHardenAPIContractNits(t *testing.T) {
-	hapiWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	const base = `"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000`
 	for _, tt := range []struct {
@@ -510,7 +491,7 @@ func hapiLegacyLink(t *testing.T, addr, passcode string) net.Conn {
 // 1,000 ms with a warning, keeps a beating link, and stays stored as it
 // was.
 func TestHardenAPIHeartbeatFloor(t *testing.T) {
-	hapiWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	const legacyID = "4a1f0d1c-1111-4000-8000-00000000abcd"
 	var stored []byte
 	d := hapiStart(t, hapiOptions{Before: func(d *e2eDaemon) {
@@ -576,62 +557,8 @@ func TestHardenAPIHeartbeatFloor(t *testing.T) {
 // hapiAgentArgs is the command line of our agent in dev mode (plain TCP)
 // for one public mapping: a dev-mode daemon needs the explicit --plaintext.
 func hapiAgentArgs(port int, passcode, local string) []string {
-	return []string{"agent", "public", "--plaintext", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode,
-		"--local", local, "--pool", "4", "--log-level", "debug"}
-}
-
-// hapiProc is a process started by a test, stopped by its PID.
-type hapiProc struct {
-	cmd  *exec.Cmd
-	out  *e2eBuffer
-	done chan struct{}
-}
-
-func hapiStartProc(t *testing.T, bin string, args ...string) *hapiProc {
-	t.Helper()
-	p := &hapiProc{cmd: exec.Command(bin, args...), out: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of %v:\n%s", args, p.out.String())
-		}
-	})
-	return p
-}
-
-// hapiEcho serves an echo service on loopback.
-func hapiEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
+	return e2eAgentArgs("public", "127.0.0.1:"+strconv.Itoa(port), passcode,
+		"--plaintext", "--local", local, "--pool", "4", "--log-level", "debug")
 }
 
 // hapiEchoOnce writes msg on c and reads it back.
@@ -657,7 +584,7 @@ func hapiEchoOnce(c net.Conn, msg string) error {
 // value, a restart restores it, and a mapping without it is stored in the
 // legacy format.
 func TestHardenAPIIdleTimeout(t *testing.T) {
-	hapiWatchdog(t, 4*time.Minute)
+	e2eWatchdog(t, 4*time.Minute)
 	const idle = 1500 * time.Millisecond
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	for _, bad := range []string{`-1`, `1.5`, `"1500"`, `500`, `604800001`} {
@@ -669,8 +596,8 @@ func TestHardenAPIIdleTimeout(t *testing.T) {
 	}
 	m := d.AddMapping(t, `{"type":"public","maxconnections":4,"heartbeatabsencethreshold":200000,"idletimeout":1500}`)
 	plain := d.AddMapping(t, e2ePublicBody)
-	echo := hapiEcho(t)
-	agent := hapiStartProc(t, d.Bin, hapiAgentArgs(m.Port1, m.Passcode1, echo)...)
+	echo := e2eEcho(t)
+	agent := e2eStart(t, d.Bin, hapiAgentArgs(m.Port1, m.Passcode1, echo)...)
 	public := d.Addr(m.Port2)
 
 	// Wait for the first round trip.

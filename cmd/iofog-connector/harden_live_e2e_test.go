@@ -31,93 +31,23 @@ import (
 // (plaintext) daemon, which the agent speaks to only when told --plaintext.
 // It is the one place of this file that does.
 func hliveAgentArgs(mode string, port int, passcode string, extra ...string) []string {
-	args := []string{"agent", mode, "--plaintext", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--log-level", "debug"}
-	return append(args, extra...)
+	return e2eAgentArgs(mode, "127.0.0.1:"+strconv.Itoa(port), passcode, append([]string{"--plaintext", "--log-level", "debug"}, extra...)...)
 }
 
-// hliveProc is a process a test started. At cleanup it is resumed (it
-// may be stopped), sent SIGTERM and, 10 s later, SIGKILL, by its PID.
-type hliveProc struct {
-	cmd  *exec.Cmd
-	out  *e2eBuffer
-	done chan struct{}
-}
-
-func hliveStart(t *testing.T, bin string, args, env []string) *hliveProc {
+// hliveStart starts bin with args and env added to this process's
+// environment. At cleanup, before e2eProc's SIGTERM, the process is
+// resumed: a test may have left it stopped.
+func hliveStart(t *testing.T, bin string, args, env []string) *e2eProc {
 	t.Helper()
-	p := &hliveProc{cmd: exec.Command(bin, args...), out: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s %v: %v", bin, args, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := e2eStartCmd(t, cmd)
+	t.Cleanup(func() { // runs before e2eStartCmd's
 		if p.alive() {
 			p.cmd.Process.Signal(syscall.SIGCONT)
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of %s %v:\n%s", bin, args, p.out.String())
 		}
 	})
 	return p
-}
-
-func (p *hliveProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *hliveProc) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
-	}
-}
-
-// kill9 kills the process with SIGKILL and waits for it.
-func (p *hliveProc) kill9(t *testing.T) {
-	t.Helper()
-	p.signal(t, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid %d survived SIGKILL", p.cmd.Process.Pid)
-	}
-}
-
-// waitLine waits up to d for a line of output containing substr and
-// returns it.
-func (p *hliveProc) waitLine(substr string, d time.Duration) (string, error) {
-	deadline := time.Now().Add(d)
-	for {
-		for _, l := range strings.Split(p.out.String(), "\n") {
-			if strings.Contains(l, substr) {
-				return l, nil
-			}
-		}
-		if !p.alive() {
-			return "", fmt.Errorf("exited before printing %q:\n%s", substr, p.out.String())
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no %q within %v:\n%s", substr, d, p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // hliveLegacySpec configures the legacy agent helper process.
@@ -134,7 +64,7 @@ type hliveLegacySpec struct {
 const hliveLegacyEnv = "HLIVE_LEGACY_AGENT"
 
 // hliveLegacyAgent starts a legacy agent process with one link.
-func hliveLegacyAgent(t *testing.T, spec hliveLegacySpec) *hliveProc {
+func hliveLegacyAgent(t *testing.T, spec hliveLegacySpec) *e2eProc {
 	t.Helper()
 	b, _ := json.Marshal(spec)
 	return hliveStart(t, os.Args[0], []string{"-test.run=^TestHardenLiveLegacyAgentProcess$", "-test.count=1"}, []string{hliveLegacyEnv + "=" + string(b)})
@@ -314,10 +244,10 @@ func hliveClosedWithin(c net.Conn, d time.Duration) (time.Duration, error) {
 // partner must be paired with the new link. At a9db89d the restarted
 // agent was refused ("link limit reached") until a partner came.
 func TestHardenLiveE2EPrivateLegacyRestart(t *testing.T) {
-	te2eWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 6})
 	m := d.AddMapping(t, e2ePrivateBody)
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	spec := hliveLegacySpec{Addr: d.Addr(m.Port1), Passcode: m.Passcode1, Local: echo, BeatMS: 500, TryMS: 1000}
 	first := hliveLegacyAgent(t, spec)
 	if _, err := first.waitLine("AUTHORIZED", 30*time.Second); err != nil {
@@ -361,15 +291,15 @@ func TestHardenLiveE2EPrivateLegacyRestart(t *testing.T) {
 // threshold, for a loaded machine). Our agent and a legacy agent alike. At
 // a9db89d our agent's bound clients stayed open indefinitely.
 func TestHardenLiveE2EFrozenAgent(t *testing.T) {
-	te2eWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	const th = 3 * time.Second
 	d := e2eStartDaemon(t, e2eOptions{Ports: 6})
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	body := fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":%d}`, th.Milliseconds())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	freeze := func(t *testing.T, agent *hliveProc, public string, clients int) {
+	freeze := func(t *testing.T, agent *e2eProc, public string, clients int) {
 		t.Helper()
 		var conns []net.Conn
 		for i := range clients {
@@ -455,16 +385,16 @@ func TestHardenLiveE2EFrozenAgent(t *testing.T) {
 // both still relay. At a9db89d the agent beat every 5 s: 9 drops in 45 s
 // at 5,000 ms, one a second at 1,000 ms.
 func TestHardenLiveE2EThresholdLearned(t *testing.T) {
-	te2eWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	const pool = 2
 	d := e2eStartDaemon(t, e2eOptions{Ports: 6, Settings: map[string]any{"log-level": "debug"}})
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	type run struct {
 		th    int
 		m     e2eMapping
-		agent *hliveProc
+		agent *e2eProc
 		low   int // status samples below the pool
 	}
 	runs := []*run{{th: 5000}, {th: 1000}}

@@ -70,13 +70,11 @@ func e2eBinaryDir(t *testing.T) string { return filepath.Dir(e2eBinary(t)) }
 // for every test of this file, in one place: flags that every agent of a
 // dev-mode daemon needs (such as an explicit plaintext flag) go here.
 func hme2eAgentArgs(connector, passcode, local, transport string, extra ...string) []string {
-	args := []string{"agent", "public",
-		"--connector", connector,
-		"--passcode", passcode,
+	args := e2eAgentArgs("public", connector, passcode,
 		"--local", local,
 		"--transport", transport,
 		"--pool", "1",
-	}
+	)
 	if !slices.Contains(extra, "--ca") {
 		args = append(args, "--plaintext") // a dev-mode daemon
 	}
@@ -88,7 +86,7 @@ func hme2eAgentArgs(connector, passcode, local, transport string, extra ...strin
 type hme2eWorld struct {
 	d      *e2eDaemon
 	m      e2eMapping
-	agent  *pe2eProc
+	agent  *e2eProc
 	public string
 }
 
@@ -108,8 +106,8 @@ func hme2eStart(ctx context.Context, t *testing.T, transport string, threshold t
 	d := e2eStartDaemon(t, e2eOptions{Ports: 4, Settings: settings})
 	m := d.AddMapping(t, fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":%d,"transport":%q}`, threshold.Milliseconds(), transport))
 	extra = append(extra, me2eTrustArgs(t, transport, d.DataDir)...)
-	echo := pe2eEcho(t)
-	agent := pe2eStart(t, d.Bin, hme2eAgentArgs(d.Addr(m.Port1), m.Passcode1, echo, transport, extra...)...)
+	echo := e2eEcho(t)
+	agent := e2eStart(t, d.Bin, hme2eAgentArgs(d.Addr(m.Port1), m.Passcode1, echo, transport, extra...)...)
 	t.Cleanup(func() { syscall.Kill(agent.cmd.Process.Pid, syscall.SIGCONT) })
 	w := &hme2eWorld{d: d, m: m, agent: agent, public: d.Addr(m.Port2)}
 	if err := pe2eWait(ctx, "first round trip", func() error {

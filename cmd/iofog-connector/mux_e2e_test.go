@@ -39,11 +39,11 @@ func me2eBuildConnector(t *testing.T) string {
 
 // me2eDaemon starts the daemon in dev mode with a fresh data dir and
 // returns its API base URL and data dir.
-func me2eDaemon(ctx context.Context, t *testing.T, bin string) (api, dataDir string, d *pe2eProc) {
+func me2eDaemon(ctx context.Context, t *testing.T, bin string) (api, dataDir string, d *e2eProc) {
 	t.Helper()
 	dir := t.TempDir()
 	lo, hi := pe2ePortRange(t, 20)
-	apiAddr := "127.0.0.1:" + strconv.Itoa(pe2eFreePort(t))
+	apiAddr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
 	settings, _ := json.Marshal(map[string]any{
 		"ports":   []string{fmt.Sprintf("%d-%d", lo, hi)},
 		"exclude": []string{},
@@ -57,7 +57,7 @@ func me2eDaemon(ctx context.Context, t *testing.T, bin string) (api, dataDir str
 		t.Fatal(err)
 	}
 	dataDir = filepath.Join(dir, "data")
-	d = pe2eStart(t, bin, "start", "--config", cfgPath, "--data-dir", dataDir)
+	d = e2eStart(t, bin, "start", "--config", cfgPath, "--data-dir", dataDir)
 	api = "http://" + apiAddr
 	if err := pe2eWait(ctx, "daemon status", func() error {
 		if !d.alive() {
@@ -150,7 +150,7 @@ func TestMuxE2E(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			api, dataDir, daemon := me2eDaemon(ctx, t, bin)
-			echo := pe2eEcho(t)
+			echo := e2eEcho(t)
 			t.Run("public", func(t *testing.T) { me2ePublic(ctx, t, bin, api, dataDir, transport, echo, daemon) })
 			t.Run("private", func(t *testing.T) { me2ePrivate(ctx, t, bin, api, dataDir, transport, echo) })
 			t.Run("heartbeat", func(t *testing.T) { me2eHeartbeat(ctx, t, bin, api, dataDir, transport, echo) })
@@ -162,7 +162,7 @@ func TestMuxE2E(t *testing.T) {
 // multiplexing transport), 200 public clients at once,
 // each echoing 256 KiB checksummed; the mapping's status names the
 // transport.
-func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport, echo string, daemon *pe2eProc) {
+func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport, echo string, daemon *e2eProc) {
 	body := fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":%q}`, transport)
 	m := me2eAdd(ctx, t, api, body)
 	args := append([]string{"agent", "public",
@@ -170,7 +170,7 @@ func me2ePublic(ctx context.Context, t *testing.T, bin, api, dataDir, transport,
 		"--passcode", m.Passcode1,
 		"--local", echo,
 		"--transport", transport}, me2eTrustArgs(t, transport, dataDir)...)
-	agent := pe2eStart(t, bin, args...)
+	agent := e2eStart(t, bin, args...)
 	public := "127.0.0.1:" + strconv.Itoa(m.Port2)
 	if err := pe2eWait(ctx, "first round trip", func() error {
 		if !agent.alive() {
@@ -239,13 +239,13 @@ func me2ePrivate(ctx context.Context, t *testing.T, bin, api, dataDir, transport
 	body := fmt.Sprintf(`{"type":"private","maxconnectionsport1":1,"maxconnectionsport2":1,"heartbeatabsencethresholdport1":200000,"heartbeatabsencethresholdport2":200000,"transport":%q}`, transport)
 	m := me2eAdd(ctx, t, api, body)
 	trust := me2eTrustArgs(t, transport, dataDir)
-	a := pe2eStart(t, bin, append([]string{"agent", "private",
+	a := e2eStart(t, bin, append([]string{"agent", "private",
 		"--connector", "127.0.0.1:" + strconv.Itoa(m.Port1),
 		"--passcode", m.Passcode1,
 		"--local", echo,
 		"--transport", transport}, trust...)...)
-	listen := "127.0.0.1:" + strconv.Itoa(pe2eFreePort(t))
-	b := pe2eStart(t, bin, append([]string{"agent", "private",
+	listen := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
+	b := e2eStart(t, bin, append([]string{"agent", "private",
 		"--connector", "127.0.0.1:" + strconv.Itoa(m.Port2),
 		"--passcode", m.Passcode2,
 		"--listen", listen,
@@ -282,7 +282,7 @@ func me2ePrivate(ctx context.Context, t *testing.T, bin, api, dataDir, transport
 	// each agent holds exactly one connection to its agent port.
 	if transport == "yamux" {
 		for _, ag := range []struct {
-			p    *pe2eProc
+			p    *e2eProc
 			port int
 		}{{a, m.Port1}, {b, m.Port2}} {
 			if n := me2eAgentLinks(ag.p.cmd.Process.Pid, ag.port); n != 1 {
@@ -300,7 +300,7 @@ func me2eHeartbeat(ctx context.Context, t *testing.T, bin, api, dataDir, transpo
 	const threshold = 3 * time.Second
 	body := fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":%d,"transport":%q}`, threshold.Milliseconds(), transport)
 	m := me2eAdd(ctx, t, api, body)
-	agent := pe2eStart(t, bin, append([]string{"agent", "public",
+	agent := e2eStart(t, bin, append([]string{"agent", "public",
 		"--connector", "127.0.0.1:" + strconv.Itoa(m.Port1),
 		"--passcode", m.Passcode1,
 		"--local", echo,

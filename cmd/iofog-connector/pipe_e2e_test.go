@@ -24,42 +24,15 @@ import (
 	"time"
 )
 
-// te2eWatchdog panics a test that runs over d, so a hang shows its stacks.
-func te2eWatchdog(t *testing.T, d time.Duration) {
-	t.Helper()
-	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
-	t.Cleanup(func() { timer.Stop() })
-}
-
-// te2eServe runs h on each connection to a fresh loopback listener.
-func te2eServe(t *testing.T, h func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); h(c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // te2eAgent starts `agent MODE` against port with passcode; without
 // --ca in extra it speaks plaintext (--plaintext) to a dev-mode daemon.
-func te2eAgent(t *testing.T, bin, mode string, port int, passcode string, extra ...string) *pe2eProc {
+func te2eAgent(t *testing.T, bin, mode string, port int, passcode string, extra ...string) *e2eProc {
 	t.Helper()
-	args := append([]string{"agent", mode, "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--log-level", "debug"}, extra...)
+	args := e2eAgentArgs(mode, "127.0.0.1:"+strconv.Itoa(port), passcode, append([]string{"--log-level", "debug"}, extra...)...)
 	if !slices.Contains(extra, "--ca") {
 		args = append(args, "--plaintext")
 	}
-	return pe2eStart(t, bin, args...)
+	return e2eStart(t, bin, args...)
 }
 
 // te2eLegacyDial is a legacy agent's link set-up: the passcode in one
@@ -197,10 +170,10 @@ func te2eReadEnds(c net.Conn, d time.Duration) error {
 }
 
 func TestPipeE2E(t *testing.T) {
-	te2eWatchdog(t, 4*time.Minute)
+	e2eWatchdog(t, 4*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 40})
 	bin := d.Bin
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -237,7 +210,7 @@ func TestPipeE2E(t *testing.T) {
 
 	t.Run("ServerSpeaksFirst", func(t *testing.T) {
 		const banner = "SSH-2.0-OpenSSH_9.6 iofog-test\r\n"
-		svc := te2eServe(t, func(c net.Conn) {
+		svc := e2eServe(t, func(c net.Conn) {
 			c.Write([]byte(banner))
 			io.Copy(io.Discard, c)
 		})
@@ -438,7 +411,7 @@ func TestPipeE2E(t *testing.T) {
 			codes := map[int]string{1: m.Passcode1, 2: m.Passcode2}
 			other := 3 - serveSide
 			te2eAgent(t, bin, "private", ports[serveSide], codes[serveSide], "--local", echo)
-			listen := "127.0.0.1:" + strconv.Itoa(pe2eFreePort(t))
+			listen := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
 			te2eAgent(t, bin, "private", ports[other], codes[other], "--listen", listen)
 			if err := pe2eWait(ctx, fmt.Sprintf("private round trip, side %d serving", serveSide), func() error {
 				return pe2eRoundTrip(listen, 256<<10, false, nil)
@@ -500,13 +473,13 @@ func TestPipeE2E(t *testing.T) {
 }
 
 func TestPipeE2ETLS(t *testing.T) {
-	te2eWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10, TLS: true})
 	ca := filepath.Join(t.TempDir(), "connector.pem")
 	if err := os.WriteFile(ca, d.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m := d.AddMapping(t, e2ePublicBody)
@@ -555,9 +528,9 @@ func TestPipeE2ESplice(t *testing.T) {
 	if err != nil {
 		t.Skip("strace not installed: splice is not observable here")
 	}
-	te2eWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{Ports: 4})
-	echo := pe2eEcho(t)
+	echo := e2eEcho(t)
 	m := d.AddMapping(t, e2ePublicBody)
 	agent := te2eAgent(t, d.Bin, "public", m.Port1, m.Passcode1, "--local", echo, "--pool", "1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -568,11 +541,11 @@ func TestPipeE2ESplice(t *testing.T) {
 	type traced struct {
 		name string
 		cmd  *exec.Cmd
-		out  *pe2eBuffer
+		out  *e2eBuffer
 	}
 	var ts []traced
 	for name, pid := range map[string]int{"daemon": d.PID(), "agent": agent.cmd.Process.Pid} {
-		out := &pe2eBuffer{}
+		out := &e2eBuffer{}
 		cmd := exec.Command(strace, "-f", "-c", "-e", "trace=splice", "-p", strconv.Itoa(pid))
 		cmd.Stderr, cmd.Stdout = out, out
 		if err := cmd.Start(); err != nil {

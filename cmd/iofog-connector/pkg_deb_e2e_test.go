@@ -295,7 +295,7 @@ func pkgVerifyUnit(t *testing.T) {
 
 // pkgUnitRun is the daemon run as the unit runs it.
 type pkgUnitRun struct {
-	proc   *pkgProc
+	proc   *e2eProc
 	notify <-chan string
 	api    string
 	client *http.Client
@@ -336,7 +336,7 @@ func pkgStartAsUnit(t *testing.T, apiAddr string, lo, hi int) *pkgUnitRun {
 		"IOFOG_CONNECTOR_API_ADDRESS="+apiAddr, "IOFOG_CONNECTOR_BIND=127.0.0.1",
 		fmt.Sprintf("IOFOG_CONNECTOR_PORTS=%d-%d", lo, hi))
 	cmd.Dir = "/"
-	r := &pkgUnitRun{proc: pkgStart(t, cmd), notify: notify}
+	r := &pkgUnitRun{proc: e2eStartCmd(t, cmd), notify: notify}
 	select {
 	case msg := <-notify:
 		if !strings.Contains(msg, "READY=1") {
@@ -417,7 +417,7 @@ func pkgProcStatus(t *testing.T, pid int) map[string]string {
 // legacy file left). Root only; it leaves the machine as it found it.
 func TestPkgDebInstall(t *testing.T) {
 	pkgRequireRoot(t, "dpkg", "dpkg-query", "make", "setpriv", "prlimit", "runuser")
-	pkgWatchdog(t, 9*time.Minute) // make installs nfpm first if `make test` did not
+	e2eWatchdog(t, 9*time.Minute) // make installs nfpm first if `make test` did not
 	pkgGuardMachine(t)
 	started := time.Now()
 	_, deb1 := pkgMake(t, t.TempDir(), pkgVersion1, "deb")
@@ -478,8 +478,8 @@ func TestPkgDebInstall(t *testing.T) {
 		t.Fatalf("adopted legacy mapping with its passcode: authorized=%v err=%v", ok, err)
 	}
 	m := r.d.AddMapping(t, e2ePublicBody)
-	agent := exec.Command("/usr/bin/iofog-connector", append(pkgAgentArgs(m.Port1, m.Passcode1, pkgEcho(t)), "--ca", pkgConfDir+"/server-cert.pem")...)
-	pkgStart(t, agent)
+	agent := exec.Command("/usr/bin/iofog-connector", append(pkgAgentArgs(m.Port1, m.Passcode1, e2eEcho(t)), "--ca", pkgConfDir+"/server-cert.pem")...)
+	e2eStartCmd(t, agent)
 	pkgWaitLinks(t, r.d, m.ID)
 	pkgRelay(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port2)), r.tls, 256<<10)
 	out, err := exec.Command("/usr/bin/iofog-connector", "status", "--config", pkgConfDir+"/iofog-connector.conf").CombinedOutput()

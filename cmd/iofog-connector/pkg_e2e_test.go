@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,78 +31,7 @@ import (
 // The agent speaks TLS and verifies the connector by default: callers add
 // --ca (or --plaintext against a dev-mode daemon).
 func pkgAgentArgs(port int, passcode, local string) []string {
-	return []string{"agent", "public", "--connector", "127.0.0.1:" + strconv.Itoa(port), "--passcode", passcode, "--local", local}
-}
-
-// pkgWatchdog panics a test that runs over d, so a hang shows its stacks.
-func pkgWatchdog(t *testing.T, d time.Duration) {
-	t.Helper()
-	timer := time.AfterFunc(d, func() { panic(t.Name() + ": watchdog: ran over " + d.String()) })
-	t.Cleanup(func() { timer.Stop() })
-}
-
-// pkgProc is a process a test started; at cleanup it gets SIGTERM and,
-// 10 s later, SIGKILL, by its PID.
-type pkgProc struct {
-	cmd  *exec.Cmd
-	out  *e2eBuffer
-	done chan struct{}
-	err  error
-}
-
-// pkgStart starts cmd (its Env, SysProcAttr... set by the caller) with
-// its output captured.
-func pkgStart(t *testing.T, cmd *exec.Cmd) *pkgProc {
-	t.Helper()
-	p := &pkgProc{cmd: cmd, out: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %v: %v", cmd.Args, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if p.alive() {
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of %v:\n%s", cmd.Args, p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *pkgProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM and requires a clean exit within 15 s.
-func (p *pkgProc) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("pid %d still running 15 s after SIGTERM", p.cmd.Process.Pid)
-	}
-	if p.err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.out.String())
-	}
+	return e2eAgentArgs("public", "127.0.0.1:"+strconv.Itoa(port), passcode, "--local", local)
 }
 
 // pkgNotifySocket listens on a unixgram socket as systemd does for
@@ -163,26 +91,6 @@ func pkgGet(t *testing.T, c *http.Client, base, path string) (int, map[string]an
 		t.Fatalf("GET %s: %d, answer is not JSON: %v", path, resp.StatusCode, err)
 	}
 	return resp.StatusCode, body
-}
-
-// pkgEcho serves an echo service on loopback.
-func pkgEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // pkgWaitLinks waits until mapping id has at least one agent link.
@@ -264,7 +172,7 @@ func pkgLegacyAuth(addr, passcode string, tc *tls.Config) (bool, error) {
 // Type=notify, the daemon sends READY=1 once its API answers and
 // STOPPING=1 when SIGTERM starts the shutdown.
 func TestPkgSdNotify(t *testing.T) {
-	pkgWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	sock, ch := pkgNotifySocket(t, t.TempDir())
 	d := e2eStartDaemon(t, e2eOptions{Env: []string{"NOTIFY_SOCKET=" + sock}})
 	msg := pkgWaitNotify(t, ch, "READY=1", 10*time.Second)
@@ -285,7 +193,7 @@ func TestPkgSdNotify(t *testing.T) {
 // mapping cannot reopen its port, 200 once it can; the `health` command
 // (the image's HEALTHCHECK) follows both.
 func TestPkgHealthAndReadiness(t *testing.T) {
-	pkgWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{})
 	m := d.AddMapping(t, e2ePublicBody)
 	cfg := []string{"--config", d.ConfigPath, "--data-dir", d.DataDir}
@@ -333,7 +241,7 @@ func TestPkgHealthAndReadiness(t *testing.T) {
 // TestPkgHealthCommandPinsCert: over HTTPS the `health` command trusts
 // exactly the configured tls-cert, whatever names it carries.
 func TestPkgHealthCommandPinsCert(t *testing.T) {
-	pkgWatchdog(t, 2*time.Minute)
+	e2eWatchdog(t, 2*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{TLS: true})
 	if out, code := e2eRun(t, nil, "health", "--config", d.ConfigPath); code != 0 || !strings.Contains(out, `"ok"`) {
 		t.Fatalf("health over HTTPS: exit %d: %s", code, out)
@@ -366,7 +274,7 @@ func TestPkgHealthCommandPinsCert(t *testing.T) {
 // kept, the original untouched), never again once the data dir has a
 // store, and a damaged one stops start-up naming it, writing nothing.
 func TestPkgAdoptLegacyStore(t *testing.T) {
-	pkgWatchdog(t, 3*time.Minute)
+	e2eWatchdog(t, 3*time.Minute)
 	d := e2eStartDaemon(t, e2eOptions{})
 	m := d.AddMapping(t, e2ePublicBody)
 	d.Stop(t)

@@ -77,7 +77,7 @@ func pkgReadImage(t *testing.T) pkgImage {
 // once it stopped. No container engine is needed. Root only (chroot).
 func TestPkgImageRootfs(t *testing.T) {
 	pkgRequireRoot(t, "make")
-	pkgWatchdog(t, 6*time.Minute)
+	e2eWatchdog(t, 6*time.Minute)
 	img := pkgReadImage(t)
 	if img.User != "65532:65532" || len(img.Entrypoint) == 0 || len(img.HealthCheck) < 2 {
 		t.Fatalf("Dockerfile final stage: %+v", img)
@@ -160,7 +160,7 @@ func TestPkgImageRootfs(t *testing.T) {
 		return string(out), err
 	}
 
-	p := pkgStart(t, inRoot(context.Background(), append(append([]string{}, img.Entrypoint...), img.Cmd...)))
+	p := e2eStartCmd(t, inRoot(context.Background(), append(append([]string{}, img.Entrypoint...), img.Cmd...)))
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -49,67 +49,6 @@ func pe2eBuild(t *testing.T) (bin, pluginDir string) {
 	return bin, pluginDir
 }
 
-// pe2eProc is a process this test started; it is stopped by its PID.
-type pe2eProc struct {
-	cmd  *exec.Cmd
-	out  *pe2eBuffer
-	done chan struct{}
-}
-
-type pe2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *pe2eBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *pe2eBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func pe2eStart(t *testing.T, bin string, args ...string) *pe2eProc {
-	t.Helper()
-	p := &pe2eProc{cmd: exec.Command(bin, args...), out: &pe2eBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s %v: %v", bin, args, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if p.alive() {
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of %v:\n%s", args, p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *pe2eProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // pe2ePortRange finds n consecutive free TCP ports on loopback.
 func pe2ePortRange(t *testing.T, n int) (lo, hi int) {
 	t.Helper()
@@ -136,16 +75,6 @@ func pe2ePortRange(t *testing.T, n int) (lo, hi int) {
 	return 0, 0
 }
 
-func pe2eFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // pe2ePost calls the REST API with a form and decodes the JSON answer.
 func pe2ePost(ctx context.Context, api, route string, form url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+route, strings.NewReader(form.Encode()))
@@ -163,31 +92,6 @@ func pe2ePost(ctx context.Context, api, route string, form url.Values, out any) 
 		return fmt.Errorf("%s: %s: %s", route, resp.Status, b)
 	}
 	return json.Unmarshal(b, out)
-}
-
-// pe2eEcho serves a local echo service (the agent's "local service"): it
-// copies every byte back and half-closes when the client does.
-func pe2eEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // pe2eRoundTrip sends size random bytes to addr in chunks (pausing between
@@ -337,8 +241,8 @@ func TestPluginE2E(t *testing.T) {
 	if m.Port1 == 0 || m.Port2 == 0 || m.Passcode1 == "" {
 		t.Fatalf("mapping/add answered %+v", m)
 	}
-	echo := pe2eEcho(t)
-	agent := pe2eStart(t, d.Bin, "agent", "public",
+	echo := e2eEcho(t)
+	agent := e2eStart(t, d.Bin, "agent", "public",
 		"--connector", d.Addr(m.Port1),
 		"--passcode", m.Passcode1,
 		"--local", echo,
