@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,90 +16,6 @@ import (
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/transports/yamux"
 )
-
-// staller is a TCP proxy on loopback that can stop reading from both ends
-// while keeping its connections open, as a process stopped with SIGSTOP
-// does: its kernel still takes bytes until the buffers fill, then the
-// writers block. cut closes every connection at once instead.
-type staller struct {
-	ln      net.Listener
-	stalled atomic.Bool
-	done    chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	conns   []net.Conn
-}
-
-func newStaller(t *testing.T, target string) *staller {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &staller{ln: ln, done: make(chan struct{})}
-	t.Cleanup(p.cut)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go p.copy(u, c)
-			go p.copy(c, u)
-		}
-	}()
-	return p
-}
-
-func (p *staller) addr() string { return p.ln.Addr().String() }
-
-func (p *staller) copy(dst, src net.Conn) {
-	buf := make([]byte, 4<<10)
-	for {
-		if p.stalled.Load() {
-			<-p.done
-			return
-		}
-		n, err := src.Read(buf)
-		if p.stalled.Load() {
-			<-p.done
-			return
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				dst.(*net.TCPConn).CloseWrite()
-			}
-			return
-		}
-	}
-}
-
-func (p *staller) stall() { p.stalled.Store(true) }
-
-func (p *staller) cut() {
-	p.once.Do(func() {
-		close(p.done)
-		p.ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-}
 
 // pairOn opens a stream from ep and accepts it on s.
 func pairOn(t *testing.T, ctx context.Context, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn) {
@@ -156,7 +71,7 @@ func TestFrozenAgentEndsBoundStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	px := newStaller(t, listenAddr(t, ep))
+	px := newProxy(t, listenAddr(t, ep))
 	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: px.addr(), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +149,7 @@ func TestCutSessionDeliversBufferedBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	px := newStaller(t, listenAddr(t, ep))
+	px := newProxy(t, listenAddr(t, ep))
 	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: px.addr(), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
