@@ -43,7 +43,11 @@ type EndpointConfig struct {
 	// means plain connections (the connector's dev mode); a transport
 	// that cannot run without TLS (quic) makes its own identity then.
 	TLS *tls.Config
-	// Logger receives the endpoint's logs. Nil means discard.
+	// Logger receives the endpoint's logs. Nil means discard. The caller
+	// (core) hands over a logger that already carries [AttrMappingID],
+	// [AttrSide] and [AttrTransport]; a transport must not add them again
+	// (each would appear twice on every line). It adds only what it learns
+	// itself, such as [AttrPeer] for an accepted agent.
 	Logger *slog.Logger
 }
 
@@ -80,7 +84,10 @@ type DialConfig struct {
 	// HeartbeatThreshold is how long the agent waits without hearing from
 	// the connector before it drops a link. Zero means the default.
 	HeartbeatThreshold time.Duration
-	// Logger receives the session's logs. Nil means discard.
+	// Logger receives the session's logs. Nil means discard. The caller
+	// (sdk/agent) hands over a logger that already carries [AttrTransport]
+	// and [AttrPeer] (the connector's address); a transport must not add
+	// them again.
 	Logger *slog.Logger
 }
 

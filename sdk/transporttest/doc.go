@@ -92,6 +92,11 @@
 //   - NetConn: streams pass nettest.TestConn (deadlines, racy reads and
 //     writes, Close unblocking, concurrent methods). *tls.Conn cannot pass
 //     PastTimeout, so TLS-wrapped streams skip it with that reason.
+//   - LogAttrsOnce: with an endpoint logger that already carries the
+//     mapping, side and transport (as core passes it) and a session logger
+//     that carries the transport and peer (as sdk/agent passes it), no line
+//     logged while a stream runs and a bad passcode is refused names an
+//     attribute twice.
 //   - NoLeaks: after a warm-up life (listen, dial, streams both ways, a
 //     refused agent, a cancelled Open, close everything), a second such life
 //     leaves no more goroutines and no more open file descriptors than

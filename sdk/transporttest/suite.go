@@ -92,6 +92,7 @@ var subtests = []struct {
 	{"HeartbeatAbsence", testHeartbeatAbsence},
 	{"AgentFrozen", testAgentFrozen},
 	{"NetConn", testNetConn},
+	{"LogAttrsOnce", testLogAttrsOnce},
 	{"NoLeaks", testNoLeaks},
 }
 

@@ -135,7 +135,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		pc.Close()
 		return nil, fmt.Errorf("%s: listen: %T is not a UDP socket", Name, pc)
 	}
-	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
+	log := sdk.Logger(cfg.Logger)
 	t.hintOnce.Do(func() { bufferHint(udp, log) })
 	var ln *quicgo.Listener // set before ep is handed out
 	sock := &sockRef{}
@@ -308,7 +308,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	}
 	s, err := t.dial(ctx, cfg, muxkit.Version)
 	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1", sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1")
 		s, err = t.dial(ctx, cfg, muxkit.Version1)
 	}
 	return s, err
@@ -319,7 +319,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
 	}
-	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+	log := sdk.Logger(cfg.Logger)
 	tlsConf := t.clientTLS(cfg, log)
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {

@@ -59,7 +59,7 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 	ep := &endpoint{
 		cfg:       cfg,
 		tcfg:      tcfg,
-		log:       sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side),
+		log:       sdk.Logger(cfg.Logger),
 		ln:        ln,
 		threshold: th,
 		ctx:       ctx,

@@ -75,7 +75,7 @@ func newSession(t *Transport, cfg sdk.DialConfig) *session {
 	s := &session{
 		t:         t,
 		cfg:       cfg,
-		log:       sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr),
+		log:       sdk.Logger(cfg.Logger),
 		ctx:       ctx,
 		cancel:    cancel,
 		ctlCtx:    cctx,

@@ -72,7 +72,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", Name, err)
 	}
-	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrMappingID, cfg.MappingID, sdk.AttrSide, cfg.Side)
+	log := sdk.Logger(cfg.Logger)
 	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
 		Name:          Name,
 		Logger:        log,
@@ -170,7 +170,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	}
 	s, err := t.dial(ctx, cfg, muxkit.Version)
 	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1", sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1")
 		s, err = t.dial(ctx, cfg, muxkit.Version1)
 	}
 	return s, err
@@ -209,7 +209,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
 	}
 	c.SetDeadline(time.Time{})
-	log := sdk.Logger(cfg.Logger).With(sdk.AttrTransport, Name, sdk.AttrPeer, cfg.Addr)
+	log := sdk.Logger(cfg.Logger)
 	threshold, interval := agentTimings(cfg, terms)
 	sess, err := hyamux.Client(c, t.yamuxConfig(log, threshold, interval))
 	if err != nil {
