@@ -3,7 +3,7 @@ package main
 // End-to-end tests of the built-in tcp transport (issue 3) with the real
 // binaries on loopback: the daemon (`start`), our agent (`agent public`,
 // `agent private`) and a legacy-protocol agent written here from the
-// contract (iofog-compat.md, "Agent ports"). Helpers are prefixed te2e.
+// contract (docs/ioFog-contract.md, "Legacy agent protocol"). Helpers are prefixed te2e.
 
 import (
 	"context"

@@ -16,7 +16,7 @@ import (
 	"github.com/iofog/iofog-connector/sdk"
 )
 
-// defaultConfigPath is where the daemon's settings live (iofog-compat.md).
+// defaultConfigPath is where the daemon's settings live (docs/ioFog-contract.md).
 const defaultConfigPath = "/etc/iofog-connector/iofog-connector.conf"
 
 // newPluginsCmd is `iofog-connector plugins`: it lists the transports

@@ -8,7 +8,7 @@
 //   - Legacy ioFog agents write their passcode's ASCII bytes, the connector
 //     answers exactly "AUTHORIZED", and the link carries data with 4-byte
 //     "BEAT" heartbeats mixed in, which the connector answers and never
-//     forwards (see iofog-compat.md, "Agent ports").
+//     forwards (see docs/ioFog-contract.md, "Legacy agent protocol").
 //   - Our agents send a versioned hello that starts with the byte 0xF0,
 //     which no passcode (an ASCII string) can start with. An idle link
 //     ("pool" role) beats with single-byte frames; when the connector binds

@@ -119,7 +119,7 @@ func echoCheck(c net.Conn, seed byte, size int, halfClose bool) error {
 }
 
 // legacyAgent is an ioFog agent's networking link written from the
-// contract (iofog-compat.md, "Agent ports"): it writes the passcode in one
+// contract (docs/ioFog-contract.md, "Legacy agent protocol"): it writes the passcode in one
 // write, expects exactly AUTHORIZED, writes BEAT every beat in a write of
 // its own, drops reads that are exactly BEAT or BEATBEAT, and dials its
 // local service when the first payload arrives.
