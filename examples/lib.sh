@@ -5,6 +5,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d)
+# A relative PLUGIN_DIR means the caller's directory; the daemon and the
+# agent get it absolute, so the scripts run the same from any directory.
+if [ -n "${PLUGIN_DIR:-}" ]; then
+	PLUGIN_DIR=$(cd "$PLUGIN_DIR" && pwd)
+fi
 PIDS=()
 
 cleanup() {

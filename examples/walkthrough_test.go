@@ -12,8 +12,8 @@ import (
 
 // TestWalkthroughs runs the scripts of the expose-http and private-pipe
 // walk-throughs against a freshly built connector (and the WebSocket
-// plugin), as a reader would. Each script exits non-zero when its check
-// fails.
+// plugin), as a reader would, from a directory outside the repository.
+// Each script exits non-zero when its check fails.
 func TestWalkthroughs(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -42,7 +42,12 @@ func TestWalkthroughs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer scancel()
-			cmd := exec.CommandContext(sctx, "bash", tc.script)
+			script, err := filepath.Abs(tc.script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(sctx, "bash", script)
+			cmd.Dir = t.TempDir() // the scripts must not depend on the caller's directory
 			cmd.Env = append(os.Environ(), "IOFOG_CONNECTOR_BIN="+bin)
 			if tc.transport != "" {
 				cmd.Env = append(cmd.Env, "TRANSPORT="+tc.transport, "PLUGIN_DIR="+pluginDir)

@@ -2,8 +2,9 @@
 # Expose a local HTTP service publicly through iofog-connector: every step
 # of README.md, on this machine, in dev mode (plain TCP and HTTP).
 #
-#   ./run.sh                                   # built-in default transport
-#   TRANSPORT=websocket PLUGIN_DIR=../websocket-transport ./run.sh
+# From any directory (paths below are from the repository root):
+#   examples/expose-http/run.sh                                   # built-in default transport
+#   TRANSPORT=websocket PLUGIN_DIR=examples/websocket-transport examples/expose-http/run.sh
 #
 # Exits 0 when the page fetched through the connector is the one served.
 source "$(dirname "$0")/../lib.sh"

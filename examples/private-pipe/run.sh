@@ -3,8 +3,9 @@
 # machine, in dev mode. Agent A serves a local echo service; agent B offers
 # a local port; bytes written to B's port reach A's service and come back.
 #
-#   ./run.sh
-#   TRANSPORT=websocket PLUGIN_DIR=../websocket-transport ./run.sh
+# From any directory (paths below are from the repository root):
+#   examples/private-pipe/run.sh
+#   TRANSPORT=websocket PLUGIN_DIR=examples/websocket-transport examples/private-pipe/run.sh
 #
 # Exits 0 when 1 MiB of random bytes comes back intact (SHA-256).
 source "$(dirname "$0")/../lib.sh"
