@@ -237,8 +237,7 @@ func (p *pairer) join(side int, s, partner net.Conn) {
 		defer p.wg.Done()
 		p.cfg.Counters.begin()
 		defer p.cfg.Counters.end()
-		res, err := pipe.JoinWith(p.ctx, a, b, pipe.Options{IdleTimeout: p.cfg.IdleTimeout})
-		p.cfg.Counters.record(res)
+		_, err := pipe.JoinWith(p.ctx, a, b, p.cfg.Counters.pipeOptions(p.cfg.IdleTimeout))
 		if err != nil {
 			p.log.Debug("private relay ended with an error", "err", err)
 		}

@@ -137,8 +137,7 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 	leave()
 	cfg.Counters.begin()
 	defer cfg.Counters.end()
-	res, err := pipe.JoinWith(ctx, c, s, pipe.Options{IdleTimeout: cfg.IdleTimeout})
-	cfg.Counters.record(res)
+	_, err = pipe.JoinWith(ctx, c, s, cfg.Counters.pipeOptions(cfg.IdleTimeout))
 	if err != nil {
 		log.Debug("public relay ended with an error", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
 	}

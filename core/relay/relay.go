@@ -35,13 +35,15 @@ type Counters struct {
 	BytesDown atomic.Int64
 }
 
-// record adds one finished relay to c; c may be nil.
-func (c *Counters) record(res pipe.Result) {
-	if c == nil {
-		return
+// pipeOptions returns the options of one relay with idle timeout idle:
+// the pipe adds its bytes to c's byte counters as they move, so a live
+// relay's traffic shows before it ends; c may be nil.
+func (c *Counters) pipeOptions(idle time.Duration) pipe.Options {
+	o := pipe.Options{IdleTimeout: idle}
+	if c != nil {
+		o.AToB, o.BToA = &c.BytesUp, &c.BytesDown
 	}
-	c.BytesUp.Add(res.AToB)
-	c.BytesDown.Add(res.BToA)
+	return o
 }
 
 func (c *Counters) begin() {

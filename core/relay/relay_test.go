@@ -308,3 +308,30 @@ func TestPrivateShutdownClosesWaitingStreams(t *testing.T) {
 		t.Errorf("waiting stream read after shutdown = %v, want EOF", err)
 	}
 }
+
+// TestPrivateCountsBytesWhileLive checks that a private relay's byte
+// counters (what status reports) move while its streams stay open, not
+// only once the relay ends.
+func TestPrivateCountsBytesWhileLive(t *testing.T) {
+	watchdog(t)
+	ep1, ep2 := newChanEndpoint(), newChanEndpoint()
+	var counters Counters
+	stop := servePrivate(t, ep1, ep2, PrivateConfig{Counters: &counters})
+	defer stop()
+	agentA, linkA := tcpPair(t)
+	agentB, linkB := tcpPair(t)
+	ep1.accept <- linkA
+	ep2.accept <- linkB
+	exchange(t, agentA, agentB) // len("across the private pipe") each way
+	want := int64(len("across the private pipe"))
+	deadline := time.Now().Add(10 * time.Second)
+	for counters.BytesUp.Load() != want || counters.BytesDown.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("live relay: BytesUp %d, BytesDown %d, want %d each", counters.BytesUp.Load(), counters.BytesDown.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := counters.Active.Load(); got != 1 {
+		t.Errorf("Active = %d, want 1: the relay should still be running", got)
+	}
+}

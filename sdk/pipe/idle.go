@@ -16,6 +16,11 @@ type Options struct {
 	// (the peer reads nothing) counts as idle. Zero or negative means no
 	// idle timeout.
 	IdleTimeout time.Duration
+	// AToB and BToA, when not nil, are added the bytes of each transfer
+	// a→b and b→a as the destination takes them (one atomic add per
+	// transfer), so a live relay's traffic can be read while it runs.
+	// [Result] still reports the totals; nil counts nothing.
+	AToB, BToA *atomic.Int64
 }
 
 // ErrIdleTimeout is returned by [JoinWith] when it closed both streams
@@ -53,6 +58,40 @@ func (a *activity) touch() {
 // idle returns how long ago the last transfer was.
 func (a *activity) idle() time.Duration {
 	return time.Since(a.start) - time.Duration(a.last.Load())
+}
+
+// meter records one direction's transfers: in act, shared by both
+// directions (the idle timeout), and in n, that direction's live byte
+// count. A nil *meter records nothing, so the copy loops pay one nil check
+// when neither is asked for; act and n may each be nil.
+type meter struct {
+	act *activity
+	n   *atomic.Int64
+}
+
+// newMeter returns a meter, or nil when it would record nothing.
+func newMeter(act *activity, n *atomic.Int64) *meter {
+	if act == nil && n == nil {
+		return nil
+	}
+	return &meter{act: act, n: n}
+}
+
+// touch records bytes read from the source (activity only).
+func (m *meter) touch() {
+	if m != nil {
+		m.act.touch()
+	}
+}
+
+// moved records n bytes the destination took.
+func (m *meter) moved(n int64) {
+	if m != nil {
+		m.act.touch()
+		if m.n != nil {
+			m.n.Add(n)
+		}
+	}
 }
 
 // idleTimer is the one timer of a relay with an idle timeout. It fires at
@@ -103,27 +142,27 @@ func (w *idleTimer) stop() {
 // hides any WriterTo of the source, as the plain copy path does.
 type touchReader struct {
 	r io.Reader
-	a *activity
+	m *meter
 }
 
 func (t touchReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
-		t.a.touch()
+		t.m.touch()
 	}
 	return n, err
 }
 
-// touchWriter records a transfer on each write that takes bytes.
+// touchWriter records the bytes of each write that takes some.
 type touchWriter struct {
 	w io.Writer
-	a *activity
+	m *meter
 }
 
 func (t touchWriter) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	if n > 0 {
-		t.a.touch()
+		t.m.moved(int64(n))
 	}
 	return n, err
 }

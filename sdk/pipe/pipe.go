@@ -74,10 +74,10 @@ func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) 
 
 	go func() {
 		defer close(done)
-		res.AToB, errAB = copyHalf(b, a, closeBoth, act)
+		res.AToB, errAB = copyHalf(b, a, closeBoth, newMeter(act, opts.AToB))
 	}()
 	var errBA error
-	res.BToA, errBA = copyHalf(a, b, closeBoth, act)
+	res.BToA, errBA = copyHalf(a, b, closeBoth, newMeter(act, opts.BToA))
 	<-done
 	if timer != nil {
 		timer.stop()
@@ -94,8 +94,8 @@ func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) 
 
 // copyHalf copies src to dst, then half-closes dst, or closes both on
 // error. An error caused by the other direction closing both is dropped.
-func copyHalf(dst, src net.Conn, closeBoth func() bool, act *activity) (int64, error) {
-	n, err := copyConn(dst, src, act)
+func copyHalf(dst, src net.Conn, closeBoth func() bool, m *meter) (int64, error) {
+	n, err := copyConn(dst, src, m)
 	if err != nil {
 		if closeBoth() {
 			err = nil
@@ -115,18 +115,18 @@ func Copy(dst, src net.Conn) (int64, error) {
 	return copyConn(dst, src, nil)
 }
 
-// copyConn is [Copy] recording each transfer in act, which may be nil.
-func copyConn(dst, src net.Conn, act *activity) (int64, error) {
-	if n, handled, err := spliceCopy(dst, src, act); handled {
+// copyConn is [Copy] recording each transfer in m, which may be nil.
+func copyConn(dst, src net.Conn, m *meter) (int64, error) {
+	if n, handled, err := spliceCopy(dst, src, m); handled {
 		return n, err
 	}
-	if n, handled, err := readyCopy(dst, src, act); handled {
+	if n, handled, err := readyCopy(dst, src, m); handled {
 		return n, err
 	}
 	bp := getBuf()
 	defer putBuf(bp)
-	if act != nil {
-		return io.CopyBuffer(touchWriter{dst, act}, touchReader{src, act}, *bp)
+	if m != nil {
+		return io.CopyBuffer(touchWriter{dst, m}, touchReader{src, m}, *bp)
 	}
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }

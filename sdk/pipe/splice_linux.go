@@ -92,7 +92,7 @@ func socketConn(c net.Conn) (syscall.RawConn, bool) {
 
 // spliceCopy moves src to dst through a kernel pipe taken only while bytes
 // are in flight. handled is false when either side is not a socket.
-func spliceCopy(dst, src net.Conn, act *activity) (written int64, handled bool, err error) {
+func spliceCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err error) {
 	srcRC, ok := socketConn(src)
 	if !ok {
 		return 0, false, nil
@@ -143,8 +143,8 @@ func spliceCopy(dst, src net.Conn, act *activity) (written int64, handled bool, 
 			pipes.put(p)
 			return written, true, nil // EOF
 		}
-		act.touch()
-		if werr := drain(dstRC, p, n, act); werr != nil {
+		mt.touch()
+		if werr := drain(dstRC, p, n, mt); werr != nil {
 			p.close() // it may still hold bytes
 			return written, true, werr
 		}
@@ -154,8 +154,8 @@ func spliceCopy(dst, src net.Conn, act *activity) (written int64, handled bool, 
 }
 
 // drain moves n bytes from p to the socket behind dst, waiting for it to be
-// writable as needed, and records each partial move in act.
-func drain(dst syscall.RawConn, p *kpipe, n int64, act *activity) error {
+// writable as needed, and records each partial move in mt.
+func drain(dst syscall.RawConn, p *kpipe, n int64, mt *meter) error {
 	var opErr error
 	err := dst.Write(func(fd uintptr) bool {
 		for n > 0 {
@@ -173,7 +173,7 @@ func drain(dst syscall.RawConn, p *kpipe, n int64, act *activity) error {
 				return true
 			}
 			n -= m
-			act.touch() // a slow reader taking bytes is not idle
+			mt.moved(m) // a slow reader taking bytes is not idle
 		}
 		return true
 	})
@@ -191,7 +191,7 @@ func splice(from, to, n int) (int64, error) {
 // readyCopy copies from a socket to any writer, reading into a pooled
 // buffer only once the socket is readable, so an idle direction holds no
 // buffer. handled is false when src is not a socket.
-func readyCopy(dst, src net.Conn, act *activity) (written int64, handled bool, err error) {
+func readyCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err error) {
 	srcRC, ok := socketConn(src)
 	if !ok {
 		return 0, false, nil
@@ -226,11 +226,11 @@ func readyCopy(dst, src net.Conn, act *activity) (written int64, handled bool, e
 			}
 			return written, true, rerr // n == 0 is EOF
 		}
-		act.touch()
+		mt.touch()
 		m, werr := dst.Write((*bp)[:n])
 		putBuf(bp)
 		if m > 0 {
-			act.touch()
+			mt.moved(int64(m))
 		}
 		written += int64(m)
 		if werr != nil {

@@ -4,6 +4,6 @@ package pipe
 
 import "net"
 
-func spliceCopy(dst, src net.Conn, _ *activity) (int64, bool, error) { return 0, false, nil }
+func spliceCopy(dst, src net.Conn, _ *meter) (int64, bool, error) { return 0, false, nil }
 
-func readyCopy(dst, src net.Conn, _ *activity) (int64, bool, error) { return 0, false, nil }
+func readyCopy(dst, src net.Conn, _ *meter) (int64, bool, error) { return 0, false, nil }
