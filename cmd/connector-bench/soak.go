@@ -315,6 +315,9 @@ func runSoak(ctx context.Context, log *slog.Logger, cfg soakConfig) error {
 	if err != nil {
 		return err
 	}
+	// The commit and tree state are read now, when the binaries under test
+	// are the tree's: the tree may move on during a long run.
+	env := collectEnv(ctx, benchConfig{RepoDir: cfg.RepoDir}, limit)
 	tmp, err := os.MkdirTemp("", "connector-soak-")
 	if err != nil {
 		return err
@@ -409,7 +412,7 @@ loop:
 	}
 	quiet := r.quiesce(started)
 	rep := soakReport{cfg: cfg, started: started, ran: ran, interrupted: interrupted, transports: trs, skipped: skipped,
-		nofile: limit, env: collectEnv(context.WithoutCancel(ctx), benchConfig{RepoDir: cfg.RepoDir}, limit),
+		nofile: limit, env: env,
 		samples: r.samples, quiesced: quiet, failures: r.failures, counts: r.count, lanes: cfg.Lanes}
 	md := rep.render()
 	if err := os.WriteFile(cfg.Out, []byte(md), 0o644); err != nil {
