@@ -50,8 +50,8 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.dev, "dev", false, "same as --plaintext")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fl.DurationVar(&f.beat, "heartbeat-interval", 0, "how often idle links beat (default: the transport's)")
-	fl.DurationVar(&f.threshold, "heartbeat-threshold", 0, "drop a link silent this long (default: the transport's)")
+	fl.DurationVar(&f.beat, "heartbeat-interval", 0, "how often idle links beat (default: a quarter of the threshold the connector announces, at least 250 ms; the transport's own default against an older connector)")
+	fl.DurationVar(&f.threshold, "heartbeat-threshold", 0, "drop a link silent this long (default: the mapping's threshold, which the connector announces; the transport's own default against an older connector)")
 	cmd.MarkFlagRequired("connector")
 }
 
