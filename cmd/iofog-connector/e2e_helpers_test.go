@@ -67,6 +67,9 @@ func e2eBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if raw := os.Getenv(hliveLegacyEnv); raw != "" {
+		os.Exit(hliveLegacyProcess(raw)) // a legacy agent started by a test
+	}
 	code := m.Run()
 	if e2eBuild.path != "" {
 		os.RemoveAll(filepath.Dir(e2eBuild.path))

@@ -67,22 +67,19 @@ const hliveLegacyEnv = "HLIVE_LEGACY_AGENT"
 func hliveLegacyAgent(t *testing.T, spec hliveLegacySpec) *e2eProc {
 	t.Helper()
 	b, _ := json.Marshal(spec)
-	return hliveStart(t, os.Args[0], []string{"-test.run=^TestHardenLiveLegacyAgentProcess$", "-test.count=1"}, []string{hliveLegacyEnv + "=" + string(b)})
+	return hliveStart(t, os.Args[0], []string{"-test.run=^$"}, []string{hliveLegacyEnv + "=" + string(b)})
 }
 
-// TestHardenLiveLegacyAgentProcess is not a test: it is the legacy agent
-// process of the tests below, and skips unless they started it.
-func TestHardenLiveLegacyAgentProcess(t *testing.T) {
-	raw := os.Getenv(hliveLegacyEnv)
-	if raw == "" {
-		t.Skip("helper process of the harden_live e2e tests (a legacy ioFog agent); runs only when they start it")
-	}
+// hliveLegacyProcess is the legacy agent process of the tests below: the
+// test binary runs it instead of the tests when TestMain finds
+// hliveLegacyEnv set, so it never shows as a test of its own.
+func hliveLegacyProcess(raw string) int {
 	var spec hliveLegacySpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		fmt.Println("BAD SPEC", err)
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(hliveLegacyMain(spec))
+	return hliveLegacyMain(spec)
 }
 
 // hliveLegacyMain links once (retrying a refusal for TryMS), prints
