@@ -177,7 +177,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	}
 	hdir := filepath.Join(tmp, "haproxy")
 	_ = os.MkdirAll(hdir, 0o755)
-	if h, fronts, err := startHAProxy(ctx, cl, log, hdir, maxHold+200, backends...); err != nil {
+	if h, fronts, err := startHAProxy(ctx, cl, log, hdir, maxHold+200, "", backends...); err != nil {
 		hp.skip = err.Error()
 	} else {
 		hp.name = "haproxy"
@@ -189,6 +189,7 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 		res.env.HAProxy = h.version
 	}
 	addAnchor(res, hp)
+	addAnchor(res, setupHAProxyTLS(ctx, cl, log, filepath.Join(tmp, "haproxy-tls"), maxHold+200, svcAddr))
 
 	transports, skipped := pickTransports(ctx, cfg)
 	for _, name := range knownTransports {
@@ -249,6 +250,37 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 	}
 	log.Info("wrote report", "path", cfg.Out, "elapsed", res.elapsed.Round(time.Second), "interrupted", res.interrupted)
 	return ctx.Err()
+}
+
+// setupHAProxyTLS starts the "haproxy tls" anchor: one haproxy hop that
+// terminates TLS 1.3 on the client side with a self-signed ECDSA P-256
+// certificate, as our daemon's public port does with dev off, and talks
+// plain TCP to the service. It is the reference for our TLS path's public
+// side. iperf3 speaks no TLS, so it has no iperf front.
+func setupHAProxyTLS(ctx context.Context, cl *cleanup, log *slog.Logger, dir string, maxconn int, svcAddr string) *anchor {
+	a := &anchor{name: "haproxy tls", tls: true}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		a.skip = err.Error()
+		return a
+	}
+	clientTLS, _, err := writeServerCert(dir)
+	if err != nil {
+		a.skip = err.Error()
+		return a
+	}
+	crt, err := writeHAProxyCert(dir)
+	if err != nil {
+		a.skip = err.Error()
+		return a
+	}
+	h, fronts, err := startHAProxy(ctx, cl, log, dir, maxconn, crt, svcAddr)
+	if err != nil {
+		a.skip = err.Error()
+		return a
+	}
+	a.svc = newDialer(fronts[0], clientTLS)
+	a.hop1 = []int{h.proc.pid()}
+	return a
 }
 
 func addAnchor(res *results, a *anchor) {
@@ -489,6 +521,13 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	time.Sleep(500 * time.Millisecond) // let TIME_WAIT and relay cleanup settle
 	// (4) concurrency and memory.
 	measureHold(ctx, log, res, a, cfg.HoldNs)
+	// Memory at rest: every connection of this anchor is closed (and
+	// measureHold waited a second for the relays to notice).
+	if len(a.pids()) > 0 {
+		if kb, err := rssKB(a.pids()); err == nil {
+			res.add(n, "rest rss", float64(kb)/1024)
+		}
+	}
 }
 
 // measureHold opens connections up to each count of ns in turn (ascending;

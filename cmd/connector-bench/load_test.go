@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -116,11 +118,20 @@ func TestChildStoppedByPID(t *testing.T) {
 }
 
 func TestHAProxyConfig(t *testing.T) {
-	got := haproxyConfig(map[int]string{40001: "127.0.0.1:5000"}, 9200)
+	got := haproxyConfig(map[int]string{40001: "127.0.0.1:5000"}, 9200, "")
 	for _, want := range []string{"mode tcp", "option splice-auto", "option splice-request", "option splice-response",
 		"maxconn 9200", "maxpipes 256", "bind 127.0.0.1:40001", "server s0 127.0.0.1:5000", "nbthread 1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("haproxy config lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "ssl") {
+		t.Errorf("plain haproxy config mentions ssl:\n%s", got)
+	}
+	got = haproxyConfig(map[int]string{40002: "127.0.0.1:5000"}, 9200, "/tmp/x/haproxy.pem")
+	for _, want := range []string{"bind 127.0.0.1:40002 ssl crt /tmp/x/haproxy.pem", "ssl-min-ver TLSv1.3", "server s0 127.0.0.1:5000", "mode tcp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("haproxy tls config lacks %q:\n%s", want, got)
 		}
 	}
 }
@@ -135,5 +146,66 @@ func TestParseIperf(t *testing.T) {
 	}
 	if _, err := parseIperf([]byte(`not json`)); err == nil {
 		t.Error("parseIperf(not json): want an error")
+	}
+}
+
+// TestHAProxyTLSAnchor starts the real "haproxy tls" anchor in front of a
+// loopback echo service and checks that a client gets TLS 1.3 with the
+// generated certificate verified and its bytes back in plain text from the
+// service.
+func TestHAProxyTLSAnchor(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy is not installed (.ci/run installs it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := &cleanup{}
+	defer cl.run()
+	a := setupHAProxyTLS(ctx, cl, slog.New(slog.DiscardHandler), t.TempDir(), 100, ln.Addr().String())
+	if a.skip != "" {
+		t.Fatalf("haproxy tls anchor: %s", a.skip)
+	}
+	if !a.tls || len(a.hop1) != 1 {
+		t.Fatalf("anchor = %+v; want tls with one hop-1 PID", a)
+	}
+	c, err := a.svc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		t.Fatalf("dialer returned %T, want *tls.Conn", c)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := tc.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("TLS version = %#x, want TLS 1.3", v)
+	}
+	msg := bytes.Repeat([]byte("haproxy-tls "), 1000)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Error("echo through haproxy tls differs")
 	}
 }

@@ -35,39 +35,40 @@ func renderReport(cfg benchConfig, r *results) string {
 	w("| mode | %s; %d repeat(s); cells are median (min–max) |\n\n", mode, cfg.Repeats)
 
 	w("All traffic is on 127.0.0.1 and every process (service, iperf3, haproxy, connector daemons, agents) shares the same CPUs as the load, so compare ratios within this run, not absolute figures across machines. ")
-	w("**direct** is the client talking straight to the service (the limit); **haproxy** is one hop in TCP mode with `option splice-auto`, `splice-request`, `splice-response`, nbthread %d; **<transport> dev** is our public pipe (client → connector daemon → agent → service) in dev mode, **<transport> tls** the same with TLS on the agent link and on the public port (the client does TLS to port2).\n\n", haproxyThreads)
+	w("**direct** is the client talking straight to the service (the limit); **haproxy** is one hop in TCP mode with `option splice-auto`, `splice-request`, `splice-response`, nbthread %d; **<transport> dev** is our public pipe (client → connector daemon → agent → service) in dev mode, **<transport> tls** the same with TLS on the agent link and on the public port (the client does TLS to port2); **haproxy tls** is one haproxy hop that terminates TLS 1.3 with the same kind of certificate (self-signed ECDSA P-256) and talks plain TCP to the service, the reference for our TLS path's public side. Columns \"× haproxy\" compare dev anchors with haproxy and tls anchors with haproxy tls.\n\n", haproxyThreads)
 
 	measured := r.measuredAnchors()
 	w("## 1. Bulk throughput (Gbit/s)\n\n")
 	w("iperf3 (`-t %d`, `-P 1|8`, `-R` for ↓) through each anchor; an iperf3 pipe is a public mapping whose agent points at `iperf3 -s`. iperf3 speaks no TLS, so tls anchors are measured with our tool only.\n\n", int(cfg.BulkDur.Seconds()))
 	table(&b, []string{"anchor", "1 stream ↑", "1 stream ↓", "8 streams ↑", "8 streams ↓", "1↑ × direct", "1↑ × haproxy"}, measured, func(a string) []string {
 		return []string{r.get(a, "iperf 1↑").format(1), r.get(a, "iperf 1↓").format(1), r.get(a, "iperf 8↑").format(1), r.get(a, "iperf 8↓").format(1),
-			r.ratio(a, "direct", "iperf 1↑"), r.ratio(a, "haproxy", "iperf 1↑")}
+			r.ratio(a, "direct", "iperf 1↑"), r.ratio(a, r.ref(a), "iperf 1↑")}
 	})
 	w("\nOur tool (`connector-bench`: ↑ writes 128 KiB chunks to a sink, ↓ reads from a source, %s per run, bytes counted at the client), which also covers TLS:\n\n", cfg.BulkDur)
 	table(&b, []string{"anchor", "1 stream ↑", "1 stream ↓", "8 streams ↑", "8 streams ↓", "1↑ × direct", "1↑ × haproxy"}, measured, func(a string) []string {
 		return []string{r.get(a, "bulk 1↑").format(1), r.get(a, "bulk 1↓").format(1), r.get(a, "bulk 8↑").format(1), r.get(a, "bulk 8↓").format(1),
-			r.ratio(a, "direct", "bulk 1↑"), r.ratio(a, "haproxy", "bulk 1↑")}
+			r.ratio(a, "direct", "bulk 1↑"), r.ratio(a, r.ref(a), "bulk 1↑")}
 	})
 
 	w("\n## 2. Latency (µs)\n\n64-byte ping-pong, %d round trips on one connection after 100 warm-up trips (at most %v of them: a slow anchor does fewer).\n\n", cfg.PingN, pingBudget)
 	table(&b, []string{"anchor", "round trips", "p50", "p99", "p99.9", "added p50 vs direct", "added p50 × haproxy's"}, measured, func(a string) []string {
 		add := r.added(a, "p50")
 		return []string{r.get(a, "round trips").format(0), r.get(a, "p50").format(1), r.get(a, "p99").format(1), r.get(a, "p99.9").format(1),
-			fmtF(add, 1), fmtRatio(add, r.added("haproxy", "p50"))}
+			fmtF(add, 1), fmtRatio(add, r.added(r.ref(a), "p50"))}
 	})
 
 	w("\n## 3. Connection rate\n\nNew connection + 32-byte echo + close, %d concurrent workers for %s.\n\n", cfg.Workers, cfg.RateDur)
 	table(&b, []string{"anchor", "conns/s", "failures", "× direct", "× haproxy"}, measured, func(a string) []string {
-		return []string{r.get(a, "conn/s").format(0), r.get(a, "conn fail").format(0), r.ratio(a, "direct", "conn/s"), r.ratio(a, "haproxy", "conn/s")}
+		return []string{r.get(a, "conn/s").format(0), r.get(a, "conn fail").format(0), r.ratio(a, "direct", "conn/s"), r.ratio(a, r.ref(a), "conn/s")}
 	})
 
-	w("\n## 4. Concurrency and memory\n\nConnections are opened 64 at a time up to each N in turn (those of a smaller N stay open into the next), each verified by an echo, held, and all verified again by a second echo at each N; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) before the first connection and with all N held. KB per connection = (RSS at N − RSS before) / N held, the worst repeat: the first repeat runs on fresh processes, later ones reuse memory it left behind and read lower.\n\n")
+	w("\n## 4. Concurrency and memory\n\nConnections are opened 64 at a time up to each N in turn (those of a smaller N stay open into the next), each verified by an echo, held, and all verified again by a second echo at each N; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) before the first connection and with all N held. KB per connection = (RSS at N − RSS before) / N held, the worst repeat: the first repeat runs on fresh processes, later ones reuse memory it left behind and read lower. RSS at rest is read once every connection of the anchor's runs is closed and a second has passed.\n\n")
 	hdr := []string{"anchor"}
 	for _, n := range cfg.HoldNs {
 		hdr = append(hdr, fmt.Sprintf("%d: held", n), fmt.Sprintf("%d: RSS MB before → at N", n), fmt.Sprintf("%d: KB/conn (worst)", n),
 			fmt.Sprintf("%d: fds/conn (pipes at N)", n))
 	}
+	hdr = append(hdr, "RSS MB at rest after the runs")
 	table(&b, hdr, measured, func(a string) []string {
 		var row []string
 		for _, n := range cfg.HoldNs {
@@ -77,7 +78,7 @@ func renderReport(cfg benchConfig, r *results) string {
 				fmtF(r.get(a, k+" KB/conn").Max, 1),
 				r.get(a, k+" fd/conn").format(2)+" ("+r.get(a, k+" pipes").format(0)+")")
 		}
-		return row
+		return append(row, r.get(a, "rest rss").format(1))
 	})
 
 	w("\n## 5. CPU cost of the relay's own processes\n\nCPU time (utime+stime from /proc/PID/stat) of the relay processes during the runs above. hop 1 is haproxy or the connector daemon, hop 2 the agent; each with the processes it started (transport plugins), which also count in RSS.\n\n")
@@ -96,7 +97,7 @@ func renderReport(cfg benchConfig, r *results) string {
 	for _, n := range r.ctlNote {
 		w("\n- %s", oneLine(n))
 	}
-	w("\n\n## Targets (issue 6)\n\n")
+	w("\n\n## Targets (issues 6 and 12)\n\n")
 	w("| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range r.targets(cfg) {
 		w("| %s | %s | %s |\n", t.name, t.measured, t.verdict)
@@ -141,6 +142,17 @@ func (r *results) measuredAnchors() []string {
 		}
 	}
 	return out
+}
+
+// ref returns the haproxy anchor an anchor is compared with: haproxy tls
+// for a tls anchor when it was measured, else haproxy.
+func (r *results) ref(a string) string {
+	if an, ok := r.anchors[a]; ok && an.tls {
+		if h, ok := r.anchors["haproxy tls"]; ok && h.skip == "" {
+			return "haproxy tls"
+		}
+	}
+	return "haproxy"
 }
 
 // ratio formats median(a)/median(base) for a metric.
@@ -252,24 +264,62 @@ func (r *results) targets(cfg benchConfig) []target {
 	} else {
 		add("tcp dev targets", "tcp transport not measured", "not measured")
 	}
-	tcpT, _ := r.throughput1(tcp)
-	tcpR := r.get(tcp, "conn/s").Median
-	for _, tr := range []string{"yamux", "quic"} {
-		a := tr + " dev"
-		if an, ok := r.anchors[a]; !ok || an.skip != "" {
-			add(tr+" targets", "not measured", "not measured (transport skipped)")
+	// Issue 12: every other path against its reference, in one run.
+	type rel struct {
+		a, ref        string
+		thr, lat, con float64 // throughput ≥ thr×, added p50 ≤ lat×, conn/s ≥ con× (0: no target)
+		kb            float64 // KB per held connection or stream ≤ kb (0: no target)
+	}
+	for _, t := range []rel{
+		{"tcp tls", "haproxy tls", 0.5, 2, 0.5, 40},
+		{"yamux dev", "tcp dev", 0.5, 1.5, 1, 8},
+		{"yamux tls", "tcp tls", 0.5, 1.5, 1, 16},
+		{"quic dev", "tcp dev", 0.3, 1.5, 1, 8},
+		{"quic tls", "tcp dev", 0.3, 1.5, 1, 8},
+		{"websocket dev", "tcp dev", 0.3, 2, 0, 0},
+	} {
+		if an, ok := r.anchors[t.a]; !ok || an.skip != "" {
+			add(t.a+" targets", "not measured", "not measured (anchor skipped)")
 			continue
 		}
-		t1, _ := r.throughput1(a)
-		add(a+": 1-stream throughput ≥ 0.5 × tcp", fmt.Sprintf("%s vs %s (%s)", fmtF(t1, 1), fmtF(tcpT, 1), fmtRatio(t1, tcpT)), verdict(t1, 0.5*tcpT, true))
-		cr := r.get(a, "conn/s").Median
-		add(a+": conn/s ≥ tcp's", fmt.Sprintf("%s vs %s", fmtF(cr, 0), fmtF(tcpR, 0)), verdict(cr, tcpR, true))
-		kb := r.get(a, holdKey+" KB/conn").Max
-		add(fmt.Sprintf("%s: ≤ 8 KB per held stream (N=%d)", a, maxN), fmtF(kb, 1)+" KB", verdict(kb, 8, false))
+		if bn, ok := r.anchors[t.ref]; !ok || bn.skip != "" {
+			add(t.a+" targets", t.ref+" not measured", "not measured (reference skipped)")
+			continue
+		}
+		// Both sides of a ratio come from the same tool: iperf3 when both
+		// had it, else ours.
+		ta, tb, src := r.get(t.a, "iperf 1↑").Median, r.get(t.ref, "iperf 1↑").Median, "iperf3"
+		if math.IsNaN(ta) || math.IsNaN(tb) {
+			ta, tb, src = r.get(t.a, "bulk 1↑").Median, r.get(t.ref, "bulk 1↑").Median, "tool"
+		}
+		add(fmt.Sprintf("%s: 1-stream throughput ≥ %.2g × %s", t.a, t.thr, t.ref),
+			fmt.Sprintf("%s vs %s Gbit/s (%s, %s)", fmtF(ta, 1), fmtF(tb, 1), fmtRatio(ta, tb), src), verdict(ta, t.thr*tb, true))
+		la, lb := r.added(t.a, "p50"), r.added(t.ref, "p50")
+		add(fmt.Sprintf("%s: added p50 ≤ %.2g × %s's", t.a, t.lat, t.ref),
+			fmt.Sprintf("+%s µs vs +%s µs (%s)", fmtF(la, 1), fmtF(lb, 1), fmtRatio(la, lb)), verdict(la, t.lat*lb, false))
+		if t.con > 0 {
+			ca, cb := r.get(t.a, "conn/s").Median, r.get(t.ref, "conn/s").Median
+			add(fmt.Sprintf("%s: conn/s ≥ %.2g × %s's", t.a, t.con, t.ref),
+				fmt.Sprintf("%s vs %s (%s)", fmtF(ca, 0), fmtF(cb, 0), fmtRatio(ca, cb)), verdict(ca, t.con*cb, true))
+		}
+		if t.kb > 0 {
+			kb := r.get(t.a, holdKey+" KB/conn").Max
+			add(fmt.Sprintf("%s: ≤ %.0f KB per held connection (N=%d)", t.a, t.kb, maxN), fmtF(kb, 1)+" KB", verdict(kb, t.kb, false))
+		}
+	}
+	for _, a := range r.order {
+		an := r.anchors[a]
+		if an.skip != "" || an.transport == "" {
+			continue
+		}
+		rest := r.get(a, "rest rss").Median
+		add(a+": relay RSS at rest ≤ 64 MB", fmtF(rest, 1)+" MB", verdict(rest, 64, false))
+		p50, p99 := r.get(a, "p50").Median, r.get(a, "p99").Median
+		add(a+": p99 ≤ 4 × p50", fmt.Sprintf("%s vs %s µs (%s)", fmtF(p99, 0), fmtF(p50, 0), fmtRatio(p99, p50)), verdict(p99, 4*p50, false))
 	}
 	var trs []string
 	for _, a := range r.order {
-		if strings.HasSuffix(a, " tls") && r.anchors[a].skip == "" {
+		if an := r.anchors[a]; strings.HasSuffix(a, " tls") && an.skip == "" && an.transport != "" {
 			trs = append(trs, strings.TrimSuffix(a, " tls"))
 		}
 	}
