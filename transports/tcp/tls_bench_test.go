@@ -1,0 +1,115 @@
+package tcp_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+)
+
+// benchTLS returns a server config with a fresh self-signed ECDSA P-256
+// certificate for 127.0.0.1 (what the connector generates) and a client
+// config that verifies it.
+func benchTLS(b testing.TB) (server, client *tls.Config) {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client
+}
+
+// BenchmarkOpenTLS is the TLS path's connection rate at the transport:
+// each iteration binds a pooled agent link (Endpoint.Open), carries a
+// 32-byte echo through the agent to a loopback echo service and closes;
+// the agent refills its pool with a new TLS link per stream, which is
+// where a TLS deployment spends its handshakes. The client config is the
+// one our agent uses (cmd/iofog-connector/agentsec.go); run with
+// -cpuprofile to see where a connection's CPU goes.
+func BenchmarkOpenTLS(b *testing.B) {
+	srv, cli := benchTLS(b)
+	b.Run("full", func(b *testing.B) { benchOpenTLS(b, srv, cli) })
+	resumed := cli.Clone()
+	resumed.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	b.Run("resumed", func(b *testing.B) { benchOpenTLS(b, srv, resumed) })
+}
+
+func benchOpenTLS(b *testing.B, srv, cli *tls.Config) {
+	echo := echoServer(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := newTransport(b)
+	ep, addr := listenEP(b, tr, sdk.EndpointConfig{Passcode: "bench", TLS: srv.Clone(), MaxLinks: 1 << 16})
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "bench", TLS: cli})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	go func() {
+		for {
+			st, err := s.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() {
+				defer st.Close()
+				lc, err := net.Dial("tcp", echo)
+				if err != nil {
+					return
+				}
+				defer lc.Close()
+				go func() {
+					io.Copy(lc, st)
+					lc.(*net.TCPConn).CloseWrite()
+				}()
+				io.Copy(st, lc)
+			}()
+		}
+	}()
+	msg := make([]byte, 32)
+	buf := make([]byte, 32)
+	for b.Loop() {
+		octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := ep.Open(octx)
+		ocancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := st.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(st, buf); err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+	}
+}
