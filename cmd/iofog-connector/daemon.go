@@ -22,7 +22,7 @@ import (
 // runDaemon runs the connector until ctx is done or a stop is requested,
 // then shuts down: it stops accepting, closes the mappings' sockets and
 // flushes the store.
-func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
+func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSource) error {
 	started := time.Now()
 	raiseOpenFilesLimit(log)
 	if s.DevDefaults {
@@ -123,6 +123,11 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 			errc <- err
 			stop()
 		}
+	}()
+	wg.Add(1)
+	go func() { // SIGHUP (reload.go)
+		defer wg.Done()
+		(&reloader{src: rl, pool: mgr, api: srv, log: log, cur: *s, token: apiToken}).run(ctx)
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")
