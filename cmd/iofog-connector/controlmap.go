@@ -148,7 +148,7 @@ func routeMappings(mux *http.ServeMux, d *daemon, log *slog.Logger) {
 			controlFail(w, err)
 			return
 		}
-		log.Info("mapping added on the control socket", sdk.AttrMappingID, mp.ID)
+		log.Debug("mapping added on the control socket", sdk.AttrMappingID, mp.ID)
 		st, err := d.mgr.Status(mp.ID)
 		if err != nil { // removed at once by someone else
 			st = core.MappingStatus{Mapping: mp}
@@ -161,7 +161,7 @@ func routeMappings(mux *http.ServeMux, d *daemon, log *slog.Logger) {
 			controlFail(w, err)
 			return
 		}
-		log.Info("mapping removed on the control socket", sdk.AttrMappingID, id)
+		log.Debug("mapping removed on the control socket", sdk.AttrMappingID, id)
 		controlJSON(w, http.StatusOK, map[string]any{"id": id, "removed": true})
 	})
 }

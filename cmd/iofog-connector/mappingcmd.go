@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iofog/iofog-connector/core"
+	"github.com/iofog/iofog-connector/sdk/agent"
 )
 
 // mappingJSONHelp documents the --json output of the mapping commands.
@@ -340,7 +341,12 @@ func agentCommands(v mappingView, h agentHint) []string {
 			passcodeEnv, shellQuote(passcode), mode, net.JoinHostPort(h.Host, fmt.Sprint(port)), transport, tail, h.TLS)
 	}
 	if v.Type == core.TypePublic {
-		return []string{line(v.Passcode1, "public", v.Port1, "--local 127.0.0.1:SERVICE_PORT")}
+		tail := "--local 127.0.0.1:SERVICE_PORT"
+		if transport == "" && v.MaxConnections1 > 0 && v.MaxConnections1 < agent.DefaultPool {
+			// One link per stream: links beyond the mapping's cap would be refused.
+			tail += fmt.Sprintf(" --pool %d", v.MaxConnections1)
+		}
+		return []string{line(v.Passcode1, "public", v.Port1, tail)}
 	}
 	return []string{
 		line(v.Passcode1, "private", v.Port1, "--local 127.0.0.1:SERVICE_PORT"),
