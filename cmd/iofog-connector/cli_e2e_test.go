@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -238,6 +239,25 @@ func TestCLIMappingE2E(t *testing.T) {
 		out, code := cliRun(t, d, tt.args...)
 		if code == 0 || !strings.Contains(out, tt.want) {
 			t.Errorf("%v: exit %d, want non-zero and %q:\n%s", tt.args, code, tt.want, out)
+		}
+	}
+
+	// The control socket's own checks: a body over 64 KiB, a field this
+	// daemon does not know, an add the core refuses.
+	ctl := newControlConn(d.DataDir, "")
+	for _, tt := range []struct {
+		in   map[string]any
+		code int
+		want string
+	}{
+		{map[string]any{"Type": "public", "MaxConnections1": 1, "ID": strings.Repeat("a", 70<<10)}, 413, "request body too large"},
+		{map[string]any{"Type": "public", "MaxConnections1": 1, "NoSuchField": 1}, 400, "is the CLI newer than the daemon?"},
+		{map[string]any{"Type": "public"}, 400, "maxconnections 0 must be positive"},
+	} {
+		err := ctl.call(ctx, "POST", "/mapping", tt.in, nil)
+		var ae *controlAPIError
+		if !errors.As(err, &ae) || ae.Status != tt.code || !strings.Contains(ae.Message, tt.want) {
+			t.Errorf("control POST /mapping: %v, want %d %q", err, tt.code, tt.want)
 		}
 	}
 
