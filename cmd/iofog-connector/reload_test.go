@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -149,3 +151,48 @@ func (f *fakePooler) SetPortPool(pool []int) ports.PoolChange {
 type fakeTokens struct{ set []string }
 
 func (f *fakeTokens) SetToken(tok string) { f.set = append(f.set, tok) }
+
+// TestReloaderRereadsTokenFile: a reload reads api-token-file again, so
+// rotating the file's content rotates the token; a token file that turns
+// unsafe (group-writable) changes nothing.
+func TestReloaderRereadsTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	write := func(tok string, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first-token-0123456789", 0o600)
+	cur := reloadBase()
+	cur.APITokenFile = file
+	logs := &e2eBuffer{}
+	api := &fakeTokens{}
+	r := &reloader{src: reloadSource{level: new(slog.LevelVar), load: func() (*settings, error) {
+		s := reloadBase()
+		s.APITokenFile = file
+		return &s, nil
+	}}, pool: &fakePooler{}, api: api, log: slog.New(slog.NewTextHandler(logs, nil)), cur: cur, token: "first-token-0123456789"}
+
+	r.reload()
+	if len(api.set) != 0 {
+		t.Fatalf("an unchanged token file set the token: %d", len(api.set))
+	}
+	write("second-token-0123456789", 0o600)
+	r.reload()
+	if len(api.set) != 1 || api.set[0] != "second-token-0123456789" {
+		t.Fatalf("rotated token file: set %d tokens\n%s", len(api.set), logs)
+	}
+	write("third-token-0123456789", 0o620)
+	r.reload()
+	if len(api.set) != 1 || r.token != "second-token-0123456789" {
+		t.Fatalf("a group-writable token file was used")
+	}
+	if !strings.Contains(logs.String(), "writable by group or others") || !strings.Contains(logs.String(), "nothing changed") {
+		t.Fatalf("no clear error:\n%s", logs)
+	}
+}
