@@ -29,7 +29,7 @@ func (m *Manager) Restore(ctx context.Context, stored []store.Mapping) error {
 		sem    = make(chan struct{}, 16)
 		done   atomic.Int64
 		failed atomic.Int64
-		start  = time.Now()
+		start  = m.cfg.Now()
 	)
 	stopProgress := m.restoreProgress(len(stored), &done, &failed, start)
 	for _, s := range stored {
@@ -51,7 +51,7 @@ func (m *Manager) Restore(ctx context.Context, stored []store.Mapping) error {
 	wg.Wait()
 	stopProgress()
 	m.log.Info(fmt.Sprintf("restored %d/%d mappings", len(stored)-len(errs), len(stored)),
-		"count", len(stored)-len(errs), "failed", len(errs), "elapsed", time.Since(start).Round(time.Millisecond))
+		"count", len(stored)-len(errs), "failed", len(errs), "elapsed", m.cfg.Now().Sub(start).Round(time.Millisecond))
 	return errors.Join(errs...)
 }
 
@@ -74,7 +74,7 @@ func (m *Manager) restoreProgress(total int, done, failed *atomic.Int64, start t
 			case <-tick.C:
 				n := done.Load()
 				m.log.Info(fmt.Sprintf("restored %d/%d mappings", n, total),
-					"done", n, "total", total, "failed", failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+					"done", n, "total", total, "failed", failed.Load(), "elapsed", m.cfg.Now().Sub(start).Round(time.Millisecond))
 			}
 		}
 	}()
