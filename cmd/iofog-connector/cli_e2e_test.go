@@ -484,6 +484,10 @@ func TestCLIReloadSIGHUPE2E(t *testing.T) {
 	}
 
 	// Settings that do not load change nothing.
+	good, err := os.ReadFile(d.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, bad := range []string{`{"ports":`, `{"ports":["70000"],"dev":true,"log-level":"error"}`} {
 		if err := os.WriteFile(d.ConfigPath, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
@@ -505,6 +509,43 @@ func TestCLIReloadSIGHUPE2E(t *testing.T) {
 	}
 	if strings.Count(d.Logs.String(), `msg="settings reloaded (SIGHUP)"`) != 1 {
 		t.Fatal("a failed reload logged a summary")
+	}
+
+	// `iofog-connector reload` does the same over the control socket and
+	// says what changed, or why nothing did (exit 1).
+	if err := os.WriteFile(d.ConfigPath, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliRewriteSettings(t, d, func(s map[string]any) { s["log-level"] = "warn" })
+	out := cliMust(t, d, "reload")
+	if !strings.HasPrefix(out, "settings reloaded: log-level debug -> warn\n") || !strings.Contains(out, `needs a restart, keeps its running value: public-wait-timeout (running "0s", new "7s")`) {
+		t.Fatalf("reload:\n%s", out)
+	}
+	tokFile := filepath.Join(d.Dir, "token")
+	if err := os.WriteFile(tokFile, []byte("cli-reload-token-three-89\n"), 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tokFile, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	cliRewriteSettings(t, d, func(s map[string]any) { delete(s, "api-token"); s["api-token-file"] = tokFile })
+	if out, code := cliRun(t, d, "reload"); code != 1 || !strings.Contains(out, "nothing changed") || !strings.Contains(out, "is writable by group or others") {
+		t.Fatalf("reload with an unsafe token file: exit %d\n%s", code, out)
+	}
+	if code, _ := cliAPI(t, d, "/api/v2/status", tok2, url.Values{"mappingid": {"all"}}); code != 200 {
+		t.Fatalf("token after a refused reload: %d", code)
+	}
+	if err := os.Chmod(tokFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := cliMust(t, d, "reload"); !strings.Contains(out, "api-token replaced") {
+		t.Fatalf("reload with the token file:\n%s", out)
+	}
+	if code, _ := cliAPI(t, d, "/api/v2/status", "cli-reload-token-three-89", url.Values{"mappingid": {"all"}}); code != 200 {
+		t.Fatalf("the token file's token after the reload: %d", code)
+	}
+	if err := cliEcho(live, 32<<10); err != nil {
+		t.Fatalf("the relayed connection broke on reload: %v", err)
 	}
 	live.Close()
 	d.Stop(t)

@@ -155,8 +155,8 @@ const (
 	controlMaxHeaders = 16 << 10
 )
 
-// controlHandler routes the control socket: GET /status, POST /stop, and
-// the mapping routes of controlmap.go.
+// controlHandler routes the control socket: GET /status, POST /stop,
+// POST /reload (reload.go) and the mapping routes of controlmap.go.
 func controlHandler(d *daemon, stop func(), log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -166,6 +166,14 @@ func controlHandler(d *daemon, stop func(), log *slog.Logger) http.Handler {
 		log.Info("stop requested on the control socket")
 		fmt.Fprintln(w, "stopping")
 		go stop()
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		res, err := d.reload("control socket")
+		if err != nil {
+			controlJSON(w, http.StatusUnprocessableEntity, controlErrorBody{Error: err.Error()})
+			return
+		}
+		controlJSON(w, http.StatusOK, res)
 	})
 	routeMappings(mux, d, log) // controlmap.go
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

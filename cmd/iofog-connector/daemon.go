@@ -93,6 +93,8 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 		Core: mgr, Version: version, Stop: stop, StatusText: d.statusText, Logger: log,
 		Token: apiToken, RequireClientCert: s.APIClientCA != "",
 	})
+	reload := &reloader{src: rl, pool: mgr, api: srv, log: log, cur: *s, token: apiToken} // reload.go
+	d.reload = reload.reload
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -127,7 +129,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 	wg.Add(1)
 	go func() { // SIGHUP (reload.go)
 		defer wg.Done()
-		(&reloader{src: rl, pool: mgr, api: srv, log: log, cur: *s, token: apiToken}).run(ctx)
+		reload.run(ctx)
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -151,6 +153,7 @@ type daemon struct {
 	mgr        *core.Manager
 	started    time.Time
 	transports []string
+	reload     func(via string) (reloadResult, error) // reload.go
 }
 
 // apiLock loads the API token and, with api-client-ca, returns the API's

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/iofog/iofog-connector/core/ports"
@@ -53,6 +54,7 @@ type tokenSetter interface {
 
 // reloader applies reloaded settings to the running daemon.
 type reloader struct {
+	mu    sync.Mutex // one reload at a time; guards cur and token
 	src   reloadSource
 	pool  portPooler
 	api   tokenSetter
@@ -71,29 +73,41 @@ func (r *reloader) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.src.hup:
-			r.reload()
+			_, _ = r.reload("SIGHUP") // logged
 		}
 	}
 }
 
-// reload reads the settings and applies what changed, or nothing.
-func (r *reloader) reload() {
-	fail := func(err error) {
-		r.log.Error("reload (SIGHUP): the settings do not load; nothing changed, the daemon runs on as before", "err", err)
+// reloadResult is what a reload changed, for `iofog-connector reload`.
+type reloadResult struct {
+	// Changed lists what changed; empty when nothing did.
+	Changed []string `json:"changed"`
+	// NeedsRestart lists the changed settings a reload does not apply.
+	NeedsRestart []restartKey `json:"needsRestart"`
+}
+
+// reload reads the settings and applies what changed, or nothing; via
+// names the trigger in the logs. Reloads run one at a time. It logs its
+// outcome and returns it.
+func (r *reloader) reload(via string) (reloadResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := reloadResult{Changed: []string{}, NeedsRestart: []restartKey{}}
+	fail := func(err error) (reloadResult, error) {
+		r.log.Error("reload ("+via+"): the settings do not load; nothing changed, the daemon runs on as before", "err", err)
+		return res, err
 	}
 	next, err := r.src.load()
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	token, warn, err := next.apiToken()
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	plan := planReload(&r.cur, next, r.token, token)
 	for _, k := range plan.Restart {
-		r.log.Warn("reload (SIGHUP): this setting changed but needs a restart; it keeps its running value",
+		r.log.Warn("reload ("+via+"): this setting changed but needs a restart; it keeps its running value",
 			"key", k.Key, "running", k.Running, "new", k.New)
 	}
 	if plan.Level != nil {
@@ -115,15 +129,20 @@ func (r *reloader) reload() {
 		r.api.SetToken(*plan.Token)
 		r.token = *plan.Token
 		if r.token == "" {
-			r.log.Warn("reload (SIGHUP): the API token is removed: the API now answers requests without a token")
+			r.log.Warn("reload (" + via + "): the API token is removed: the API now answers requests without a token")
 		}
 	}
 	r.cur.APIToken, r.cur.APITokenFile = next.APIToken, next.APITokenFile
 	changed := "nothing"
 	if len(plan.Changes) > 0 {
 		changed = strings.Join(plan.Changes, "; ")
+		res.Changed = plan.Changes
 	}
-	r.log.Info("settings reloaded (SIGHUP)", "changed", changed, "needs_restart", len(plan.Restart))
+	if len(plan.Restart) > 0 {
+		res.NeedsRestart = plan.Restart
+	}
+	r.log.Info("settings reloaded ("+via+")", "changed", changed, "needs_restart", len(plan.Restart))
+	return res, nil
 }
 
 // reloadPlan is what a reload applies.
@@ -137,7 +156,9 @@ type reloadPlan struct {
 
 // restartKey is a setting that changed but applies only on a restart.
 type restartKey struct {
-	Key, Running, New string
+	Key     string `json:"key"`
+	Running string `json:"running"`
+	New     string `json:"new"`
 }
 
 // restartKeys returns the settings a reload does not apply, with how to

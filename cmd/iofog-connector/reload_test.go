@@ -119,20 +119,20 @@ func TestReloaderApplies(t *testing.T) {
 		return &s, nil
 	}}, pool: pool, api: api, log: log, cur: cur, token: cur.APIToken}
 
-	r.reload()
+	r.reload("SIGHUP")
 	if level.Level() != slog.LevelDebug || len(pool.calls) != 1 || pool.calls[0][0] != 9000 || len(api.set) != 1 || api.set[0] != next.APIToken {
 		t.Fatalf("not applied: level %v pool %v tokens %d\n%s", level.Level(), pool.calls, len(api.set), logs)
 	}
 	if !strings.Contains(logs.String(), `msg="settings reloaded (SIGHUP)" changed="log-level info -> debug; ports 7000-7002 (3) -> 9000-9001 (2); api-token replaced`) {
 		t.Fatalf("summary line:\n%s", logs)
 	}
-	r.reload() // the same settings again: nothing to do
+	r.reload("SIGHUP") // the same settings again: nothing to do
 	if len(pool.calls) != 1 || len(api.set) != 1 || !strings.Contains(logs.String(), `changed=nothing`) {
 		t.Fatalf("a second identical reload applied again: %v %d\n%s", pool.calls, len(api.set), logs)
 	}
 	loadErr = errors.New(`settings file /etc/c.conf is not valid JSON: boom`)
 	next.LogLevel = slog.LevelError
-	r.reload()
+	r.reload("SIGHUP")
 	if level.Level() != slog.LevelDebug || len(pool.calls) != 1 || len(api.set) != 1 {
 		t.Fatalf("a failed load changed something")
 	}
@@ -178,17 +178,17 @@ func TestReloaderRereadsTokenFile(t *testing.T) {
 		return &s, nil
 	}}, pool: &fakePooler{}, api: api, log: slog.New(slog.NewTextHandler(logs, nil)), cur: cur, token: "first-token-0123456789"}
 
-	r.reload()
+	r.reload("SIGHUP")
 	if len(api.set) != 0 {
 		t.Fatalf("an unchanged token file set the token: %d", len(api.set))
 	}
 	write("second-token-0123456789", 0o600)
-	r.reload()
+	r.reload("SIGHUP")
 	if len(api.set) != 1 || api.set[0] != "second-token-0123456789" {
 		t.Fatalf("rotated token file: set %d tokens\n%s", len(api.set), logs)
 	}
 	write("third-token-0123456789", 0o620)
-	r.reload()
+	r.reload("SIGHUP")
 	if len(api.set) != 1 || r.token != "second-token-0123456789" {
 		t.Fatalf("a group-writable token file was used")
 	}
