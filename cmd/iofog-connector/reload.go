@@ -15,7 +15,8 @@ import (
 	"github.com/iofog/iofog-connector/core/ports"
 )
 
-// SIGHUP reloads the settings (file, environment and the start command's
+// SIGHUP (or `iofog-connector reload`, reloadcmd.go, over the control
+// socket) reloads the settings (file, environment and the start command's
 // flags, with the usual precedence) and applies, without touching any
 // mapping or relayed connection: log-level, the port pool (ports and
 // exclude: new mappings take ports from the new pool, running mappings keep
