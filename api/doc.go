@@ -4,7 +4,8 @@
 // Connector did.
 //
 // Every request first passes, in order: the optional bearer token
-// ([Config.Token]) and client-certificate check
+// ([Config.Token], replaced at run time with [Server.SetToken]) and
+// client-certificate check
 // ([Config.RequireClientCert]) (401), a canonical path (404, instead of
 // the mux's empty redirect), and Go's cross-origin protection (403), so
 // that a web page cannot drive the API from a browser on the connector's

@@ -21,7 +21,7 @@ const realm = `Bearer realm="iofog-connector"`
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.authenticate(r); err != nil {
-			if s.tokenSet {
+			if s.tokenSum.Load() != nil {
 				challenge := realm
 				if r.Header.Get("Authorization") != "" {
 					challenge += `, error="invalid_token"`
@@ -55,7 +55,8 @@ func (s *Server) authenticate(r *http.Request) error {
 	if s.cfg.RequireClientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 		return fmt.Errorf("%w: a client certificate signed by the API's client CA is required", errUnauthorized)
 	}
-	if !s.tokenSet {
+	want := s.tokenSum.Load() // one token for the whole check, even while SetToken runs
+	if want == nil {
 		return nil
 	}
 	vals := r.Header.Values("Authorization")
@@ -69,8 +70,21 @@ func (s *Server) authenticate(r *http.Request) error {
 	// Comparing digests keeps the time independent of where the tokens
 	// differ and of the token's length.
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(got[:], s.tokenSum[:]) != 1 {
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return fmt.Errorf("%w: the bearer token is not valid", errUnauthorized)
 	}
 	return nil
+}
+
+// SetToken replaces the API token, as [Config.Token] describes it: from
+// the next request on, only the new token is accepted; "" turns the token
+// check off. Requests being checked concurrently see either the old or the
+// new token, never a mix. It is safe for concurrent use.
+func (s *Server) SetToken(token string) {
+	if token == "" {
+		s.tokenSum.Store(nil)
+		return
+	}
+	sum := sha256.Sum256([]byte(token))
+	s.tokenSum.Store(&sum)
 }

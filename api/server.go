@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/iofog/iofog-connector/core"
@@ -61,14 +61,15 @@ type Config struct {
 
 // Server is the REST API. Create it with [New].
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	mux      *http.ServeMux
-	handler  http.Handler
-	cop      *http.CrossOriginProtection
-	routes   map[string]bool
-	tokenSet bool
-	tokenSum [32]byte
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	cop     *http.CrossOriginProtection
+	routes  map[string]bool
+	// tokenSum is the SHA-256 of the API token; nil when no token is
+	// asked for. It is swapped by [Server.SetToken].
+	tokenSum atomic.Pointer[[32]byte]
 }
 
 // New returns the API server for cfg.
@@ -80,9 +81,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: sdk.Logger(cfg.Logger), mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(), routes: map[string]bool{}}
-	if cfg.Token != "" {
-		s.tokenSet, s.tokenSum = true, sha256.Sum256([]byte(cfg.Token))
-	}
+	s.SetToken(cfg.Token)
 	for route, h := range map[string]http.HandlerFunc{
 		"/api/v2/mapping/add":    s.add,
 		"/api/v2/mapping/remove": s.remove,

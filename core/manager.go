@@ -54,6 +54,9 @@ type Config struct {
 	PublicMaxWaiting, PublicMaxWaitingPerSource int
 	// Logger receives the manager's logs. Nil means discard.
 	Logger *slog.Logger
+	// RestoreProgressInterval is how often [Manager.Restore] logs how far
+	// it got. Zero means every second.
+	RestoreProgressInterval time.Duration
 	// Now returns the time. Nil means time.Now.
 	Now func() time.Time
 }

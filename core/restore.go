@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/iofog/iofog-connector/core/ports"
 	"github.com/iofog/iofog-connector/core/store"
@@ -16,29 +18,70 @@ import (
 // transport is missing) is kept, shown as down and logged, so that it can
 // still be removed and is retried on the next start; the returned error
 // joins those failures.
+//
+// While it runs it logs its progress ("restored 3100/10000 mappings")
+// every Config.RestoreProgressInterval, and a summary at the end.
 func (m *Manager) Restore(ctx context.Context, stored []store.Mapping) error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 16)
+		mu     sync.Mutex
+		errs   []error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, 16)
+		done   atomic.Int64
+		failed atomic.Int64
+		start  = m.cfg.Now()
 	)
+	stopProgress := m.restoreProgress(len(stored), &done, &failed, start)
 	for _, s := range stored {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := m.restoreOne(ctx, s); err != nil {
+			err := m.restoreOne(ctx, s)
+			if err != nil {
+				failed.Add(1)
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
+			done.Add(1)
 		}()
 	}
 	wg.Wait()
-	m.log.Info("mappings restored", "count", len(stored)-len(errs), "failed", len(errs))
+	stopProgress()
+	m.log.Info(fmt.Sprintf("restored %d/%d mappings", len(stored)-len(errs), len(stored)),
+		"count", len(stored)-len(errs), "failed", len(errs), "elapsed", m.cfg.Now().Sub(start).Round(time.Millisecond))
 	return errors.Join(errs...)
+}
+
+// restoreProgress logs, every interval until the returned stop is called,
+// how many of total mappings are done. Stop waits for the logger to exit.
+func (m *Manager) restoreProgress(total int, done, failed *atomic.Int64, start time.Time) (stop func()) {
+	every := m.cfg.RestoreProgressInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				n := done.Load()
+				m.log.Info(fmt.Sprintf("restored %d/%d mappings", n, total),
+					"done", n, "total", total, "failed", failed.Load(), "elapsed", m.cfg.Now().Sub(start).Round(time.Millisecond))
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-exited
+	}
 }
 
 func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
@@ -58,8 +101,8 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 	lv.ownsPorts = err == nil
 	switch {
 	case err != nil:
-		// Not ours to release: the port is outside the pool or taken by
-		// another stored mapping.
+		// Not ours to release: the port is taken by another stored
+		// mapping.
 	case tr == nil:
 		err = fmt.Errorf("%w: %q", ErrUnknownTransport, name)
 	default:
@@ -89,7 +132,8 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 
 // reserve takes a stored mapping's port. A port outside the pool (the
 // settings changed since the mapping was made) is still reopened, since
-// agents know it; it is simply never handed out again.
+// agents know it; it is held while the mapping lives and never handed out
+// again (ports.Allocator.Reserve records it).
 func (m *Manager) reserve(id string, port int) error {
 	err := m.cfg.Ports.Reserve(port)
 	if errors.Is(err, ports.ErrNotInPool) {

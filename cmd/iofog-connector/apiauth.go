@@ -23,7 +23,7 @@ const (
 // from the settings file, IOFOG_CONNECTOR_API_TOKEN or api-token-file.
 func addAPIAuthFlags(fs *pflag.FlagSet) {
 	fs.String("api-token-file", "", "file holding the bearer token every API request must carry (Authorization: Bearer TOKEN); "+
-		"read at start, must not be writable by group or others; or set api-token in the settings file or IOFOG_CONNECTOR_API_TOKEN (default: no token)")
+		"read at start and on SIGHUP, must not be writable by group or others; or set api-token in the settings file or IOFOG_CONNECTOR_API_TOKEN (default: no token)")
 	fs.String("api-client-ca", "", "PEM file of the CA(s) whose client certificates the HTTPS API requires and verifies (mutual TLS; not with dev) (default: no client certificate)")
 }
 
@@ -40,8 +40,9 @@ func bindAPIAuthFlags(v *viper.Viper, fs *pflag.FlagSet) error {
 }
 
 // fillAPIAuth reads and checks the settings of the API lock. Files are
-// only read at start (apiToken, apiClientCAs), so that the CLI commands
-// that share these settings need not read them.
+// only read by the daemon (apiToken at start and on SIGHUP, apiClientCAs at
+// start), so that the CLI commands that share these settings need not read
+// them.
 func (s *settings) fillAPIAuth(v *viper.Viper) error {
 	var err error
 	if s.APIToken, err = strictStringKey(v, "api-token"); err != nil {

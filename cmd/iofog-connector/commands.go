@@ -16,8 +16,15 @@ import (
 func newStartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start",
-		Short: "Run the connector daemon in the foreground until SIGTERM or SIGINT",
-		Args:  cobra.NoArgs,
+		Short: "Run the connector daemon in the foreground until SIGTERM or SIGINT (SIGHUP reloads the settings)",
+		Long: `Run the connector daemon in the foreground until SIGTERM or SIGINT.
+
+SIGHUP reloads the settings and applies log-level, the port pool (ports,
+exclude: new mappings take ports from the new pool, running mappings keep
+theirs) and the API token (api-token, or api-token-file read again), without
+touching any mapping or relayed connection. Other changed settings are named
+in a warning and need a restart; settings that do not load change nothing.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := loadSettings(cmd.Flags())
 			if err != nil {
@@ -32,13 +39,18 @@ func newStartCmd() *cobra.Command {
 				defer f.Close()
 				out = f
 			}
-			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: s.LogLevel}))
+			level := new(slog.LevelVar) // SIGHUP sets it (reload.go)
+			level.Set(s.LogLevel)
+			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+			hup, stopHUP := notifyReload()
+			defer stopHUP()
 			if err := adoptLegacyStore(s, log); err != nil { // adopt.go
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return runDaemon(ctx, s, log)
+			return runDaemon(ctx, s, log, reloadSource{hup: hup, level: level,
+				load: func() (*settings, error) { return loadSettings(cmd.Flags()) }})
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -51,11 +63,11 @@ func newStopCmd() *cobra.Command {
 		Short: "Stop the running daemon (over its local control socket)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadSettings(cmd.Flags())
+			_, ctl, err := mappingCtl(cmd)
 			if err != nil {
 				return err
 			}
-			if err := controlStop(cmd.Context(), s.DataDir, 15*time.Second); err != nil {
+			if err := ctl.stop(cmd.Context(), 15*time.Second); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "iofog-connector stopped")
@@ -67,25 +79,38 @@ func newStopCmd() *cobra.Command {
 }
 
 func newStatusCmd() *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "status",
+		Use:   "status [--json]",
 		Short: "Show the running daemon's version, uptime, mappings, free ports, agent links and public connections",
-		Args:  cobra.NoArgs,
+		Long: `Show the running daemon's state, read over its local control socket.
+
+JSON output (--json) has stable field names; fields are only ever added:
+  version, pid, uptime, dev, api, dataDir, transport, transports, freePorts,
+  agentLinks, publicConnections, goroutines, and mappings: [{id, type,
+  transport, port1, port2, state1, state2 ("Active"|"Inactive"), links,
+  connections, total, down, error, refused, failedHandshakes}].
+  iofog-connector mapping ls --json has more per mapping.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadSettings(cmd.Flags())
+			_, ctl, err := mappingCtl(cmd)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			cs, err := controlStatusOf(ctx, s.DataDir)
+			cs, err := ctl.status(ctx)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), cs)
 			}
 			writeStatus(cmd.OutOrStdout(), cs)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	addConfigFlags(cmd.Flags())
 	return cmd
 }

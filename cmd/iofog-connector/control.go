@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -146,19 +148,52 @@ func writeStatus(w io.Writer, cs controlStatus) {
 	}
 }
 
-// serveControl answers GET /status and POST /stop on ln until ctx is done.
-func serveControl(ctx context.Context, ln net.Listener, d *daemon, stop func(), log *slog.Logger) error {
+// Bounds of the control socket's HTTP server. Only the daemon's user can
+// reach the socket, but a stuck or buggy client must not hold the daemon.
+const (
+	controlMaxBody    = 64 << 10
+	controlMaxHeaders = 16 << 10
+)
+
+// controlHandler routes the control socket: GET /status, POST /stop,
+// POST /reload (reload.go) and the mapping routes of controlmap.go.
+func controlHandler(d *daemon, stop func(), log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(d.snapshot())
+		controlJSON(w, http.StatusOK, d.snapshot())
 	})
 	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
 		log.Info("stop requested on the control socket")
 		fmt.Fprintln(w, "stopping")
 		go stop()
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		res, err := d.reload("control socket")
+		if err != nil {
+			controlJSON(w, http.StatusUnprocessableEntity, controlErrorBody{Error: err.Error()})
+			return
+		}
+		controlJSON(w, http.StatusOK, res)
+	})
+	routeMappings(mux, d, log) // controlmap.go
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, controlMaxBody)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// serveControl answers the control routes on ln until ctx is done.
+func serveControl(ctx context.Context, ln net.Listener, d *daemon, stop func(), log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           controlHandler(d, stop, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      60 * time.Second, // an add may wait for the store's fsync
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    controlMaxHeaders,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -175,50 +210,134 @@ func serveControl(ctx context.Context, ln net.Listener, d *daemon, stop func(), 
 	return nil
 }
 
-// controlClient talks to the daemon whose data dir is dataDir.
-func controlClient(dataDir string) *http.Client {
-	path := controlPath(dataDir)
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return new(net.Dialer).DialContext(ctx, "unix", path)
-		}},
-	}
+// controlJSON writes v as the JSON answer with status code.
+func controlJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
-// errNotRunning is returned by the control client when no daemon answers.
+// controlErrorBody is the JSON of every error answer of the control
+// socket.
+type controlErrorBody struct {
+	Error string `json:"error"`
+}
+
+// errNotRunning is wrapped by the control client when no daemon answers.
 var errNotRunning = errors.New("iofog-connector is not running")
 
-func controlStatusOf(ctx context.Context, dataDir string) (controlStatus, error) {
-	var cs controlStatus
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://control/status", nil)
-	resp, err := controlClient(dataDir).Do(req)
-	if err != nil {
-		return cs, fmt.Errorf("%w (no answer on %s)", errNotRunning, controlPath(dataDir))
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
-		return cs, fmt.Errorf("control socket: bad answer: %w", err)
-	}
-	return cs, nil
+// controlAPIError is a control answer with an error status.
+type controlAPIError struct {
+	Status  int
+	Message string
 }
 
-// controlStop asks the daemon to stop and waits up to timeout for it to
-// go away.
-func controlStop(ctx context.Context, dataDir string, timeout time.Duration) error {
-	req, _ := http.NewRequestWithContext(ctx, "POST", "http://control/stop", nil)
-	resp, err := controlClient(dataDir).Do(req)
-	if err != nil {
-		return fmt.Errorf("%w (no answer on %s)", errNotRunning, controlPath(dataDir))
+func (e *controlAPIError) Error() string { return e.Message }
+
+// controlConn is the CLI's side of the control socket of one data dir.
+type controlConn struct {
+	dataDir string
+	// start is the command line that starts a daemon on this data dir,
+	// for the error when none runs.
+	start  string
+	client *http.Client
+}
+
+// newControlConn returns a client of the daemon whose data dir is dataDir.
+// start is the command that would start it (for error messages); empty
+// means "iofog-connector start".
+func newControlConn(dataDir, start string) *controlConn {
+	path := controlPath(dataDir)
+	if start == "" {
+		start = "iofog-connector start"
 	}
-	resp.Body.Close()
+	return &controlConn{dataDir: dataDir, start: start, client: &http.Client{
+		Timeout: 90 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return new(net.Dialer).DialContext(ctx, "unix", path)
+			},
+			DisableKeepAlives: true,
+		},
+	}}
+}
+
+// call sends a request with in (when not nil) as its JSON body and decodes
+// a 2xx JSON answer into out (when not nil). An error answer is a
+// *controlAPIError; no answer at all wraps errNotRunning.
+func (c *controlConn) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://control"+path, body)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return c.dialError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("control socket: reading the answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e controlErrorBody
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &controlAPIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("control socket: bad answer: %w", err)
+	}
+	return nil
+}
+
+// dialError explains a failed request: no daemon, or a socket this user
+// may not use.
+func (c *controlConn) dialError(err error) error {
+	path := controlPath(c.dataDir)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("control socket %s: permission denied: run this command as the daemon's user (or with sudo)", path)
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTSOCK):
+		return fmt.Errorf("%w with data dir %s (nothing answers on %s): start it with: %s", errNotRunning, c.dataDir, path, c.start)
+	}
+	return fmt.Errorf("%w with data dir %s? no answer on %s: %v", errNotRunning, c.dataDir, path, err)
+}
+
+func (c *controlConn) status(ctx context.Context) (controlStatus, error) {
+	var cs controlStatus
+	return cs, c.call(ctx, http.MethodGet, "/status", nil, &cs)
+}
+
+// stop asks the daemon to stop and waits up to timeout for it to go away.
+func (c *controlConn) stop(ctx context.Context, timeout time.Duration) error {
+	if err := c.call(ctx, http.MethodPost, "/stop", nil, nil); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("unix", controlPath(dataDir), time.Second)
+		conn, err := net.DialTimeout("unix", controlPath(c.dataDir), time.Second)
 		if err != nil {
 			return nil
 		}
-		c.Close()
+		conn.Close()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

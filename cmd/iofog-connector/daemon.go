@@ -22,7 +22,7 @@ import (
 // runDaemon runs the connector until ctx is done or a stop is requested,
 // then shuts down: it stops accepting, closes the mappings' sockets and
 // flushes the store.
-func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
+func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSource) error {
 	started := time.Now()
 	raiseOpenFilesLimit(log)
 	if s.DevDefaults {
@@ -93,6 +93,8 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 		Core: mgr, Version: version, Stop: stop, StatusText: d.statusText, Logger: log,
 		Token: apiToken, RequireClientCert: s.APIClientCA != "",
 	})
+	reload := &reloader{src: rl, pool: mgr, api: srv, log: log, cur: *s, token: apiToken} // reload.go
+	d.reload = reload.reload
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -124,6 +126,11 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger) error {
 			stop()
 		}
 	}()
+	wg.Add(1)
+	go func() { // SIGHUP (reload.go)
+		defer wg.Done()
+		reload.run(ctx)
+	}()
 	<-ctx.Done()
 	log.Info("shutting down")
 	sdStopping(log)
@@ -146,6 +153,7 @@ type daemon struct {
 	mgr        *core.Manager
 	started    time.Time
 	transports []string
+	reload     func(via string) (reloadResult, error) // reload.go
 }
 
 // apiLock loads the API token and, with api-client-ca, returns the API's

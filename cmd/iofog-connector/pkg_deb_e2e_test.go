@@ -256,8 +256,8 @@ func pkgCheckInstall(t *testing.T) {
 	if n, err := strconv.Atoi(u["LimitNOFILE"]); err != nil || n < 10000*62 {
 		t.Errorf("unit: LimitNOFILE=%q is not enough for 10,000 mappings", u["LimitNOFILE"])
 	}
-	if _, ok := u["ExecReload"]; ok {
-		t.Errorf("unit: ExecReload set, but the daemon has no reload")
+	if !strings.HasPrefix(u["ExecReload"], "/usr/bin/iofog-connector reload ") || !strings.Contains(u["ExecReload"], " --data-dir "+pkgDataDir) {
+		t.Errorf("unit: ExecReload=%q, want iofog-connector reload on the data dir", u["ExecReload"])
 	}
 	if _, err := exec.LookPath("systemctl"); err == nil {
 		if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/" + pkgName + ".service"); err != nil {

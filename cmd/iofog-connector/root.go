@@ -24,6 +24,7 @@ func newRootCmd() *cobra.Command {
 		newAgentCmd(),
 		newPluginsCmd(),
 		newHealthCmd(), newGenCertCmd(), // healthcmd.go, gencert.go
+		newMappingCmd(), newReloadCmd(), // mappingcmd.go, reloadcmd.go
 	)
 	return root
 }
