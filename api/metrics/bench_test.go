@@ -70,3 +70,23 @@ func TestScrape10kSeries(t *testing.T) {
 		t.Fatalf("a scrape of 10,000 mappings is %d bytes", len(body))
 	}
 }
+
+// BenchmarkScrape10kGzip is BenchmarkScrape10k as Prometheus asks for it
+// (Accept-Encoding: gzip).
+func BenchmarkScrape10kGzip(b *testing.B) {
+	m := metrics.New(metrics.Config{Version: "bench"})
+	m.Watch(sourcesN(10000))
+	h := m.Handler()
+	size := 0
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", metrics.Path, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+			b.Fatalf("scrape: %d %q", rec.Code, rec.Header().Get("Content-Encoding"))
+		}
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+}

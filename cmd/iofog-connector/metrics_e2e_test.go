@@ -407,3 +407,60 @@ func metricsE2EListening(pid int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+// TestMetricsE2EMuxFailureReasons: on a yamux mapping (a muxkit
+// transport) our agent with a wrong passcode is counted as bad_passcode,
+// and a connection that sends bytes that are not the handshake as one
+// failure of a known reason (never "unknown").
+func TestMetricsE2EMuxFailureReasons(t *testing.T) {
+	e2eWatchdog(t, 2*time.Minute)
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
+	d := e2eStartDaemon(t, e2eOptions{Ports: 4, Settings: map[string]any{"metrics-address": metricsAddr}})
+	url := "http://" + metricsAddr + "/metrics"
+	m := d.AddMapping(t, `{"type":"public","maxconnections":4,"heartbeatabsencethreshold":200000,"transport":"yamux"}`)
+	failures := func(s metricsE2EScrape) (byReason map[string]float64, total float64) {
+		byReason = map[string]float64{}
+		for _, mm := range s["iofog_connector_agent_handshake_failures_total"].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mm.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["mapping_id"] == m.ID && labels["side"] == "1" {
+				byReason[labels["reason"]] += mm.GetCounter().GetValue()
+				total += mm.GetCounter().GetValue()
+			}
+		}
+		return byReason, total
+	}
+
+	c, err := net.Dial("tcp", d.Addr(m.Port1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("GET / HTTP/1.0\r\nHost: x\r\n\r\n" + strings.Repeat("x", 64)))
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.Copy(io.Discard, c)
+	c.Close()
+	s := metricsE2EWait(t, url, "garbage counted", func(s metricsE2EScrape) error {
+		if _, total := failures(s); total != 1 {
+			return fmt.Errorf("failures %v, want 1", total)
+		}
+		return nil
+	})
+	if by, _ := failures(s); by["unknown"] != 0 || by["bad_passcode"] != 0 {
+		t.Errorf("a connection that is not the handshake counted as %v", by)
+	} else {
+		t.Logf("a connection that is not the handshake counted as %v", by)
+	}
+
+	agent := e2eStart(t, d.Bin, e2eAgentArgs("public", d.Addr(m.Port1), "not-"+m.Passcode1,
+		"--local", e2eEcho(t), "--transport", "yamux", "--plaintext")...)
+	metricsE2EWait(t, url, "wrong passcode counted", func(s metricsE2EScrape) error {
+		if by, _ := failures(s); by["bad_passcode"] < 1 {
+			return fmt.Errorf("failures %v, want bad_passcode >= 1", by)
+		}
+		return nil
+	})
+	agent.stop(t)
+	d.Stop(t)
+}
