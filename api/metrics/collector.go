@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,12 +95,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if src == nil {
 		return
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	send := func(d *prometheus.Desc, typ prometheus.ValueType, v float64, labels []string) {
+		m, err := prometheus.NewConstMetric(d, typ, v, labels...)
+		if err != nil { // never panic in a scrape: report it and serve the rest
+			m = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- m
 	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
-	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) { send(d, prometheus.GaugeValue, v, labels) }
+	counter := func(d *prometheus.Desc, v float64, labels ...string) { send(d, prometheus.CounterValue, v, labels) }
 	if p := src.Ports; p != nil {
 		free := p.Free()
 		gauge(descPortsFree, float64(free))
@@ -122,7 +126,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		count[kind{core.TypePrivate, n}] = 0
 	}
 	for _, st := range src.Core.List() {
-		count[kind{st.Type, st.Transport}]++
+		count[kind{labelValue(st.Type), labelValue(st.Transport)}]++
 		c.mapping(&st, gauge, counter)
 	}
 	keys := make([]kind, 0, len(count))
@@ -141,9 +145,9 @@ type emit func(d *prometheus.Desc, v float64, labels ...string)
 
 // mapping sends the series of one mapping.
 func (c *collector) mapping(st *core.MappingStatus, gauge, counter emit) {
-	id := st.ID
+	id := labelValue(st.ID)
 	public := st.Type == core.TypePublic
-	gauge(descInfo, 1, id, st.Type, st.Transport, strconv.Itoa(st.Port1), strconv.Itoa(st.Port2))
+	gauge(descInfo, 1, id, labelValue(st.Type), labelValue(st.Transport), strconv.Itoa(st.Port1), strconv.Itoa(st.Port2))
 	gauge(descActive, float64(st.Active), id)
 	counter(descTotal, float64(st.Total), id)
 	counter(descBytes, float64(st.BytesUp), id, DirectionUp)
@@ -175,6 +179,15 @@ func (c *collector) mapping(st *core.MappingStatus, gauge, counter emit) {
 			counter(descRefused, float64(r.n), id, r.reason)
 		}
 	}
+}
+
+// labelValue is s as a label value: valid UTF-8 (core and the store
+// already refuse ids that are not; this keeps a scrape whole regardless).
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // failureReasons are the reasons of sdk.EndpointStats.FailedByReason, in
