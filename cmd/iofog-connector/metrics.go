@@ -100,9 +100,16 @@ func (l *metricsListener) serve(ctx context.Context, m *metrics.Metrics, src met
 		return nil
 	}
 	m.Watch(src)
-	if tcp, ok := l.ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+	if metricsExposed(l.ln.Addr()) {
 		log.Warn("the metrics listen beyond loopback over plain HTTP without authentication: anyone who reaches them reads mapping ids, ports and traffic counts (no passcodes); restrict the port with a firewall or a network policy",
 			"metrics", l.URL())
 	}
 	return m.Serve(ctx, l.ln)
+}
+
+// metricsExposed reports whether a metrics listener on addr is reachable
+// beyond this host (anything but a loopback TCP address).
+func metricsExposed(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || !tcp.IP.IsLoopback()
 }
