@@ -117,6 +117,10 @@ type SideStatus struct {
 	// Failed counts agent connections that did not become links (failed
 	// or refused handshakes), when the transport counts them.
 	Failed int64
+	// FailedByReason splits Failed by sdk.Failure* reason, when the
+	// transport splits it (see sdk.EndpointStats.FailedByReason); nil
+	// otherwise. Read only.
+	FailedByReason map[string]int64
 	// Error says why the port stopped accepting and is being listened
 	// again; empty while it serves.
 	Error string
@@ -134,6 +138,10 @@ type MappingStatus struct {
 	// Active, Total, Refused, BytesUp and BytesDown are the relay's
 	// counters.
 	Active, Total, Refused, BytesUp, BytesDown int64
+	// RefusedNoAgent, RefusedTooMany and RefusedTLS split Refused by
+	// reason (see relay.Counters); Waiting is the number of public clients
+	// waiting for an agent link now.
+	RefusedNoAgent, RefusedTooMany, RefusedTLS, Waiting int64
 
 	down string
 }

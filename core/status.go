@@ -81,6 +81,11 @@ func (lv *live) status() MappingStatus {
 		Refused:   lv.counters.Refused.Load(),
 		BytesUp:   lv.counters.BytesUp.Load(),
 		BytesDown: lv.counters.BytesDown.Load(),
+
+		RefusedNoAgent: lv.counters.RefusedNoAgent.Load(),
+		RefusedTooMany: lv.counters.RefusedTooMany.Load(),
+		RefusedTLS:     lv.counters.RefusedTLS.Load(),
+		Waiting:        lv.counters.Waiting.Load(),
 	}
 	if lv.m.Type == TypePublic {
 		// The public port is active while it listens.
@@ -101,6 +106,7 @@ func sideStatus(ep sdk.Endpoint, port int) SideStatus {
 	if r, ok := ep.(sdk.StatsReporter); ok && ep != nil {
 		es := r.Stats()
 		s.Links, s.IdleLinks, s.Streams, s.Failed = es.Links, es.IdleLinks, es.Streams, es.Failed
+		s.FailedByReason = es.FailedByReason
 		s.Active = es.Links > 0
 	}
 	if sl, ok := ep.(*slot); ok && sl != nil {

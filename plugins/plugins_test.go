@@ -210,6 +210,9 @@ func TestCrashRestart(t *testing.T) {
 	if newPid := tr.Pid(); newPid == 0 || newPid == pid {
 		t.Fatalf("Pid() after restart = %d, old %d", newPid, pid)
 	}
+	if n := tr.Restarts(); n != 1 {
+		t.Errorf("Restarts() after one crash = %d, want 1 (the metrics' plugin restarts)", n)
+	}
 	out := logs.String()
 	for _, want := range []string{"transport plugin died", "transport plugin restarted", "stderr="} {
 		if !strings.Contains(out, want) {

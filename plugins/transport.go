@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ type Transport struct {
 	stderr    *tail
 	endpoints map[*endpoint]struct{}
 	closed    bool
+	restarts  atomic.Int64
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -356,6 +358,7 @@ func (t *Transport) restart(ctx context.Context) {
 		backoff = min(2*backoff, t.cfg.MaxBackoff)
 		t.log.Error("restarting transport plugin failed", "err", err, "retry_in", backoff)
 	}
+	t.restarts.Add(1)
 	t.mu.Lock()
 	r := t.remote
 	eps := make([]*endpoint, 0, len(t.endpoints))
@@ -371,6 +374,10 @@ func (t *Transport) restart(ctx context.Context) {
 	}
 	t.log.Info("transport plugin restarted", "pid", t.Pid(), "endpoints", relisted, "of", len(eps))
 }
+
+// Restarts returns how many times the plugin process was started again
+// after it died or hung.
+func (t *Transport) Restarts() int64 { return t.restarts.Load() }
 
 var (
 	_ sdk.Transport = (*Transport)(nil)

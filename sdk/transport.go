@@ -128,7 +128,34 @@ type EndpointStats struct {
 	// are not the protocol, timeouts) and connections refused at a limit.
 	// Zero when the transport does not count them.
 	Failed int64
+	// FailedByReason splits Failed by why the connection did not become a
+	// link, keyed by the Failure* constants (bad_passcode, limit,
+	// timeout, closed, protocol). It is nil when nothing failed, or when
+	// the transport does not split its failures; its values then add up
+	// to less than Failed, and a reader counts the rest as of unknown
+	// reason. Readers must not modify it.
+	FailedByReason map[string]int64
 }
+
+// Reasons an agent connection did not become a link: the keys of
+// [EndpointStats.FailedByReason]. New reasons may be added.
+const (
+	// FailureBadPasscode: the agent sent a passcode that is not the
+	// endpoint's.
+	FailureBadPasscode = "bad_passcode"
+	// FailureLimit: the endpoint held its maximum of links, or the
+	// source had too many handshakes pending.
+	FailureLimit = "limit"
+	// FailureTimeout: the handshake did not end in time.
+	FailureTimeout = "timeout"
+	// FailureClosed: the peer closed or reset the connection during the
+	// handshake.
+	FailureClosed = "closed"
+	// FailureProtocol: the peer did not speak the handshake (bytes that
+	// are not the protocol, a failed TLS handshake, an incompatible
+	// protocol version) or the handshake failed otherwise.
+	FailureProtocol = "protocol"
+)
 
 // Multiplexer is an optional interface of a [Transport] whose sessions
 // carry many streams over one network connection (yamux, quic). Agents

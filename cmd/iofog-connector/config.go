@@ -50,6 +50,10 @@ type settings struct {
 	// start, and a CA file for client certificates.
 	APIToken, APITokenFile, APIClientCA string
 
+	// MetricsAddress is where /metrics is served (metrics.go); empty:
+	// off.
+	MetricsAddress string
+
 	// PublicMaxWaiting and PublicMaxWaitingPerSource cap the public
 	// clients waiting for an agent link per mapping (0: relay defaults).
 	PublicMaxWaiting, PublicMaxWaitingPerSource int
@@ -61,6 +65,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("data-dir", "", "directory of configs.json and the control socket (default: the settings file's directory)")
 	fs.String("api-address", "", "HOST:PORT of the REST API (default :8080 in dev mode, :443 otherwise; 127.0.0.1:8080 on dev defaults)")
 	addAPIAuthFlags(fs)
+	addMetricsFlags(fs)
 }
 
 // loadSettings reads the settings file, then IOFOG_CONNECTOR_* variables,
@@ -71,7 +76,7 @@ func loadSettings(fs *pflag.FlagSet) (*settings, error) {
 	v.SetEnvPrefix("IOFOG_CONNECTOR")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
-	for _, key := range []string{"config", "data-dir", "api-address"} {
+	for _, key := range []string{"config", "data-dir", "api-address", "metrics-address"} {
 		if f := fs.Lookup(key); f != nil {
 			if err := v.BindPFlag(key, f); err != nil {
 				return nil, err
@@ -176,6 +181,9 @@ func (s *settings) fill(v *viper.Viper) error {
 	}
 	if s.TLSKey == "" {
 		s.TLSKey = filepath.Join(base, "server-key.pem")
+	}
+	if err := s.fillMetrics(v); err != nil {
+		return err
 	}
 	return s.fillAPIAuth(v)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/api"
+	"github.com/iofog/iofog-connector/api/metrics"
 	"github.com/iofog/iofog-connector/core"
 	"github.com/iofog/iofog-connector/core/ports"
 	"github.com/iofog/iofog-connector/core/store"
@@ -37,7 +38,8 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 	if err != nil {
 		return err
 	}
-	st, stored, err := store.Open(s.DataDir, store.Options{})
+	met := newMetrics(log) // metrics.go
+	st, stored, err := store.Open(s.DataDir, store.Options{OnSync: met.ObserveStoreSync})
 	if err != nil {
 		return fmt.Errorf("data-dir %s: %w", s.DataDir, err)
 	}
@@ -63,8 +65,9 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 	if transports[s.Transport] == nil {
 		return fmt.Errorf("transport: %q is not available (have: %s)", s.Transport, strings.Join(names, ", "))
 	}
+	pool := ports.New(s.Pool)
 	mgr, err := core.New(core.Config{
-		BindHost: s.BindHost, Ports: ports.New(s.Pool), Store: st,
+		BindHost: s.BindHost, Ports: pool, Store: st,
 		Transports: transports, DefaultTransport: s.Transport, TLS: tlsCfg,
 		PublicWaitTimeout: s.PublicWaitTimeout, Logger: log,
 		PublicMaxWaiting: s.PublicMaxWaiting, PublicMaxWaitingPerSource: s.PublicMaxWaitingPerSource,
@@ -73,6 +76,11 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 		return err
 	}
 	defer mgr.Close()
+	metricsLn, err := listenMetrics(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer metricsLn.Close()
 	apiLn, err := new(net.ListenConfig).Listen(ctx, "tcp", s.APIAddress)
 	if err != nil {
 		return fmt.Errorf("api-address: %w", err)
@@ -100,7 +108,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 		scheme = "https"
 	}
 	log.Info("iofog-connector started", "version", version, "pid", os.Getpid(),
-		"api", scheme+"://"+apiLn.Addr().String(), "dev", s.Dev, "settings_file", s.File, "data_dir", s.DataDir,
+		"api", scheme+"://"+apiLn.Addr().String(), "metrics", metricsLn.URL(), "dev", s.Dev, "settings_file", s.File, "data_dir", s.DataDir,
 		"ports", len(s.Pool), "mappings", len(stored), "transport", s.Transport, "transports", strings.Join(names, ","),
 		"startup", time.Since(started).Round(time.Millisecond), "api_auth", apiAuthMode(apiToken != "", s.APIClientCA != ""))
 	if apiUnprotected(apiLn.Addr(), apiToken != "", s.APIClientCA != "") {
@@ -110,8 +118,8 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 	sdReady(log, len(stored)) // systemd Type=notify (sdnotify.go)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(2)
+	errc := make(chan error, 3)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(ctx, apiLn, apiTLS); err != nil {
@@ -130,6 +138,13 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 	go func() { // SIGHUP (reload.go)
 		defer wg.Done()
 		reload.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := metricsLn.serve(ctx, met, metrics.Sources{Core: mgr, Ports: pool, Transports: transports}, log); err != nil {
+			errc <- err
+			stop()
+		}
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -87,7 +87,7 @@ func ServePublic(ctx context.Context, ln net.Listener, ep Opener, cfg PublicConf
 		src := admission.Source(c.RemoteAddr())
 		leave, ok := waiting.Acquire(src)
 		if !ok {
-			cfg.Counters.refuse()
+			cfg.Counters.refuse(tooMany)
 			refused.Add(src, "too many clients waiting for an agent link")
 			c.Close()
 			continue
@@ -104,13 +104,15 @@ func ServePublic(ctx context.Context, ln net.Listener, ep Opener, cfg PublicConf
 // has a stream or is refused; refuse logs a refusal in aggregate.
 func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConfig, log *slog.Logger, leave func(), refuse func(string)) {
 	defer leave()
+	waited := cfg.Counters.wait()
+	defer waited()
 	if h, ok := c.(handshaker); ok {
 		hctx, hcancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 		err := h.HandshakeContext(hctx)
 		hcancel()
 		if err != nil {
 			log.Debug("public client TLS handshake failed", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
-			cfg.Counters.refuse()
+			cfg.Counters.refuse(badTLS)
 			if ctx.Err() == nil {
 				refuse("TLS handshake: " + admission.Reason(err))
 			}
@@ -123,7 +125,7 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 	ocancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			cfg.Counters.refuse() // counted before the client can see the close
+			cfg.Counters.refuse(noAgent) // counted before the client can see the close
 			log.Debug("public client closed: no agent link", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
 			reason := "no agent link within " + cfg.WaitTimeout.String()
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -135,6 +137,7 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 		return
 	}
 	leave()
+	waited()
 	cfg.Counters.begin()
 	defer cfg.Counters.end()
 	_, err = pipe.JoinWith(ctx, c, s, cfg.Counters.pipeOptions(cfg.IdleTimeout))

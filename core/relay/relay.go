@@ -26,8 +26,21 @@ type Counters struct {
 	Total atomic.Int64
 	// Refused counts public clients closed because no agent link came in
 	// time, because too many clients were waiting (see PublicConfig), or
-	// because their TLS handshake failed.
+	// because their TLS handshake failed: the sum of RefusedNoAgent,
+	// RefusedTooMany and RefusedTLS.
 	Refused atomic.Int64
+	// RefusedNoAgent counts the public clients closed because no agent
+	// link came within the wait timeout (or the endpoint failed).
+	RefusedNoAgent atomic.Int64
+	// RefusedTooMany counts the public clients closed at once because
+	// too many clients were waiting (PublicConfig.MaxWaiting and
+	// MaxWaitingPerSource).
+	RefusedTooMany atomic.Int64
+	// RefusedTLS counts the public clients whose TLS handshake failed.
+	RefusedTLS atomic.Int64
+	// Waiting is the number of public clients accepted and waiting for an
+	// agent link (their TLS handshake included).
+	Waiting atomic.Int64
 	// BytesUp counts bytes from public clients (or side 1) toward agents
 	// (or side 2).
 	BytesUp atomic.Int64
@@ -59,9 +72,31 @@ func (c *Counters) end() {
 	}
 }
 
-func (c *Counters) refuse() {
+// refuse counts a refused public client in Refused and in by, one of c's
+// RefusedXxx counters.
+func (c *Counters) refuse(by func(*Counters) *atomic.Int64) {
 	if c != nil {
+		by(c).Add(1)
 		c.Refused.Add(1)
+	}
+}
+
+func noAgent(c *Counters) *atomic.Int64 { return &c.RefusedNoAgent }
+func tooMany(c *Counters) *atomic.Int64 { return &c.RefusedTooMany }
+func badTLS(c *Counters) *atomic.Int64  { return &c.RefusedTLS }
+
+// wait counts a public client waiting for an agent link, and returns
+// what ends its wait (idempotent).
+func (c *Counters) wait() (done func()) {
+	if c == nil {
+		return func() {}
+	}
+	c.Waiting.Add(1)
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			c.Waiting.Add(-1)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // File names inside the data dir.
@@ -30,6 +31,11 @@ type Options struct {
 	// CompactAfter is the journal length (records) after which the journal
 	// is folded into configs.json. Zero means DefaultCompactAfter.
 	CompactAfter int
+	// OnSync, when not nil, is called with how long each fsync of the
+	// journal took (one per batch of changes, failed ones included), on
+	// the store's writer goroutine: it must be quick and must not call
+	// the store. Nil costs nothing.
+	OnSync func(time.Duration)
 }
 
 // Store is the durable set of mappings. It is safe for concurrent use.
@@ -375,7 +381,7 @@ func (s *Store) appendSync(b []byte) error {
 	}
 	_, err := s.journal.Write(b)
 	if err == nil {
-		err = s.journal.Sync()
+		err = s.sync()
 	}
 	if err != nil {
 		s.dirty = true
@@ -386,6 +392,17 @@ func (s *Store) appendSync(b []byte) error {
 	}
 	s.size += int64(len(b))
 	return nil
+}
+
+// sync fsyncs the journal, timed for Options.OnSync.
+func (s *Store) sync() error {
+	if s.opts.OnSync == nil {
+		return s.journal.Sync()
+	}
+	start := time.Now()
+	err := s.journal.Sync()
+	s.opts.OnSync(time.Since(start))
+	return err
 }
 
 func (s *Store) cutBack() error {

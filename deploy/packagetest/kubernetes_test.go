@@ -126,6 +126,7 @@ type want struct {
 	udp         bool
 	secret      bool   // the TLS Secret is rendered (not an existing one)
 	tokenSecret string // name of the API token Secret, if any
+	noMetrics   bool   // metrics.enabled=false: no metrics listener
 }
 
 // matchLabels reports whether labels hold every selector pair.
@@ -205,6 +206,7 @@ func checkManifests(t *testing.T, objs []obj, w want) {
 	if named["api"] != apiPort {
 		t.Errorf("container port api %d, settings api-address port %d", named["api"], apiPort)
 	}
+	checkMetrics(t, conf, named, get(pod, "metadata", "annotations"), lo, hi, apiPort, w)
 	scheme := "HTTPS"
 	if w.dev {
 		scheme = "HTTP"
@@ -323,6 +325,33 @@ func checkManifests(t *testing.T, objs []obj, w want) {
 	}
 }
 
+// checkMetrics: with metrics on, the settings' metrics-address port is
+// the container port "metrics", outside the pool and not the API's, and
+// the pod's prometheus.io annotations point at it; with metrics off there
+// is none of these.
+func checkMetrics(t *testing.T, conf map[string]any, ports map[string]int, annotations any, lo, hi, apiPort int, w want) {
+	t.Helper()
+	addr, on := conf["metrics-address"].(string)
+	if w.noMetrics {
+		if on || ports["metrics"] != 0 || str(annotations, "prometheus.io/scrape") != "" {
+			t.Errorf("metrics off, yet metrics-address %q, port %d, annotations %v", addr, ports["metrics"], annotations)
+		}
+		return
+	}
+	_, ps, _ := strings.Cut(addr, ":")
+	port, _ := strconv.Atoi(ps)
+	if !on || port == 0 || ports["metrics"] != port {
+		t.Fatalf("metrics-address %q, container port metrics %d: want the same port", addr, ports["metrics"])
+	}
+	if (port >= lo && port <= hi) || port == apiPort {
+		t.Errorf("metrics port %d is in the pool %d-%d or the API's %d", port, lo, hi, apiPort)
+	}
+	if str(annotations, "prometheus.io/scrape") != "true" || str(annotations, "prometheus.io/port") != ps ||
+		str(annotations, "prometheus.io/path") != "/metrics" {
+		t.Errorf("pod annotations %v: want prometheus.io scrape, port %s and path /metrics", annotations, ps)
+	}
+}
+
 // checkTLSSecret requires a kubernetes.io/tls Secret whose certificate
 // parses and which helm keeps on uninstall.
 func checkTLSSecret(t *testing.T, sec obj) {
@@ -426,6 +455,8 @@ func TestHelmChart(t *testing.T) {
 		{"dev", "--set dev=true", want{dev: true, serviceType: "LoadBalancer"}},
 		{"API token", "--set apiToken.existingSecret=tok --set tls.existingSecret=iofog-connector-tls", want{serviceType: "LoadBalancer", tokenSecret: "tok"}},
 		{"host network", "--set hostNetwork=true --set tls.existingSecret=iofog-connector-tls", want{}},
+		{"metrics off", "--set metrics.enabled=false --set tls.existingSecret=iofog-connector-tls", want{serviceType: "LoadBalancer", noMetrics: true}},
+		{"metrics port", "--set metrics.port=9100 --set tls.existingSecret=iofog-connector-tls", want{serviceType: "LoadBalancer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,6 +475,8 @@ func TestHelmChart(t *testing.T) {
 		"--set service.type=ClusterIP":                 "is not LoadBalancer or NodePort",
 		"--set api.port=7010":                          "lies in the port pool",
 		"--set-string tls.cert=x":                      "tls.key is required",
+		"--set metrics.port=7010":                      "metrics.port 7010 lies in the port pool",
+		"--set metrics.port=8443":                      "metrics.port 8443 is the API's port",
 	} {
 		if _, out, err := render(args); err == nil || !strings.Contains(out, msg) {
 			t.Errorf("helm template %s: %v, want a refusal saying %q\n%s", args, err, msg, out)

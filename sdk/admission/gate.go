@@ -21,6 +21,7 @@ type Gate struct {
 	pending  *Limiter
 	failures *Tally
 	failed   atomic.Int64
+	byClass  [len(failureClasses)]atomic.Int64
 
 	done chan struct{}
 	once sync.Once
@@ -51,7 +52,7 @@ func (g *Gate) Enter(addr net.Addr) (leave func(), ok bool) {
 	src := Source(addr)
 	leave, ok = g.pending.Acquire(src)
 	if !ok {
-		g.count(src, "too many pending handshakes from this source")
+		g.count(src, ReasonPendingCap)
 	}
 	return leave, ok
 }
@@ -64,12 +65,29 @@ func (g *Gate) Fail(addr net.Addr, reason string) {
 
 func (g *Gate) count(src, reason string) {
 	g.failed.Add(1)
+	g.byClass[classIndex(reason)].Add(1)
 	g.failures.Add(src, reason)
 }
 
 // Failed returns how many connections failed or were refused since the
 // gate was made.
 func (g *Gate) Failed() int64 { return g.failed.Load() }
+
+// FailedByReason splits [Gate.Failed] by [Class] of the reasons given,
+// for [sdk.EndpointStats.FailedByReason]: nil while nothing failed, so a
+// healthy endpoint's snapshot allocates nothing.
+func (g *Gate) FailedByReason() map[string]int64 {
+	if g.failed.Load() == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(failureClasses))
+	for i, c := range failureClasses {
+		if n := g.byClass[i].Load(); n > 0 {
+			m[c] = n
+		}
+	}
+	return m
+}
 
 // Pending returns how many handshakes are pending now, from every source.
 func (g *Gate) Pending() int { return g.pending.Len() }

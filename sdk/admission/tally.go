@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
 )
 
 // Defaults of [TallyConfig].
@@ -175,21 +177,58 @@ func (t *Tally) Close() {
 	t.write(window, others)
 }
 
+// Reasons a handshake failed, as [Reason] and the transports name them in
+// log lines; [Class] sorts them into the sdk.Failure* classes.
+const (
+	ReasonTimeout      = "timeout"
+	ReasonClosed       = "closed during the handshake"
+	ReasonReset        = "connection reset"
+	ReasonRefused      = "refused"
+	ReasonBadPasscode  = "wrong passcode"
+	ReasonLinkLimit    = "link limit reached"
+	ReasonPendingCap   = "too many pending handshakes from this source"
+	ReasonIncompatible = "incompatible protocol version"
+	ReasonGone         = "gone during the handshake"
+)
+
 // Reason describes a failed handshake's error briefly, for a [Tally]:
-// "timeout", "closed during the handshake", "connection reset", or the
-// error's text (cut to a bounded length by Add).
+// [ReasonTimeout], [ReasonClosed], [ReasonReset], or the error's text (cut
+// to a bounded length by Add).
 func Reason(err error) string {
 	var ne net.Error
 	switch {
 	case err == nil:
-		return "refused"
+		return ReasonRefused
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
+		return ReasonTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "closed during the handshake"
+		return ReasonClosed
 	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
+		return ReasonReset
 	}
 	return err.Error()
+}
+
+// failureClasses are the classes [Class] returns, in [Gate]'s counter order.
+var failureClasses = [...]string{sdk.FailureBadPasscode, sdk.FailureLimit, sdk.FailureTimeout, sdk.FailureClosed, sdk.FailureProtocol}
+
+// Class sorts a reason given to [Gate.Fail] into one of the sdk.Failure*
+// classes of [sdk.EndpointStats.FailedByReason]: the Reason* constants
+// into theirs, and any other text (an error's, from [Reason]: bytes that
+// are not the protocol, a failed TLS handshake) into sdk.FailureProtocol.
+func Class(reason string) string { return failureClasses[classIndex(reason)] }
+
+func classIndex(reason string) int {
+	switch reason {
+	case ReasonBadPasscode:
+		return 0
+	case ReasonLinkLimit, ReasonPendingCap, ReasonRefused:
+		return 1
+	case ReasonTimeout:
+		return 2
+	case ReasonClosed, ReasonReset, ReasonGone:
+		return 3
+	}
+	return 4
 }

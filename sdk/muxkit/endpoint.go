@@ -417,7 +417,7 @@ func (ep *Endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
 	n := len(ep.links)
 	ep.mu.Unlock()
-	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load()), Failed: ep.gate.Failed()}
+	return sdk.EndpointStats{Links: n, Streams: int(ep.streams.Load()), Failed: ep.gate.Failed(), FailedByReason: ep.gate.FailedByReason()}
 }
 
 var (

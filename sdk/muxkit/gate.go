@@ -78,11 +78,11 @@ func Refusal(a Answer, err error) string {
 	case err != nil:
 		return admission.Reason(err)
 	case a == AnswerBadPasscode:
-		return "wrong passcode"
+		return admission.ReasonBadPasscode
 	case a == AnswerLinkLimit:
-		return "link limit reached"
+		return admission.ReasonLinkLimit
 	case a == AnswerIncompatible:
-		return "incompatible protocol version"
+		return admission.ReasonIncompatible
 	}
-	return "gone during the handshake"
+	return admission.ReasonGone
 }

@@ -221,7 +221,7 @@ func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, l
 		stop()
 		c.Close()
 		log.Debug("legacy agent refused: link limit reached", "max_links", ep.cfg.MaxLinks)
-		ep.failedHandshake(raw, "link limit reached")
+		ep.failedHandshake(raw, admission.ReasonLinkLimit)
 		return
 	}
 	_, err = io.WriteString(c, legacyAuthorized)
@@ -370,7 +370,7 @@ func (ep *endpoint) Close() error {
 // Stats implements [sdk.StatsReporter].
 func (ep *endpoint) Stats() sdk.EndpointStats {
 	ep.mu.Lock()
-	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy), Failed: ep.gate.Failed()}
+	st := sdk.EndpointStats{Links: ep.links, Streams: len(ep.handed) + len(ep.legacy), Failed: ep.gate.Failed(), FailedByReason: ep.gate.FailedByReason()}
 	ep.mu.Unlock()
 	st.IdleLinks = ep.idle.len()
 	return st

@@ -26,13 +26,13 @@ func refusalReason(answer byte, err error) string {
 	case err != nil:
 		return admission.Reason(err)
 	case answer == answerBadPasscode:
-		return "wrong passcode"
+		return admission.ReasonBadPasscode
 	case answer == answerLinkLimit:
-		return "link limit reached"
+		return admission.ReasonLinkLimit
 	case answer == answerIncompatible:
-		return "incompatible protocol version"
+		return admission.ReasonIncompatible
 	}
-	return "gone during the handshake"
+	return admission.ReasonGone
 }
 
 // legacyReason names why a legacy passcode was refused.
@@ -40,5 +40,5 @@ func legacyReason(err error) string {
 	if err != nil {
 		return admission.Reason(err)
 	}
-	return "wrong passcode"
+	return admission.ReasonBadPasscode
 }

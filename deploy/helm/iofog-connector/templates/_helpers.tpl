@@ -48,3 +48,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- printf "%d-%d" $first $last -}}
 {{- end -}}
+
+{{/* The metrics port, checked against the pool and the API port. */}}
+{{- define "iofog-connector.metricsPort" -}}
+{{- $port := int .Values.metrics.port -}}
+{{- if or (lt $port 1) (gt $port 65535) -}}
+{{- fail (printf "metrics.port: %d is not a port" $port) -}}
+{{- end -}}
+{{- if and (le (int .Values.ports.first) $port) (ge (int .Values.ports.last) $port) -}}
+{{- fail (printf "metrics.port %d lies in the port pool" $port) -}}
+{{- end -}}
+{{- if eq $port (int .Values.api.port) -}}
+{{- fail (printf "metrics.port %d is the API's port" $port) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/iofog/iofog-connector/api/metrics"
+)
+
+// devMetricsAddress is where the metrics are served on the built-in dev
+// defaults (no settings file): loopback, off the API's 8080 and the
+// mapping ports 7000-7999.
+const devMetricsAddress = "127.0.0.1:9478"
+
+// metricsOff is the metrics-address value that turns the metrics off
+// where they default to on (dev defaults); empty does too.
+const metricsOff = "off"
+
+// addMetricsFlags declares the metrics flag.
+func addMetricsFlags(fs *pflag.FlagSet) {
+	fs.String("metrics-address", "", "HOST:PORT of the Prometheus /metrics listener, plain HTTP, no passcodes (default off; "+devMetricsAddress+" on dev defaults; \"off\" turns it off; env IOFOG_CONNECTOR_METRICS_ADDRESS)")
+}
+
+// fillMetrics reads metrics-address: off unless set, except on dev
+// defaults where it is devMetricsAddress.
+func (s *settings) fillMetrics(v *viper.Viper) error {
+	addr := strings.TrimSpace(v.GetString("metrics-address"))
+	switch {
+	case strings.EqualFold(addr, metricsOff):
+		addr = ""
+	case addr == "" && s.DevDefaults && !v.IsSet("metrics-address"):
+		addr = devMetricsAddress
+	}
+	if addr != "" {
+		if _, p, err := net.SplitHostPort(addr); err != nil || p == "" {
+			return fmt.Errorf("metrics-address: %q is not HOST:PORT (or %q)", addr, metricsOff)
+		}
+	}
+	s.MetricsAddress = addr
+	return nil
+}
+
+// newMetrics returns the daemon's metrics registry (its own, never the
+// global one).
+func newMetrics(log *slog.Logger) *metrics.Metrics {
+	return metrics.New(metrics.Config{Version: version, Logger: log})
+}
+
+// metricsListener is the metrics' own listener; nil when they are off.
+// Its methods are safe on nil.
+type metricsListener struct {
+	ln net.Listener
+}
+
+// listenMetrics binds s.MetricsAddress; nil when it is empty (metrics
+// off). On dev defaults, where nobody asked for metrics, a port already
+// taken (a second dev daemon) only costs the metrics, with a warning.
+func listenMetrics(ctx context.Context, s *settings, log *slog.Logger) (*metricsListener, error) {
+	if s.MetricsAddress == "" {
+		return nil, nil
+	}
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", s.MetricsAddress)
+	if err != nil {
+		if s.DevDefaults && s.MetricsAddress == devMetricsAddress {
+			log.Warn("metrics are off: their dev-default address is taken", "metrics_address", s.MetricsAddress, "err", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("metrics-address: %w", err)
+	}
+	return &metricsListener{ln: ln}, nil
+}
+
+// URL says where the metrics are served, for the start-up line.
+func (l *metricsListener) URL() string {
+	if l == nil {
+		return metricsOff
+	}
+	return "http://" + l.ln.Addr().String() + metrics.Path
+}
+
+// Close closes the listener (idempotent in effect: a second close only
+// returns an error, ignored).
+func (l *metricsListener) Close() {
+	if l != nil {
+		l.ln.Close()
+	}
+}
+
+// serve watches src and answers scrapes until ctx is done; it returns at
+// once when the metrics are off. Beyond loopback it warns that anyone
+// who reaches the port reads the metrics.
+func (l *metricsListener) serve(ctx context.Context, m *metrics.Metrics, src metrics.Sources, log *slog.Logger) error {
+	if l == nil {
+		return nil
+	}
+	m.Watch(src)
+	if metricsExposed(l.ln.Addr()) {
+		log.Warn("the metrics listen beyond loopback over plain HTTP without authentication: anyone who reaches them reads mapping ids, ports and traffic counts (no passcodes); restrict the port with a firewall or a network policy",
+			"metrics", l.URL())
+	}
+	return m.Serve(ctx, l.ln)
+}
+
+// metricsExposed reports whether a metrics listener on addr is reachable
+// beyond this host (anything but a loopback TCP address).
+func metricsExposed(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || !tcp.IP.IsLoopback()
+}

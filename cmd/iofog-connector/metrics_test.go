@@ -1,0 +1,104 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+)
+
+// TestMetricsAddressSetting: metrics are off with a settings file that
+// does not name them, on loopback on dev defaults, and set by the file,
+// the flag or the environment; "off" turns them off; a value that is not
+// HOST:PORT is refused.
+func TestMetricsAddressSetting(t *testing.T) {
+	base := `{"ports":["7000-7010"],"dev":true`
+	for _, tt := range []struct {
+		name, body string
+		flags      []string
+		env        string
+		want       string
+		err        string
+	}{
+		{name: "file without it", body: base + `}`, want: ""},
+		{name: "file", body: base + `,"metrics-address":"127.0.0.1:9100"}`, want: "127.0.0.1:9100"},
+		{name: "all interfaces", body: base + `,"metrics-address":":9100"}`, want: ":9100"},
+		{name: "flag over file", body: base + `,"metrics-address":"127.0.0.1:9100"}`, flags: []string{"--metrics-address", "[::1]:9200"}, want: "[::1]:9200"},
+		{name: "env", body: base + `}`, env: "127.0.0.1:9300", want: "127.0.0.1:9300"},
+		{name: "off", body: base + `,"metrics-address":"off"}`, want: ""},
+		{name: "not host:port", body: base + `,"metrics-address":"9100"}`, err: `metrics-address: "9100" is not HOST:PORT`},
+		{name: "no port", body: base + `,"metrics-address":"127.0.0.1:"}`, err: "metrics-address"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("IOFOG_CONNECTOR_METRICS_ADDRESS", tt.env)
+			}
+			s, err := settingsFrom(t, tt.body, tt.flags...)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to say %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.MetricsAddress != tt.want {
+				t.Fatalf("MetricsAddress = %q, want %q", s.MetricsAddress, tt.want)
+			}
+		})
+	}
+}
+
+// TestMetricsDevDefault: on dev defaults (no settings file) the metrics
+// listen on loopback, on a port clear of the API's and the mapping ports;
+// "off" in the environment turns them off.
+func TestMetricsDevDefault(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	s := &settings{DevDefaults: true}
+	if err := s.fill(viper.New()); err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsAddress != devMetricsAddress || !strings.HasPrefix(devMetricsAddress, "127.0.0.1:") {
+		t.Fatalf("dev-default MetricsAddress = %q, want %q on loopback", s.MetricsAddress, devMetricsAddress)
+	}
+	if s.MetricsAddress == s.APIAddress {
+		t.Fatalf("the metrics and the API share %s", s.APIAddress)
+	}
+	for _, p := range s.Pool {
+		if strings.HasSuffix(devMetricsAddress, ":"+strconv.Itoa(p)) {
+			t.Fatalf("the dev metrics port %s is in the dev port range", devMetricsAddress)
+		}
+	}
+	v := viper.New()
+	v.Set("metrics-address", "off")
+	s = &settings{DevDefaults: true}
+	if err := s.fill(v); err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsAddress != "" {
+		t.Fatalf("metrics-address off on dev defaults: %q, want off", s.MetricsAddress)
+	}
+}
+
+// TestMetricsExposedDecision is the start-up warning's decision: only a
+// loopback listener keeps it quiet.
+func TestMetricsExposedDecision(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9478": false, "127.0.0.2:9478": false, "[::1]:9478": false,
+		"0.0.0.0:9478": true, "[::]:9478": true, "192.0.2.10:9478": true, "[2001:db8::1]:9478": true,
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := metricsExposed(a); got != want {
+			t.Errorf("metricsExposed(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if !metricsExposed(&net.UnixAddr{Name: "x", Net: "unix"}) {
+		t.Error("an address that is not TCP counts as loopback")
+	}
+}
