@@ -134,6 +134,9 @@ func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t s
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := startPprof(ctx, log); err != nil { // pprof.go
+		return err
+	}
 	ts, closePlugins, err := loadTransports(ctx, transportOptions{PluginDir: f.pluginDir, Logger: log})
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ in a warning and need a restart; settings that do not load change nothing.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if err := startPprof(ctx, log); err != nil { // pprof.go
+				return err
+			}
 			return runDaemon(ctx, s, log, reloadSource{hup: hup, level: level,
 				load: func() (*settings, error) { return loadSettings(cmd.Flags()) }})
 		},
