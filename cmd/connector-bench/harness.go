@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,11 @@ type benchConfig struct {
 	GoBench    bool
 	// Profile samples each relay with perf during one bulk upload.
 	Profile bool
+	// PprofDir, when set, receives Go CPU profiles of each relay anchor's
+	// daemon and agent under each load of the first repeat, and heap
+	// profiles with the most connections held, each with a symbolised
+	// summary (see gopprof.go).
+	PprofDir string
 	// OnlyControl skips every anchor (development of the control-plane
 	// measurement).
 	OnlyControl bool
@@ -68,6 +74,9 @@ type anchor struct {
 	hop1      []int  // first hop's PIDs (haproxy or the daemon)
 	hop2      []int  // second hop's PIDs (the agents)
 	skip      string // non-empty: not measured, and why
+	// pprof lists the relay processes serving Go's profiling endpoints
+	// (with -pprof).
+	pprof []pprofTarget
 }
 
 // pids returns every relay PID of the anchor, with the processes they
@@ -220,7 +229,11 @@ func runHarness(ctx context.Context, log *slog.Logger, cfg benchConfig) error {
 				continue
 			}
 			log.Info("measuring", "anchor", name, "repeat", rep+1)
-			measureAnchor(ctx, log, cfg, res, a)
+			var prof *goProfiles
+			if cfg.PprofDir != "" && rep == 0 && len(a.pprof) > 0 {
+				prof = &goProfiles{dir: cfg.PprofDir, targets: a.pprof, client: &http.Client{}}
+			}
+			measureAnchor(ctx, log, cfg, res, a, prof)
 		}
 	}
 	for _, name := range res.order {
@@ -370,7 +383,7 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 		a.skip = err.Error()
 		return a
 	}
-	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: dev, Transport: tr, PluginDir: cfg.PluginDir, Ports: ports})
+	d, err := newDaemon(cl, log, daemonOptions{Bin: cfg.Bin, Dir: dir, Dev: dev, Transport: tr, PluginDir: cfg.PluginDir, Ports: ports, Pprof: cfg.PprofDir != ""})
 	if err == nil {
 		_, err = d.start(ctx, -1, 20*time.Second)
 	}
@@ -379,7 +392,10 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 		return a
 	}
 	a.hop1 = []int{d.proc.pid()}
-	ao := agentOptions{Bin: cfg.Bin, Transport: tr, Pool: cfg.Pool, PluginDir: cfg.PluginDir}
+	if d.proc.pprof != "" {
+		a.pprof = append(a.pprof, pprofTarget{hop: "daemon", addr: d.proc.pprof})
+	}
+	ao := agentOptions{Bin: cfg.Bin, Transport: tr, Pool: cfg.Pool, PluginDir: cfg.PluginDir, Pprof: cfg.PprofDir != ""}
 	m, err := d.addPublic(ctx, tr, maxHold+500)
 	if err != nil {
 		a.skip = "mapping: " + err.Error()
@@ -391,6 +407,10 @@ func setupRelay(ctx context.Context, cl *cleanup, log *slog.Logger, cfg benchCon
 		return a
 	}
 	a.hop2 = append(a.hop2, ag.pid())
+	if ag.pprof != "" {
+		a.pprof = append(a.pprof, pprofTarget{hop: "agent", addr: ag.pprof})
+	}
+	ao.Pprof = false // the iperf pipe's agent is not profiled
 	var tlsCfg *tls.Config
 	if !dev {
 		tlsCfg = d.tlsCfg
@@ -453,14 +473,30 @@ var bulkCases = []struct {
 }
 
 // measureAnchor runs one repeat of every measurement on a.
-func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *results, a *anchor) {
+func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *results, a *anchor, prof *goProfiles) {
 	n := a.name
 	gb := func(b int64) float64 { return float64(b) / 1e9 }
+	secs := func(d time.Duration) int { return max(1, int((d+time.Second-1)/time.Second)) }
+	notes := func(ns []string) {
+		for _, s := range ns {
+			res.note(n, "%s", s)
+		}
+	}
 	// (1) and (5): bulk throughput with our tool, and CPU per GB.
-	for _, bc := range bulkCases {
+	for i, bc := range bulkCases {
 		c0, c1, c2 := cpuOf(a.pids()), cpuOf(a.hop1Pids()), cpuOf(a.hop2Pids())
 		cctx, cancel := context.WithTimeout(ctx, cfg.BulkDur+20*time.Second)
-		r, err := bulk(cctx, a.svc, bc.streams, cfg.BulkDur, bc.download)
+		var (
+			r   bulkResult
+			err error
+		)
+		p := prof
+		if i != 0 {
+			p = nil // profile the first case (one stream up) only
+		}
+		notes(p.cpuDuring(ctx, n, "bulk-"+bc.key, secs(cfg.BulkDur), func() {
+			r, err = bulk(cctx, a.svc, bc.streams, cfg.BulkDur, bc.download)
+		}))
 		cancel()
 		if err != nil {
 			res.note(n, "bulk %s: %v", bc.key, err)
@@ -490,7 +526,11 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	}
 	// (2) latency.
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	lr, err := pingPong(cctx, a.svc, cfg.PingN, 64)
+	var (
+		lr  latencyResult
+		err error
+	)
+	notes(prof.cpuDuring(ctx, n, "latency", 2, func() { lr, err = pingPong(cctx, a.svc, cfg.PingN, 64) }))
 	cancel()
 	if err != nil {
 		res.note(n, "latency: %v", err)
@@ -509,7 +549,8 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	}
 	// (3) and (5): connection rate and CPU per connection.
 	c0 := cpuOf(a.pids())
-	rr := connRate(ctx, a.svc, cfg.Workers, cfg.RateDur)
+	var rr rateResult
+	notes(prof.cpuDuring(ctx, n, "connrate", secs(cfg.RateDur), func() { rr = connRate(ctx, a.svc, cfg.Workers, cfg.RateDur) }))
 	res.add(n, "conn/s", float64(rr.OK)/rr.Elapsed.Seconds())
 	res.add(n, "conn fail", float64(rr.Failed))
 	if rr.FirstErr != nil {
@@ -520,7 +561,7 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	}
 	time.Sleep(500 * time.Millisecond) // let TIME_WAIT and relay cleanup settle
 	// (4) concurrency and memory.
-	measureHold(ctx, log, res, a, cfg.HoldNs)
+	measureHold(ctx, log, res, a, cfg.HoldNs, func() { notes(prof.heap(ctx, n, "held")) })
 	// Memory at rest: every connection of this anchor is closed (and
 	// measureHold waited a second for the relays to notice).
 	if len(a.pids()) > 0 {
@@ -534,7 +575,8 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 // the connections of one level stay open into the next), verifies each by
 // an echo and records RSS and descriptors against the level before any was
 // opened. All are closed at the end.
-func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor, ns []int) {
+// atMax, when not nil, runs while the most connections are held.
+func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor, ns []int, atMax func()) {
 	n := a.name
 	before, errB := rssKB(a.pids())
 	fds0, _, errF := fdCount(a.pids())
@@ -576,6 +618,9 @@ func measureHold(ctx context.Context, log *slog.Logger, res *results, a *anchor,
 			res.add(n, key+" pipes", float64(pipes1))
 		}
 		log.Debug("held", "anchor", n, "n", hn, "ok", ok, "rss_kb", at)
+	}
+	if atMax != nil && len(held) > 0 {
+		atMax()
 	}
 }
 

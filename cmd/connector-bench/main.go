@@ -79,6 +79,7 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 	hold := fs.String("hold", "", "ascending comma-separated held-connection counts (default 1000,5000,9000; quick 100,500)")
 	startMaps := fs.Int("start-mappings", 0, "mappings stored for the start-time test (default 10000, quick 1000)")
 	only := fs.String("only", "", "development: \"control\" measures only the control plane")
+	pprofDir := fs.String("pprof", "", "directory for Go CPU profiles of each relay's daemon and agent under each load (first repeat) and heap profiles with the most connections held, each with a `go tool pprof -top` summary")
 	gobench := fs.Bool("gobench", true, "also run the Go benchmarks of core, sdk, transports, plugins (quick: off unless given)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,6 +108,14 @@ func cmdRun(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if *startMaps > 0 {
 		cfg.StartMaps = *startMaps
+	}
+	if *pprofDir != "" {
+		if cfg.PprofDir, err = filepath.Abs(*pprofDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(cfg.PprofDir, 0o755); err != nil {
+			return fmt.Errorf("connector-bench: -pprof: %w", err)
+		}
 	}
 	cfg.OnlyControl = *only == "control"
 	if *repeats > 0 {

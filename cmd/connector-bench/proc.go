@@ -63,6 +63,9 @@ type child struct {
 	done chan struct{}
 	err  error // valid after done is closed
 	out  *tailBuffer
+	// pprof is the loopback address of the child's Go profiling
+	// endpoints, "" when it serves none.
+	pprof string
 }
 
 // tailBuffer keeps the last bytes written to it (a child's stderr).
@@ -91,7 +94,13 @@ func (t *tailBuffer) String() string {
 // set) go to a tail buffer. The child is registered on cl so it is stopped
 // by PID at the end whatever happens.
 func startChild(cl *cleanup, log *slog.Logger, name string, stdout io.Writer, path string, args ...string) (*child, error) {
+	return startChildEnv(cl, log, name, stdout, nil, path, args...)
+}
+
+// startChildEnv is startChild with the child's environment (nil: ours).
+func startChildEnv(cl *cleanup, log *slog.Logger, name string, stdout io.Writer, env []string, path string, args ...string) (*child, error) {
 	cmd := exec.Command(path, args...)
+	cmd.Env = env
 	tb := &tailBuffer{}
 	cmd.Stderr = tb
 	cmd.Stdout = tb

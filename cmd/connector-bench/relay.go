@@ -29,6 +29,7 @@ type daemonOptions struct {
 	Transport string // default transport of the daemon ("" leaves it out)
 	PluginDir string // "" leaves it out
 	Ports     string // pool of ports, "A-B"; "" means controlPorts
+	Pprof     bool   // serve Go's profiling endpoints (child.pprof)
 }
 
 // daemon is a running iofog-connector started by the harness.
@@ -103,12 +104,17 @@ func newDaemon(cl *cleanup, log *slog.Logger, opts daemonOptions) (*daemon, erro
 // (any count when wantMappings < 0).
 func (d *daemon) start(ctx context.Context, wantMappings int, within time.Duration) (time.Duration, error) {
 	t0 := time.Now()
-	c, err := startChild(d.cl, d.log, "iofog-connector", nil, d.opts.Bin,
+	env, paddr, err := pprofEnv(d.opts.Pprof)
+	if err != nil {
+		return 0, err
+	}
+	c, err := startChildEnv(d.cl, d.log, "iofog-connector", nil, env, d.opts.Bin,
 		"start", "--config", d.cfgPath, "--data-dir", d.dataDir)
 	if err != nil {
 		return 0, err
 	}
 	d.proc = c
+	c.pprof = paddr
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
@@ -217,6 +223,7 @@ type agentOptions struct {
 	Transport string
 	Pool      int
 	PluginDir string
+	Pprof     bool // serve Go's profiling endpoints (child.pprof)
 }
 
 // startAgent starts `iofog-connector agent public` for m toward local and
@@ -242,10 +249,15 @@ func (d *daemon) startAgent(ctx context.Context, m mapping, local string, ao age
 	if ao.PluginDir != "" {
 		args = append(args, "--plugin-dir", ao.PluginDir)
 	}
-	c, err := startChild(d.cl, d.log, "agent-"+ao.Transport, nil, ao.Bin, args...)
+	env, paddr, err := pprofEnv(ao.Pprof)
 	if err != nil {
 		return nil, err
 	}
+	c, err := startChildEnv(d.cl, d.log, "agent-"+ao.Transport, nil, env, ao.Bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	c.pprof = paddr
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if !c.alive() {
