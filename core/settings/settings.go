@@ -215,9 +215,6 @@ type Key struct {
 	Name string
 	// Want says what a value must be, for error messages.
 	Want string
-	// Flag reports whether the daemon's commands have a flag --Name
-	// (--plugin-dir for plugins.dir).
-	Flag bool
 	dst  func(*raw) any
 }
 
@@ -237,9 +234,9 @@ func Keys() []Key {
 		{Name: "broker", Want: "a number from 0 to 65535", dst: func(r *raw) any { return &r.Broker }},
 		{Name: "address", Want: wantString, dst: func(r *raw) any { return &r.Address }},
 		{Name: "bind", Want: "an IP address", dst: func(r *raw) any { return &r.Bind }},
-		{Name: "api-address", Want: "HOST:PORT", Flag: true, dst: func(r *raw) any { return &r.APIAddress }},
+		{Name: "api-address", Want: "HOST:PORT", dst: func(r *raw) any { return &r.APIAddress }},
 		{Name: "api", Want: "HOST:PORT", dst: func(r *raw) any { return &r.API }},
-		{Name: "data-dir", Want: wantString, Flag: true, dst: func(r *raw) any { return &r.DataDir }},
+		{Name: "data-dir", Want: wantString, dst: func(r *raw) any { return &r.DataDir }},
 		{Name: "transport", Want: "a transport name", dst: func(r *raw) any { return &r.Transport }},
 		{Name: "plugins.dir", Want: wantString, dst: func(r *raw) any { return &r.PluginDir }},
 		{Name: "plugins.checksums", Want: checksumsWant, dst: func(r *raw) any { return &r.Checksums }},
@@ -251,9 +248,9 @@ func Keys() []Key {
 		{Name: "tls-cert", Want: wantString, dst: func(r *raw) any { return &r.TLSCert }},
 		{Name: "tls-key", Want: wantString, dst: func(r *raw) any { return &r.TLSKey }},
 		{Name: "api-token", Want: wantString, dst: func(r *raw) any { return &r.APIToken }},
-		{Name: "api-token-file", Want: wantString, Flag: true, dst: func(r *raw) any { return &r.APITokenFile }},
-		{Name: "api-client-ca", Want: wantString, Flag: true, dst: func(r *raw) any { return &r.APIClientCA }},
-		{Name: "metrics-address", Want: `HOST:PORT (or "off")`, Flag: true, dst: func(r *raw) any { return &r.MetricsAddress }},
+		{Name: "api-token-file", Want: wantString, dst: func(r *raw) any { return &r.APITokenFile }},
+		{Name: "api-client-ca", Want: wantString, dst: func(r *raw) any { return &r.APIClientCA }},
+		{Name: "metrics-address", Want: `HOST:PORT (or "off")`, dst: func(r *raw) any { return &r.MetricsAddress }},
 	}
 }
 

@@ -377,3 +377,17 @@ func TestSettingsAPIAddressDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsShippedFiles: the settings files the packages install load.
+func TestSettingsShippedFiles(t *testing.T) {
+	for _, p := range []string{"../../deploy/debian/iofog-connector.conf", "../../deploy/container/iofog-connector.conf"} {
+		fs := daemonFlags()
+		if err := fs.Parse([]string{"--config", p, "--data-dir", t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Load(Source{Flags: fs})
+		if err != nil || s.Dev || len(s.Pool) < 2 || s.Broker != 12345 || s.Address != "127.0.0.1" {
+			t.Errorf("%s: %+v %v", p, s, err)
+		}
+	}
+}
