@@ -73,7 +73,7 @@ func (l *loader) decode(key, want string, value, dst any) error {
 		return nil
 	}
 	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:  hook,
+		DecodeHook:  mapstructure.DecodeHookFuncType(hook),
 		Result:      dst,
 		ErrorUnused: true,
 	})
@@ -99,7 +99,7 @@ func (l *loader) decode(key, want string, value, dst any) error {
 // hook converts what JSON, the environment and flags give (strings,
 // float64, bool, []any, map[string]any) into the settings' types. It
 // replaces spf13/cast: numbers must be whole, strings stay strings.
-var hook mapstructure.DecodeHookFuncType = func(from, to reflect.Type, data any) (any, error) {
+func hook(_, to reflect.Type, data any) (any, error) {
 	switch {
 	case to == durationType:
 		return toDuration(data)

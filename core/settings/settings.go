@@ -88,8 +88,13 @@ type Source struct {
 	Transports map[string]any
 }
 
-// flagKeys maps flags named otherwise than their key.
-var flagKeys = map[string]string{"plugin-dir": "plugins.dir"}
+// flagKey is the key a flag sets: its name, but for --plugin-dir.
+func flagKey(name string) string {
+	if name == "plugin-dir" {
+		return "plugins.dir"
+	}
+	return name
+}
 
 // loader is one load: viper's layers and where each key came from.
 type loader struct {
@@ -118,10 +123,7 @@ func open(src Source, keys []string) (*loader, error) {
 	if src.Flags != nil {
 		var err error
 		src.Flags.VisitAll(func(f *pflag.Flag) {
-			key := f.Name
-			if k, ok := flagKeys[key]; ok {
-				key = k
-			}
+			key := flagKey(f.Name)
 			if !wanted[key] || err != nil {
 				return
 			}
