@@ -31,7 +31,6 @@ type agentFlags struct {
 	insecure     bool
 	plaintext    bool
 	dev          bool
-	pluginDir    string
 	logLevel     string
 	beat         time.Duration
 	threshold    time.Duration
@@ -50,7 +49,7 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "speak TLS but do NOT verify the connector's certificate: anyone on the path can pose as the connector and learn the passcode (testing only; logged as a warning)")
 	fl.BoolVar(&f.plaintext, "plaintext", false, "no TLS, for a connector in dev mode: the passcode and the traffic cross the network in clear (quic, which always encrypts, then accepts the connector's certificate unverified)")
 	fl.BoolVar(&f.dev, "dev", false, "same as --plaintext")
-	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin) (default: plugins.dir of --config, or IOFOG_CONNECTOR_PLUGINS_DIR)")
+	fl.String("plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin) (default: plugins.dir of --config, or IOFOG_CONNECTOR_PLUGINS_DIR)")
 	fl.String("config", "", "settings file to read plugins.dir, plugins.checksums and transports.<name> (such as transports.quic.pin-sha256) from (default: none; env IOFOG_CONNECTOR_CONFIG)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.DurationVar(&f.beat, "heartbeat-interval", 0, "how often idle links beat (default: a quarter of the threshold the connector announces, at least 250 ms; the transport's own default against an older connector)")
