@@ -14,8 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	csettings "github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
+	"github.com/iofog/iofog-connector/transports/quic"
 )
 
 // agentFlags are the flags both agent subcommands share.
@@ -29,7 +31,6 @@ type agentFlags struct {
 	insecure     bool
 	plaintext    bool
 	dev          bool
-	pluginDir    string
 	logLevel     string
 	beat         time.Duration
 	threshold    time.Duration
@@ -48,7 +49,8 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "speak TLS but do NOT verify the connector's certificate: anyone on the path can pose as the connector and learn the passcode (testing only; logged as a warning)")
 	fl.BoolVar(&f.plaintext, "plaintext", false, "no TLS, for a connector in dev mode: the passcode and the traffic cross the network in clear (quic, which always encrypts, then accepts the connector's certificate unverified)")
 	fl.BoolVar(&f.dev, "dev", false, "same as --plaintext")
-	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin)")
+	fl.String("plugin-dir", "", "directory of transport plugins (for --transport NAME of a plugin) (default: plugins.dir of --config, or IOFOG_CONNECTOR_PLUGINS_DIR)")
+	fl.String("config", "", "settings file to read plugins.dir, plugins.checksums and transports.<name> (such as transports.quic.pin-sha256) from (default: none; env IOFOG_CONNECTOR_CONFIG)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.DurationVar(&f.beat, "heartbeat-interval", 0, "how often idle links beat (default: a quarter of the threshold the connector announces, at least 250 ms; the transport's own default against an older connector)")
 	fl.DurationVar(&f.threshold, "heartbeat-threshold", 0, "drop a link silent this long (default: the mapping's threshold, which the connector announces; the transport's own default against an older connector)")
@@ -105,8 +107,8 @@ func (f *agentFlags) dialConfig(log *slog.Logger) (sdk.DialConfig, error) {
 }
 
 func (f *agentFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+	lvl, err := csettings.ParseLevel(f.logLevel)
+	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	h := slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})
@@ -121,6 +123,15 @@ func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t s
 	log, err := f.logger(cmd)
 	if err != nil {
 		return err
+	}
+	// plugins.dir (--plugin-dir), plugins.checksums and transports.<name>
+	// from the flags, the environment and --config (core/settings).
+	tset, err := csettings.LoadTransports(csettings.Source{Flags: cmd.Flags(), Transports: transportConfigs()})
+	if err != nil {
+		return err
+	}
+	if q, _ := tset.Configs["quic"].(quic.Config); f.transport == "quic" && q.PinSHA256 != "" && f.sec.TLS == nil {
+		log.Info("quic: the connector's certificate must match transports.quic.pin-sha256")
 	}
 	for _, w := range f.sec.Warnings {
 		log.Warn(w)
@@ -137,7 +148,7 @@ func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t s
 	if err := startPprof(ctx, log); err != nil { // pprof.go
 		return err
 	}
-	ts, closePlugins, err := loadTransports(ctx, transportOptions{PluginDir: f.pluginDir, Logger: log})
+	ts, closePlugins, err := loadTransports(ctx, transportOptions{Settings: *tset, Logger: log})
 	if err != nil {
 		return err
 	}

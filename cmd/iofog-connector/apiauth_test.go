@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	csettings "github.com/iofog/iofog-connector/core/settings"
 )
 
 // TestAPIUnprotectedDecision is the start-up warning's decision: only a
@@ -129,13 +131,13 @@ func TestAPITokenFile(t *testing.T) {
 		{"whitespace only", write("blank", " \n\t\n", 0o600), "", "", "is empty"},
 		{"too short", write("short", "abc\n", 0o600), "", "", "needs 16 to 4096"},
 		{"two lines", write("lines", "0123456789abcdef\nsecond-line-xyz\n", 0o600), "", "", "not printable ASCII or is a space"},
-		{"too long", write("long", strings.Repeat("a", maxAPITokenLen+1), 0o600), "", "", "needs 16 to 4096"},
+		{"too long", write("long", strings.Repeat("a", csettings.MaxAPITokenLen+1), 0o600), "", "", "needs 16 to 4096"},
 		{"missing", filepath.Join(dir, "nope"), "", "", "no such file"},
 		{"directory", dir, "", "", "not a regular file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &settings{APITokenFile: tt.path}
-			tok, warn, err := s.apiToken()
+			tok, warn, err := s.Token()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "api-token-file: ") {
 					t.Fatalf("apiToken = %q, %v; want an error with %q", tok, err, tt.wantErr)
@@ -163,15 +165,15 @@ func TestAPIClientCAs(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if pool, err := (&settings{APIClientCA: good}).apiClientCAs(); err != nil || pool == nil {
+	if pool, err := (&settings{APIClientCA: good}).ClientCAs(); err != nil || pool == nil {
 		t.Fatalf("good CA: %v", err)
 	}
 	for _, p := range []string{bad, filepath.Join(dir, "missing.pem")} {
-		if _, err := (&settings{APIClientCA: p}).apiClientCAs(); err == nil || !strings.HasPrefix(err.Error(), "api-client-ca: ") {
+		if _, err := (&settings{APIClientCA: p}).ClientCAs(); err == nil || !strings.HasPrefix(err.Error(), "api-client-ca: ") {
 			t.Fatalf("%s: %v", p, err)
 		}
 	}
-	if pool, err := (&settings{}).apiClientCAs(); pool != nil || err != nil {
+	if pool, err := (&settings{}).ClientCAs(); pool != nil || err != nil {
 		t.Fatalf("unset: %v %v", pool, err)
 	}
 }

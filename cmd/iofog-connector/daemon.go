@@ -30,7 +30,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 		log.Warn("no settings file; running on built-in dev defaults", "settings_file", defaultSettingsFile,
 			"api", s.APIAddress, "ports", devPorts, "data_dir", s.DataDir)
 	}
-	tlsCfg, err := s.tlsConfig()
+	tlsCfg, err := s.TLSConfig()
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func runDaemon(ctx context.Context, s *settings, log *slog.Logger, rl reloadSour
 			log.Error("flushing the store", "err", err)
 		}
 	}()
-	transports, stopPlugins, err := loadTransports(ctx, transportOptions{DataDir: s.DataDir, PluginDir: s.PluginDir, Logger: log})
+	transports, stopPlugins, err := loadTransports(ctx, transportOptions{DataDir: s.DataDir, Settings: s.Transports, Logger: log})
 	if err != nil {
 		return fmt.Errorf("transports: %w", err)
 	}
@@ -175,14 +175,14 @@ type daemon struct {
 // own TLS config requiring and verifying client certificates (the agent
 // and public ports keep tlsCfg, without client certificates).
 func apiLock(s *settings, tlsCfg *tls.Config, log *slog.Logger) (string, *tls.Config, error) {
-	token, warn, err := s.apiToken()
+	token, warn, err := s.Token()
 	if err != nil {
 		return "", nil, err
 	}
 	if warn != "" {
 		log.Warn(warn)
 	}
-	pool, err := s.apiClientCAs()
+	pool, err := s.ClientCAs()
 	if err != nil || pool == nil {
 		return token, tlsCfg, err
 	}

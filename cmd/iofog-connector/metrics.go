@@ -5,45 +5,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 
 	"github.com/iofog/iofog-connector/api/metrics"
+	csettings "github.com/iofog/iofog-connector/core/settings"
 )
 
-// devMetricsAddress is where the metrics are served on the built-in dev
-// defaults (no settings file): loopback, off the API's 8080 and the
-// mapping ports 7000-7999.
-const devMetricsAddress = "127.0.0.1:9478"
-
-// metricsOff is the metrics-address value that turns the metrics off
-// where they default to on (dev defaults); empty does too.
-const metricsOff = "off"
+// devMetricsAddress and metricsOff: see core/settings.
+const (
+	devMetricsAddress = csettings.DevMetricsAddress
+	metricsOff        = csettings.MetricsOff
+)
 
 // addMetricsFlags declares the metrics flag.
 func addMetricsFlags(fs *pflag.FlagSet) {
 	fs.String("metrics-address", "", "HOST:PORT of the Prometheus /metrics listener, plain HTTP, no passcodes (default off; "+devMetricsAddress+" on dev defaults; \"off\" turns it off; env IOFOG_CONNECTOR_METRICS_ADDRESS)")
-}
-
-// fillMetrics reads metrics-address: off unless set, except on dev
-// defaults where it is devMetricsAddress.
-func (s *settings) fillMetrics(v *viper.Viper) error {
-	addr := strings.TrimSpace(v.GetString("metrics-address"))
-	switch {
-	case strings.EqualFold(addr, metricsOff):
-		addr = ""
-	case addr == "" && s.DevDefaults && !v.IsSet("metrics-address"):
-		addr = devMetricsAddress
-	}
-	if addr != "" {
-		if _, p, err := net.SplitHostPort(addr); err != nil || p == "" {
-			return fmt.Errorf("metrics-address: %q is not HOST:PORT (or %q)", addr, metricsOff)
-		}
-	}
-	s.MetricsAddress = addr
-	return nil
 }
 
 // newMetrics returns the daemon's metrics registry (its own, never the

@@ -2,11 +2,8 @@ package main
 
 import (
 	"net"
-	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/spf13/viper"
 )
 
 // TestMetricsAddressSetting: metrics are off with a settings file that
@@ -49,37 +46,6 @@ func TestMetricsAddressSetting(t *testing.T) {
 				t.Fatalf("MetricsAddress = %q, want %q", s.MetricsAddress, tt.want)
 			}
 		})
-	}
-}
-
-// TestMetricsDevDefault: on dev defaults (no settings file) the metrics
-// listen on loopback, on a port clear of the API's and the mapping ports;
-// "off" in the environment turns them off.
-func TestMetricsDevDefault(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	s := &settings{DevDefaults: true}
-	if err := s.fill(viper.New()); err != nil {
-		t.Fatal(err)
-	}
-	if s.MetricsAddress != devMetricsAddress || !strings.HasPrefix(devMetricsAddress, "127.0.0.1:") {
-		t.Fatalf("dev-default MetricsAddress = %q, want %q on loopback", s.MetricsAddress, devMetricsAddress)
-	}
-	if s.MetricsAddress == s.APIAddress {
-		t.Fatalf("the metrics and the API share %s", s.APIAddress)
-	}
-	for _, p := range s.Pool {
-		if strings.HasSuffix(devMetricsAddress, ":"+strconv.Itoa(p)) {
-			t.Fatalf("the dev metrics port %s is in the dev port range", devMetricsAddress)
-		}
-	}
-	v := viper.New()
-	v.Set("metrics-address", "off")
-	s = &settings{DevDefaults: true}
-	if err := s.fill(v); err != nil {
-		t.Fatal(err)
-	}
-	if s.MetricsAddress != "" {
-		t.Fatalf("metrics-address off on dev defaults: %q, want off", s.MetricsAddress)
 	}
 }
 

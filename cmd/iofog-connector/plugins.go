@@ -2,76 +2,50 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	csettings "github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/plugins"
 	"github.com/iofog/iofog-connector/sdk"
 )
-
-// defaultConfigPath is where the daemon's settings live (docs/ioFog-contract.md).
-const defaultConfigPath = "/etc/iofog-connector/iofog-connector.conf"
 
 // newPluginsCmd is `iofog-connector plugins`: it lists the transports
 // available, built in and from plugins, with their versions. Plugins are
 // started (handshake and name) and stopped again.
 func newPluginsCmd() *cobra.Command {
-	var dir, config string
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List the transports available (built in and plugins) with their versions",
 		Long: `List the transports available: those built into this binary and the
 transport plugins (executables named iofog-transport-*) in the plugin
-directory, which is --plugin-dir, or else plugins.dir of the settings file.`,
+directory, which is --plugin-dir, or else IOFOG_CONNECTOR_PLUGINS_DIR, or
+else plugins.dir of the settings file. Plugins are started with the
+daemon's checks: with plugins.checksums set, each must match its sum.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("plugin-dir") {
-				d, err := configuredPluginDir(config)
-				if err != nil {
-					return err
-				}
-				dir = d
+			// The same layer as the daemon (core/settings): flags, then the
+			// environment, then the settings file, which may be missing.
+			set, err := csettings.LoadTransports(csettings.Source{Flags: cmd.Flags(), DefaultFile: defaultSettingsFile, Transports: transportConfigs()})
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
 			defer cancel()
-			return listTransports(ctx, cmd, dir)
+			return listTransports(ctx, cmd, *set)
 		},
 	}
-	cmd.Flags().StringVar(&dir, "plugin-dir", "", "directory of transport plugins (default: plugins.dir of the settings file)")
-	cmd.Flags().StringVar(&config, "config", defaultConfigPath, "settings file to read plugins.dir from when --plugin-dir is not given")
+	cmd.Flags().String("plugin-dir", "", "directory of transport plugins (default: plugins.dir of the settings file)")
+	cmd.Flags().String("config", "", "settings file to read plugins.dir and plugins.checksums from (default "+defaultSettingsFile+"; env IOFOG_CONNECTOR_CONFIG)")
 	return cmd
 }
 
-// configuredPluginDir reads plugins.dir from the settings file; a missing
-// file means no plugin directory.
-func configuredPluginDir(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading settings: %w", err)
-	}
-	var s struct {
-		Plugins struct {
-			Dir string `json:"dir"`
-		} `json:"plugins"`
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return "", fmt.Errorf("reading settings %s: %w", path, err)
-	}
-	return s.Plugins.Dir, nil
-}
-
-func listTransports(ctx context.Context, cmd *cobra.Command, dir string) error {
-	builtin, err := builtinTransports(transportOptions{})
+func listTransports(ctx context.Context, cmd *cobra.Command, set csettings.Transports) error {
+	builtin, err := builtinTransports(transportOptions{Settings: set})
 	if err != nil {
 		return err
 	}
@@ -84,13 +58,13 @@ func listTransports(ctx context.Context, cmd *cobra.Command, dir string) error {
 		}
 		rows = append(rows, row{t.Name(), kind, fmt.Sprintf("sdk %s (protocol %d)", sdk.Version, sdk.ProtocolVersion), "-"})
 	}
-	paths, err := plugins.Discover(dir)
+	pcfg, paths, err := pluginConfig(set.PluginDir, set.PluginChecksums, nil)
 	if err != nil {
 		return err
 	}
 	var failed error
 	for _, p := range paths {
-		t, err := plugins.Start(ctx, p, plugins.Config{})
+		t, err := plugins.Start(ctx, p, pcfg)
 		if err != nil {
 			rows = append(rows, row{"?", "plugin (refused)", err.Error(), p})
 			failed = errors.Join(failed, err)

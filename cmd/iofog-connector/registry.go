@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
 
+	csettings "github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/plugins"
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/transports/quic"
@@ -12,33 +17,47 @@ import (
 	"github.com/iofog/iofog-connector/transports/yamux"
 )
 
+// transportConfigs maps each built-in transport to its zero Config: the
+// settings decode transports.<name> into a copy (core/settings).
+func transportConfigs() map[string]any {
+	return map[string]any{"tcp": tcp.Config{}, "yamux": yamux.Config{}, "quic": quic.Config{}}
+}
+
 // transportOptions is what the registry needs to build transports.
 type transportOptions struct {
 	// DataDir is where transports may persist state (the quic transport's
-	// dev-mode identity). Empty means they keep nothing.
+	// dev-mode identity, unless transports.quic.identity-dir names another
+	// directory). Empty means they keep nothing.
 	DataDir string
-	// PluginDir is the directory searched for transport plugins. Empty
-	// means no plugins.
-	PluginDir string
+	// Settings are plugins.dir, plugins.checksums and the transports'
+	// Configs (transports.<name>). The zero value means defaults and no
+	// plugins.
+	Settings csettings.Transports
 	// Logger receives the transports' logs.
 	Logger *slog.Logger
 }
 
 // builtinTransports returns fresh instances of the transports compiled into
-// the binary. The first is the default.
+// the binary, configured by opts.Settings. The first is the default.
 func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
-	tcpTransport, err := tcp.New(tcp.Config{}, opts.Logger)
+	tcpCfg, _ := opts.Settings.Configs["tcp"].(tcp.Config)
+	yamuxCfg, _ := opts.Settings.Configs["yamux"].(yamux.Config)
+	quicCfg, _ := opts.Settings.Configs["quic"].(quic.Config)
+	tcpTransport, err := tcp.New(tcpCfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("tcp transport: %w", err)
 	}
 	ts := []sdk.Transport{tcpTransport} // tcp first: the default
-	yamuxTransport, err := yamux.New(yamux.Config{}, opts.Logger)
+	yamuxTransport, err := yamux.New(yamuxCfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("yamux transport: %w", err)
 	}
 	// quic keeps its dev-mode TLS identity in the data dir, so agents can
 	// trust it across restarts (--ca <data dir>/quic-identity.crt).
-	quicTransport, err := quic.New(quic.Config{IdentityDir: opts.DataDir}, opts.Logger)
+	if quicCfg.IdentityDir == "" {
+		quicCfg.IdentityDir = opts.DataDir
+	}
+	quicTransport, err := quic.New(quicCfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("quic transport: %w", err)
 	}
@@ -46,8 +65,37 @@ func builtinTransports(opts transportOptions) ([]sdk.Transport, error) {
 	return ts, nil
 }
 
+// pluginConfig returns how to start the plugins of dir: with
+// plugins.checksums set, every plugin must have a sum (one without is
+// refused, so a file dropped into the directory does not run), matched by
+// file name without case.
+func pluginConfig(dir string, sums map[string][]byte, log *slog.Logger) (plugins.Config, []string, error) {
+	cfg := plugins.Config{Logger: log}
+	paths, err := plugins.Discover(dir)
+	if err != nil || len(sums) == 0 {
+		return cfg, paths, err
+	}
+	cfg.Checksums = map[string][]byte{}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		base := filepath.Base(p)
+		sum, ok := sums[strings.ToLower(base)]
+		if !ok {
+			return cfg, nil, fmt.Errorf("plugins.checksums: %s has no sum; every plugin needs one once plugins.checksums is set (sha256sum %s)", p, p)
+		}
+		cfg.Checksums[base] = sum
+		seen[strings.ToLower(base)] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(sums)) {
+		if !seen[name] {
+			sdk.Logger(log).Warn("plugins.checksums names a plugin that is not in plugins.dir", "plugin", name, "dir", dir)
+		}
+	}
+	return cfg, paths, nil
+}
+
 // loadTransports returns every transport available: the built-in ones and
-// those of the plugins found in opts.PluginDir, by name, and a func that
+// those of the plugins found in plugins.dir, by name, and a func that
 // stops the plugin processes. The caller must call it.
 func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.Transport, func() error, error) {
 	builtin, err := builtinTransports(opts)
@@ -61,9 +109,14 @@ func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.
 		}
 		byName[t.Name()] = t
 	}
-	loaded, err := plugins.Load(ctx, opts.PluginDir, plugins.Config{Logger: opts.Logger})
+	dir := opts.Settings.PluginDir
+	pcfg, _, err := pluginConfig(dir, opts.Settings.PluginChecksums, opts.Logger)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading transport plugins from %q: %w", opts.PluginDir, err)
+		return nil, nil, err
+	}
+	loaded, err := plugins.Load(ctx, dir, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading transport plugins from %q: %w", dir, err)
 	}
 	for _, p := range loaded {
 		if _, dup := byName[p.Name()]; dup {
@@ -74,5 +127,23 @@ func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.
 		sdk.Logger(opts.Logger).Info("transport plugin loaded", sdk.AttrTransport, p.Name(), "path", p.Path(),
 			"sdk_version", p.Info().SDKVersion, "pid", p.Pid())
 	}
+	if err := checkPluginSettings(opts.Settings.Plugins, byName); err != nil {
+		plugins.CloseAll(loaded)
+		return nil, nil, err
+	}
 	return byName, func() error { return plugins.CloseAll(loaded) }, nil
+}
+
+// checkPluginSettings refuses transports.<name> subtrees that name no
+// transport (a typo would otherwise drop a setting, such as a pin,
+// silently) or a plugin: the plugin protocol has no way to pass settings
+// yet, and a setting must not look applied when it is not.
+func checkPluginSettings(subtrees map[string]map[string]any, have map[string]sdk.Transport) error {
+	for _, name := range slices.Sorted(maps.Keys(subtrees)) {
+		if _, ok := have[name]; ok {
+			return fmt.Errorf("transports.%s: %s is a plugin, and plugins cannot be given settings yet; remove the subtree", name, name)
+		}
+		return fmt.Errorf("transports.%s: there is no transport %q (have: %s)", name, name, strings.Join(slices.Sorted(maps.Keys(have)), ", "))
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -102,7 +103,7 @@ func (r *reloader) reload(via string) (reloadResult, error) {
 	if err != nil {
 		return fail(err)
 	}
-	token, warn, err := next.apiToken()
+	token, warn, err := next.Token()
 	if err != nil {
 		return fail(err)
 	}
@@ -182,7 +183,19 @@ func restartKeys() []restartSetting {
 		{"tls-key", func(s *settings) string { return s.TLSKey }},
 		{"log-file", func(s *settings) string { return s.LogFile }},
 		{"api-client-ca", func(s *settings) string { return s.APIClientCA }},
+		{"plugins.checksums", func(s *settings) string { return jsonText(s.Transports.PluginChecksums) }},
+		{"transports", func(s *settings) string { return jsonText(s.Transports.Configs) + jsonText(s.Transports.Plugins) }},
 	}
+}
+
+// jsonText renders v for a restart warning (map keys sorted); "" for
+// nothing.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" || string(b) == "{}" {
+		return ""
+	}
+	return string(b)
 }
 
 type restartSetting struct {

@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"net"
@@ -6,12 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/spf13/pflag"
-
 	"github.com/iofog/iofog-connector/sdk"
 )
 
-// FuzzSettings feeds arbitrary settings files to the real loader: it never
+// FuzzSettings feeds arbitrary settings files to the loader: it never
 // panics, and what it accepts is a usable configuration.
 func FuzzSettings(f *testing.F) {
 	for _, s := range []string{
@@ -21,6 +19,9 @@ func FuzzSettings(f *testing.F) {
 		`{"ports":["7000-7010"],"dev":false,"api-token":"0123456789abcdef","api-client-ca":"/etc/ca.pem"}`,
 		`{"ports":["7000-7010"],"dev":true,"api-token":"x","api-token-file":"/t"}`,
 		`{"ports":"7000-7010,7020","dev":1,"plugins":{"dir":"/p"},"public-wait-timeout":1500}`,
+		`{"ports":["7000-7010"],"transports":{"fast":{"timeout":"1s","window":262144,"hosts":["a"],"limit":2},"ws":{"x":1}}}`,
+		`{"ports":["7000-7010"],"plugins":{"checksums":{"iofog-transport-ws":"` + "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" + `"}}}`,
+		`{"ports":["7000-7010"],"transports":{"fast":{"limit":1e300,"window":-1}}}`,
 		`{"ports":["65535-1"]}`, `{"ports":[]}`, `null`, `[]`, `{`, ``,
 	} {
 		f.Add([]byte(s))
@@ -31,12 +32,11 @@ func FuzzSettings(f *testing.F) {
 		if err := os.WriteFile(p, body, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		fs := pflag.NewFlagSet("fuzz", pflag.ContinueOnError)
-		addConfigFlags(fs)
+		fs := daemonFlags()
 		if err := fs.Parse([]string{"--config", p, "--data-dir", dir}); err != nil {
 			t.Fatal(err)
 		}
-		s, err := loadSettings(fs)
+		s, err := Load(Source{Flags: fs, Transports: testProtos()})
 		if err != nil {
 			return
 		}
@@ -60,11 +60,25 @@ func FuzzSettings(f *testing.F) {
 		if s.APIToken != "" && s.APITokenFile != "" {
 			t.Fatal("accepted api-token and api-token-file together")
 		}
-		if s.APIToken != "" && checkAPIToken(s.APIToken) != nil {
+		if s.APIToken != "" && CheckAPIToken(s.APIToken) != nil {
 			t.Fatalf("accepted a bad api-token (%d bytes)", len(s.APIToken))
 		}
 		if s.APIClientCA != "" && s.Dev {
 			t.Fatal("accepted api-client-ca with dev")
+		}
+		fc, ok := s.Transports.Configs["fast"].(fastConfig)
+		if !ok || fc.Validate() != nil || fc.Timeout < 0 {
+			t.Fatalf("accepted transports.fast %+v", s.Transports.Configs["fast"])
+		}
+		for name, sum := range s.Transports.PluginChecksums {
+			if len(sum) != 32 {
+				t.Fatalf("accepted a checksum of %d bytes for %s", len(sum), name)
+			}
+		}
+		for name := range s.Transports.Plugins {
+			if !sdk.ValidName(name) {
+				t.Fatalf("accepted transports.%s", name)
+			}
 		}
 	})
 }
