@@ -138,12 +138,12 @@ func TestParseRefuses(t *testing.T) {
 		"PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",
 		"PROXY TCP4 1.2.3.4 5.6.7.8 1\r2\r\n",
 		"PROXY " + strings.Repeat("A", 200),
-		v2 + "\x22\x11\x00\x0c" + strings.Repeat("\x00", 12), // command 2
-		v2 + "\x11\x11\x00\x0c" + strings.Repeat("\x00", 12), // version 1
-		v2 + "\x21\x12\x00\x0c" + strings.Repeat("\x00", 12), // UDP4
+		v2 + "\x22\x11\x00\x0c" + strings.Repeat("\x00", 12),  // command 2
+		v2 + "\x11\x11\x00\x0c" + strings.Repeat("\x00", 12),  // version 1
+		v2 + "\x21\x12\x00\x0c" + strings.Repeat("\x00", 12),  // UDP4
 		v2 + "\x21\x31\x00\xd8" + strings.Repeat("\x00", 216), // unix
-		v2 + "\x21\x11\x00\x0b" + strings.Repeat("\x00", 11), // too short
-		v2 + "\x21\x21\x00\x0c" + strings.Repeat("\x00", 12), // too short for TCP6
+		v2 + "\x21\x11\x00\x0b" + strings.Repeat("\x00", 11),  // too short
+		v2 + "\x21\x21\x00\x0c" + strings.Repeat("\x00", 12),  // too short for TCP6
 		v2 + "\x21\x11\xff\xff",                               // over MaxV2Len
 		"\r\n\r\nX",
 	} {
