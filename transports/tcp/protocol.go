@@ -36,20 +36,21 @@ import (
 // connector sends that frame to version 3 links only, and a plain 'B' to
 // older agents, whose streams then carry no origin.
 const (
-	magicByte  byte = 0xF0
-	magicTail       = "ICN"
-	protocolV1 byte = 1
-	protocolV2 byte = 2
-	protocolV3 byte = 3
-	// protocolNewest is what our agents try first and the newest a
-	// connector reads.
-	protocolNewest = protocolV3
-	maxPasscode    = 4096
-	helloHeader    = 1 + len(magicTail) + 1 + 1 + 2
-	instanceLen    = 16
+	magicByte   byte = 0xF0
+	magicTail        = "ICN"
+	protocolV1  byte = 1
+	protocolV2  byte = 2
+	protocolV3  byte = 3
+	maxPasscode      = 4096
+	helloHeader      = 1 + len(magicTail) + 1 + 1 + 2
+	instanceLen      = 16
 	// maxHello is the most bytes a hello can take.
 	maxHello = helloHeader + maxPasscode + instanceLen
 )
+
+// protocolNewest is what our agents try first and the newest a connector
+// reads.
+const protocolNewest = protocolV3
 
 // Roles a link of ours takes.
 const (
