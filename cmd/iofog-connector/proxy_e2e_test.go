@@ -160,11 +160,15 @@ func ppe2eClient(public string) (report, echoed string, self netip.AddrPort, err
 	return strings.TrimSpace(report), echoed, self, err
 }
 
-// ppe2eAgent starts our agent for mapping m toward local.
-func ppe2eAgent(t *testing.T, d *e2eDaemon, m e2eMapping, transport, local string) *e2eProc {
+// ppe2eAgent starts our agent for mapping m toward local; pluginDir, when
+// set, holds the websocket plugin.
+func ppe2eAgent(t *testing.T, d *e2eDaemon, m e2eMapping, transport, local, pluginDir string) *e2eProc {
 	t.Helper()
 	args := e2eAgentArgs("public", d.Addr(m.Port1), m.Passcode1, "--local", local, "--transport", transport)
 	args = append(args, me2eTrustArgs(t, transport, d.DataDir)...)
+	if pluginDir != "" {
+		args = append(args, "--plugin-dir", pluginDir)
+	}
 	return e2eStart(t, d.Bin, args...)
 }
 
@@ -202,24 +206,29 @@ func ppe2eCheck(ctx context.Context, t *testing.T, d *e2eDaemon, m e2eMapping, a
 	}
 }
 
-// TestProxyProtocolE2E: for each transport, a public mapping with
-// proxyprotocol v1, one with v2 and one without; the service behind each
-// sees the public client's exact address and port (and the public port)
-// in a header of the mapping's version, or no header. The mapping's status
+// TestProxyProtocolE2E: for each transport (the built-in ones and the
+// example websocket plugin), a public mapping with proxyprotocol v1, one
+// with v2 (and over tcp one without); the service behind each sees the
+// public client's exact address and port (and the public port) in a
+// header of the mapping's version, or no header. The mapping's status
 // shows the setting, and it survives a daemon restart.
 func TestProxyProtocolE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
-	e2eWatchdog(t, 6*time.Minute)
-	d := e2eStartDaemon(t, e2eOptions{})
+	e2eWatchdog(t, 8*time.Minute)
+	pluginDir := filepath.Join(t.TempDir(), "plugins")
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput(); err != nil {
+		t.Fatalf("go build the websocket plugin: %v\n%s", err, out)
+	}
+	d := e2eStartDaemon(t, e2eOptions{Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
 	svc := ppe2eService(t)
 	type made struct {
 		m       e2eMapping
 		version int
 	}
 	var keep []made
-	for _, transport := range []string{"tcp", "yamux", "quic"} {
+	for _, transport := range []string{"tcp", "yamux", "quic", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -232,7 +241,7 @@ func TestProxyProtocolE2E(t *testing.T) {
 					pp = fmt.Sprintf(`,"proxyprotocol":"v%d"`, version)
 				}
 				m := d.AddMapping(t, fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"transport":%q%s}`, transport, pp))
-				agent := ppe2eAgent(t, d, m, transport, svc)
+				agent := ppe2eAgent(t, d, m, transport, svc, pluginDir)
 				ppe2eCheck(ctx, t, d, m, agent, version)
 				st := ppe2eStatus(ctx, t, d, m.ID)
 				if got := st["proxyprotocol"]; got != strings.TrimPrefix(fmt.Sprintf("v%d", version), "v0") {
@@ -260,7 +269,7 @@ func TestProxyProtocolE2E(t *testing.T) {
 		}
 	}
 	k := keep[0] // tcp, v1: still relays with the header
-	agent := ppe2eAgent(t, d, k.m, "tcp", svc)
+	agent := ppe2eAgent(t, d, k.m, "tcp", svc, "")
 	ppe2eCheck(ctx, t, d, k.m, agent, k.version)
 }
 
@@ -338,7 +347,7 @@ frontend behind_agent
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			m := d.AddMapping(t, fmt.Sprintf(`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"proxyprotocol":"v%d"}`, version))
-			agent := ppe2eAgent(t, d, m, "tcp", local)
+			agent := ppe2eAgent(t, d, m, "tcp", local, "")
 			defer agent.stop(t)
 			public := d.Addr(m.Port2)
 			var body string
