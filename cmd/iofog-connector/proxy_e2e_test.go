@@ -396,3 +396,38 @@ func ppe2eHTTP(public string) (string, netip.AddrPort, error) {
 	}
 	return string(b), self, nil
 }
+
+// TestProxyProtocolE2ELegacyAgent: a legacy ioFog agent on a mapping with
+// proxyprotocol still relays (it could not take the client's address, so
+// its service gets no header), and the daemon says so once per mapping at
+// INFO, however many clients it relays.
+func TestProxyProtocolE2ELegacyAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	e2eWatchdog(t, 3*time.Minute)
+	d := e2eStartDaemon(t, e2eOptions{})
+	svc := ppe2eService(t)
+	m := d.AddMapping(t, `{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"proxyprotocol":"v2"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range 2 {
+		legacy := hliveLegacyAgent(t, hliveLegacySpec{Addr: d.Addr(m.Port1), Passcode: m.Passcode1, Local: svc, BeatMS: 1000, TryMS: 10000})
+		if _, err := legacy.waitLine("AUTHORIZED", 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		report, echoed, _, err := ppe2eClient(d.Addr(m.Port2))
+		if err != nil || report != "v0 invalid AddrPort invalid AddrPort" || echoed != "hello through the pipe\n" {
+			t.Fatalf("client %d over a legacy agent: report %q, echoed %q, %v; want no header and the echo", i, report, echoed, err)
+		}
+		select {
+		case <-legacy.done: // its one link ended with the client
+		case <-ctx.Done():
+			t.Fatal("the legacy agent's link outlived its client")
+		}
+	}
+	const line = "legacy ioFog agent"
+	if n := strings.Count(d.Logs.String(), line); n != 1 {
+		t.Fatalf("the daemon logged %q %d times, want once:\n%s", line, n, d.Logs.String())
+	}
+}
