@@ -195,3 +195,52 @@ func TestOriginLegacyAgent(t *testing.T) {
 		t.Fatalf("legacy link without origin logged %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+// BenchmarkBind measures one bind of a pooled link (the agent's Accept
+// dials a pool link, the connector's Open binds it, one byte crosses)
+// without and with an origin in the bind frame, so the cost of carrying
+// the client's address shows.
+func BenchmarkBind(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"none", context.Background()},
+		{"origin", sdk.WithOrigin(context.Background(), testOrigin)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tr := newTransport(b)
+			ep, addr := listenEP(b, tr, sdk.EndpointConfig{Passcode: "pc"})
+			s, err := tr.Dial(context.Background(), sdk.DialConfig{Addr: addr, Passcode: "pc"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			one := make([]byte, 1)
+			for b.Loop() {
+				ach := make(chan net.Conn, 1)
+				go func() {
+					a, err := s.Accept(context.Background())
+					if err != nil {
+						b.Error(err)
+					}
+					ach <- a
+				}()
+				c, err := ep.Open(tc.ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				a := <-ach
+				if a == nil {
+					b.FailNow()
+				}
+				c.Write(one)
+				if _, err := io.ReadFull(a, one); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				a.Close()
+			}
+		})
+	}
+}
