@@ -367,7 +367,7 @@ func (ep *Endpoint) Open(ctx context.Context) (net.Conn, error) {
 }
 
 // writeOrigin writes the origin header of a stream Open opened on l, when
-// l's agent reads one, within [HeaderTimeout]; when it does not and ctx
+// l's agent reads one, within [HeaderTimeout] and ctx; when it does not and ctx
 // carries an origin, it logs once that the agent's local service gets no
 // PROXY protocol header.
 func (ep *Endpoint) writeOrigin(ctx context.Context, l *link, s Stream) error {
@@ -380,7 +380,9 @@ func (ep *Endpoint) writeOrigin(ctx context.Context, l *link, s Stream) error {
 		return nil
 	}
 	s.SetWriteDeadline(time.Now().Add(HeaderTimeout))
+	stop := context.AfterFunc(ctx, func() { s.SetWriteDeadline(time.Unix(1, 0)) })
 	_, err := s.Write(AppendOriginHeader(make([]byte, 0, 1+sdk.MaxOriginLen), o, ok))
+	stop()
 	s.SetWriteDeadline(time.Time{})
 	return err
 }
