@@ -382,7 +382,10 @@ func (ep *Endpoint) writeOrigin(ctx context.Context, l *link, s Stream) error {
 	s.SetWriteDeadline(time.Now().Add(HeaderTimeout))
 	stop := context.AfterFunc(ctx, func() { s.SetWriteDeadline(time.Unix(1, 0)) })
 	_, err := s.Write(AppendOriginHeader(make([]byte, 0, 1+sdk.MaxOriginLen), o, ok))
-	stop()
+	if !stop() {
+		// ctx ended: its deadline may land on the stream any time now.
+		return ctx.Err()
+	}
 	s.SetWriteDeadline(time.Time{})
 	return err
 }
