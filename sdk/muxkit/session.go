@@ -65,7 +65,11 @@ func (s *Session) Accept(ctx context.Context) (net.Conn, error) {
 		st.SetReadDeadline(time.Now().Add(HeaderTimeout))
 		stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
 		o, ok, err := ReadOriginHeader(st, nil)
-		stop()
+		if !stop() {
+			// ctx ended: its deadline may land on the stream any time now.
+			st.Close()
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			st.Close()
 			if ctx.Err() != nil {
