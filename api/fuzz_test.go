@@ -20,6 +20,7 @@ func FuzzAddRequest(f *testing.F) {
 		`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000}`,
 		`{"type":"private","maxconnectionsport1":1, "maxconnectionsport2":1, "heartbeatabsencethresholdport1":200000, "heartbeatabsencethresholdport2":200000}`,
 		`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"idletimeout":1500,"id":"edge-1","transport":"yamux"}`,
+		`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"proxyprotocol":"v2"}`,
 		`{"type":"public","type":"private"}`,
 		`{"type":"public","\u0074ype":"private"}`,
 		`{"type":"public","maxconnections":60,"heartbeatabsencethreshold":200000,"id":"a\u202eb"}`,

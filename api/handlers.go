@@ -85,6 +85,7 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, map[string]any{
 		"status": "ok", "id": m.ID, "port1": m.Port1, "port2": m.Port2,
 		"passcode1": m.Passcode1, "passcode2": m.Passcode2, "transport": m.Transport,
+		"proxyprotocol": m.ProxyProtocol,
 	})
 }
 
@@ -127,7 +128,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		"links": st.Side1.Links + st.Side2.Links, "idleLinks": st.Side1.IdleLinks + st.Side2.IdleLinks,
 		"connections": st.Active, "totalConnections": st.Total, "refusedConnections": st.Refused,
 		"bytesUp": st.BytesUp, "bytesDown": st.BytesDown,
-		"idletimeout": st.IdleTimeout.Milliseconds(),
+		"idletimeout": st.IdleTimeout.Milliseconds(), "proxyprotocol": st.ProxyProtocol,
 	}
 	if st.Type == core.TypePublic {
 		body["private"], body["public"] = state(st.Side1.Active), state(st.Side2.Active)

@@ -222,6 +222,10 @@ func TestAddContractNits(t *testing.T) {
 		{"idle too small", `{` + base + `,"idletimeout":999}`, "idletimeout"},
 		{"idle too large", `{` + base + `,"idletimeout":604800001}`, "idletimeout"},
 		{"idle huge", `{` + base + `,"idletimeout":1e30}`, "idletimeout"},
+		{"proxyprotocol v3", `{` + base + `,"proxyprotocol":"v3"}`, `proxyprotocol "v3" is not`},
+		{"proxyprotocol upper case", `{` + base + `,"proxyprotocol":"V1"}`, `proxyprotocol "V1" is not`},
+		{"proxyprotocol number", `{` + base + `,"proxyprotocol":1}`, "proxyprotocol must be a string"},
+		{"proxyprotocol private", `{"type":"private","maxconnectionsport1":1,"maxconnectionsport2":1,"heartbeatabsencethresholdport1":200000,"heartbeatabsencethresholdport2":200000,"proxyprotocol":"v1"}`, "proxyprotocol is for public mappings only"},
 		{"trailing object", `{` + base + `}{}`, "after the JSON object"},
 		{"nested too deep", `{` + base + `,"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, "nested"},
 	}
@@ -259,6 +263,14 @@ func TestAddAcceptsLimitsAndIdleTimeout(t *testing.T) {
 			core.AddRequest{Type: "public", MaxConnections1: 1, Heartbeat1: time.Second}},
 		{`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"idletimeout":null}`,
 			core.AddRequest{Type: "public", MaxConnections1: 1, Heartbeat1: time.Second}},
+		{`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"proxyprotocol":"v1"}`,
+			core.AddRequest{Type: "public", MaxConnections1: 1, Heartbeat1: time.Second, ProxyProtocol: "v1"}},
+		{`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"proxyprotocol":"v2"}`,
+			core.AddRequest{Type: "public", MaxConnections1: 1, Heartbeat1: time.Second, ProxyProtocol: "v2"}},
+		{`{"type":"public","maxconnections":1,"heartbeatabsencethreshold":1000,"proxyprotocol":""}`,
+			core.AddRequest{Type: "public", MaxConnections1: 1, Heartbeat1: time.Second}},
+		{`{"type":"private","maxconnectionsport1":1,"maxconnectionsport2":1,"heartbeatabsencethresholdport1":1000,"heartbeatabsencethresholdport2":1000,"proxyprotocol":null}`,
+			core.AddRequest{Type: "private", MaxConnections1: 1, MaxConnections2: 1, Heartbeat1: time.Second, Heartbeat2: time.Second}},
 		{`{"type":"private","maxconnectionsport1":1,"maxconnectionsport2":2,"heartbeatabsencethresholdport1":1000,"heartbeatabsencethresholdport2":1000,"idletimeout":604800000}`,
 			core.AddRequest{Type: "private", MaxConnections1: 1, MaxConnections2: 2, Heartbeat1: time.Second, Heartbeat2: time.Second, IdleTimeout: 7 * 24 * time.Hour}},
 	} {
@@ -274,12 +286,12 @@ func TestAddAcceptsLimitsAndIdleTimeout(t *testing.T) {
 type statusCore struct{ fakeCore }
 
 func (statusCore) Status(id string) (core.MappingStatus, error) {
-	return core.MappingStatus{Mapping: core.Mapping{ID: id, Type: core.TypePublic, IdleTimeout: 1500 * time.Millisecond}}, nil
+	return core.MappingStatus{Mapping: core.Mapping{ID: id, Type: core.TypePublic, IdleTimeout: 1500 * time.Millisecond, ProxyProtocol: "v2"}}, nil
 }
 
 func TestStatusShowsIdleTimeout(t *testing.T) {
 	a := send(t, New(Config{Core: &statusCore{}}).Handler(), "POST", "/api/v2/status", form("mappingid", "m"), nil)
-	if a.code != 200 || a.body["idletimeout"] != 1500.0 {
+	if a.code != 200 || a.body["idletimeout"] != 1500.0 || a.body["proxyprotocol"] != "v2" {
 		t.Fatalf("status: %d %v", a.code, a.body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,26 @@ func parseMapping(raw string) (core.AddRequest, error) {
 	if req.IdleTimeout, err = p.idleTimeout("idletimeout"); err != nil {
 		return req, err
 	}
+	if req.ProxyProtocol, err = p.proxyProtocol("proxyprotocol", req.Type); err != nil {
+		return req, err
+	}
 	return req, nil
+}
+
+// proxyProtocol reads the optional PROXY protocol version: absent, null
+// or "" is off, otherwise "v1" or "v2", and only on a public mapping (the
+// Controller never sends it).
+func (f fields) proxyProtocol(name, typ string) (string, error) {
+	v, err := f.str(name, false)
+	switch {
+	case err != nil:
+		return "", err
+	case v != "" && !slices.Contains(core.ProxyProtocols, v):
+		return "", fmt.Errorf("%w: %s %s is not \"v1\", \"v2\" or \"\" (off)", ErrBadRequest, name, clip(strconv.Quote(v)))
+	case v != "" && typ != core.TypePublic:
+		return "", fmt.Errorf("%w: %s is for public mappings only: the agent writes the public client's address to its local service, and a private mapping has no public client", ErrBadRequest, name)
+	}
+	return v, nil
 }
 
 // decodeObject decodes raw as one JSON object and returns its members. A

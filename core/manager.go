@@ -155,7 +155,7 @@ func (m *Manager) Add(ctx context.Context, req AddRequest) (Mapping, error) {
 		ID: req.ID, Type: req.Type, Transport: req.Transport,
 		Passcode1: passcode.New(),
 		MaxConns1: req.MaxConnections1, Heartbeat1: req.Heartbeat1,
-		IdleTimeout: req.IdleTimeout,
+		IdleTimeout: req.IdleTimeout, ProxyProtocol: req.ProxyProtocol,
 	}
 	if req.Type == TypePrivate {
 		mp.Passcode2 = passcode.New()
@@ -226,10 +226,33 @@ func validate(req *AddRequest) error {
 			return err
 		}
 	}
+	if err := checkProxyProtocol(req.Type, req.ProxyProtocol); err != nil {
+		return err
+	}
 	if req.Transport != "" && !sdk.ValidName(req.Transport) {
 		return fmt.Errorf("%w: transport %q", ErrUnknownTransport, req.Transport)
 	}
 	return nil
+}
+
+// checkProxyProtocol returns an error wrapping [ErrInvalid] unless v is a
+// PROXY protocol version a mapping of type typ may have.
+func checkProxyProtocol(typ, v string) error {
+	if _, err := sdk.ParseProxyVersion(v); err != nil {
+		return fmt.Errorf("%w: proxyprotocol %q is not \"v1\", \"v2\" or empty (off)", ErrInvalid, clipValue(v))
+	}
+	if v != "" && typ != TypePublic {
+		return fmt.Errorf("%w: proxyprotocol is for public mappings only (it tells the agent the public client's address); a private mapping has no public client", ErrInvalid)
+	}
+	return nil
+}
+
+// clipValue shortens a client's value for an error message.
+func clipValue(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "..."
+	}
+	return s
 }
 
 func (m *Manager) reserveID(id string) error {
@@ -346,6 +369,7 @@ func (m *Manager) register(lv *live) error {
 				WaitTimeout: m.cfg.PublicWaitTimeout, Counters: &lv.counters, Logger: log,
 				IdleTimeout: lv.m.IdleTimeout,
 				MaxWaiting:  m.cfg.PublicMaxWaiting, MaxWaitingPerSource: m.cfg.PublicMaxWaitingPerSource,
+				Proxy: proxyVersion(lv.m.ProxyProtocol),
 			})
 			return
 		}
@@ -443,8 +467,14 @@ func toStored(mp Mapping) store.Mapping {
 		HeartbeatAbsenceThresholdPort1: mp.Heartbeat1.Milliseconds(),
 		HeartbeatAbsenceThresholdPort2: mp.Heartbeat2.Milliseconds(),
 		Type:                           mp.Type, Transport: mp.Transport,
-		IdleTimeout: mp.IdleTimeout.Milliseconds(),
+		IdleTimeout: mp.IdleTimeout.Milliseconds(), ProxyProtocol: mp.ProxyProtocol,
 	}
+}
+
+// proxyVersion is the sdk form of a validated ProxyProtocol.
+func proxyVersion(v string) sdk.ProxyVersion {
+	pv, _ := sdk.ParseProxyVersion(v)
+	return pv
 }
 
 func fromStored(s store.Mapping) Mapping {
@@ -452,9 +482,10 @@ func fromStored(s store.Mapping) Mapping {
 		ID: s.ID, Type: TypePrivate, Port1: s.Port1, Port2: s.Port2,
 		Passcode1: s.PasscodePort1, Passcode2: s.PasscodePort2, Transport: s.Transport,
 		MaxConns1: s.MaxConnectionsPort1, MaxConns2: s.MaxConnectionsPort2,
-		Heartbeat1:  time.Duration(s.HeartbeatAbsenceThresholdPort1) * time.Millisecond,
-		Heartbeat2:  time.Duration(s.HeartbeatAbsenceThresholdPort2) * time.Millisecond,
-		IdleTimeout: time.Duration(s.IdleTimeout) * time.Millisecond,
+		Heartbeat1:    time.Duration(s.HeartbeatAbsenceThresholdPort1) * time.Millisecond,
+		Heartbeat2:    time.Duration(s.HeartbeatAbsenceThresholdPort2) * time.Millisecond,
+		IdleTimeout:   time.Duration(s.IdleTimeout) * time.Millisecond,
+		ProxyProtocol: s.ProxyProtocol,
 	}
 	if s.IsPublic() {
 		mp.Type = TypePublic

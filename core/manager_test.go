@@ -187,6 +187,8 @@ func TestAddErrors(t *testing.T) {
 		{"zero limit port2", AddRequest{Type: TypePrivate, MaxConnections1: 1}, ErrInvalid},
 		{"negative heartbeat", AddRequest{Type: TypePublic, MaxConnections1: 1, Heartbeat1: -1}, ErrInvalid},
 		{"unknown transport", AddRequest{Type: TypePublic, MaxConnections1: 1, Transport: "carrier-pigeon"}, ErrUnknownTransport},
+		{"unknown proxyprotocol", AddRequest{Type: TypePublic, MaxConnections1: 1, ProxyProtocol: "v3"}, ErrInvalid},
+		{"proxyprotocol on private", AddRequest{Type: TypePrivate, MaxConnections1: 1, MaxConnections2: 1, ProxyProtocol: "v1"}, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +265,11 @@ func TestRestoreSamePortsAndPasscodes(t *testing.T) {
 	f := newFixture(t, dir, pool)
 	var want []Mapping
 	for _, typ := range []string{TypePublic, TypePrivate} {
-		m, err := f.m.Add(ctx(t), AddRequest{Type: typ, MaxConnections1: 3, MaxConnections2: 2, Heartbeat1: time.Second, Heartbeat2: 2 * time.Second})
+		req := AddRequest{Type: typ, MaxConnections1: 3, MaxConnections2: 2, Heartbeat1: time.Second, Heartbeat2: 2 * time.Second}
+		if typ == TypePublic {
+			req.ProxyProtocol = "v2" // comes back after a restart too
+		}
+		m, err := f.m.Add(ctx(t), req)
 		if err != nil {
 			t.Fatal(err)
 		}

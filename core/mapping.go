@@ -85,7 +85,18 @@ type AddRequest struct {
 	// pair) on which no byte moved either way for that long. Zero means
 	// never; otherwise from MinIdleTimeout to MaxIdleTimeout.
 	IdleTimeout time.Duration
+	// ProxyProtocol is "v1" or "v2" to make our agents write a PROXY
+	// protocol header with the public client's address to their local
+	// service, or "" (off). Public mappings only: see [ProxyProtocols].
+	ProxyProtocol string
 }
+
+// ProxyProtocols lists the values of AddRequest.ProxyProtocol other than
+// "" (off). The header is written by our agents on transports that carry
+// the client's address to them (tcp, yamux, quic and plugins built with
+// this release's sdk/plugin); legacy ioFog agents and older agents get no
+// header, and the connector logs that once per mapping.
+var ProxyProtocols = []string{"v1", "v2"}
 
 // Mapping is a created mapping as the API reports it.
 type Mapping struct {
@@ -102,6 +113,9 @@ type Mapping struct {
 	Heartbeat2 time.Duration
 	// IdleTimeout is the relay idle timeout; zero means none.
 	IdleTimeout time.Duration
+	// ProxyProtocol is the PROXY protocol version agents write ("v1",
+	// "v2"), or "" for none.
+	ProxyProtocol string
 }
 
 // SideStatus is the live state of one port of a mapping.

@@ -121,6 +121,9 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 		}
 	}
 	octx, ocancel := context.WithTimeout(ctx, cfg.WaitTimeout)
+	if o, ok := sdk.OriginFromAddrs(c.RemoteAddr(), c.LocalAddr(), cfg.Proxy); ok {
+		octx = sdk.WithOrigin(octx, o)
+	}
 	s, err := ep.Open(octx)
 	ocancel()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
@@ -126,6 +127,10 @@ type PublicConfig struct {
 	// IdleTimeout closes a relayed client and its stream once no byte has
 	// moved either way for that long. Zero means never.
 	IdleTimeout time.Duration
+	// Proxy, when not sdk.ProxyNone, passes each client's origin to
+	// Open (sdk.WithOrigin), so that the agent writes a PROXY protocol
+	// header of that version to its local service.
+	Proxy sdk.ProxyVersion
 }
 
 // PrivateConfig configures [ServePrivate].

@@ -355,7 +355,7 @@ func check(m Mapping) error {
 	switch {
 	case m.ID == "":
 		return errors.New("id is empty")
-	case !validUTF8(m.ID, m.PasscodePort1, m.PasscodePort2, m.Type, m.Transport):
+	case !validUTF8(m.ID, m.PasscodePort1, m.PasscodePort2, m.Type, m.Transport, m.ProxyProtocol):
 		// JSON would store U+FFFD instead: the mapping would come back
 		// under another id or passcode.
 		return errors.New("a string field is not valid UTF-8")
@@ -375,8 +375,20 @@ func check(m Mapping) error {
 		return errors.New("a maxconnections is negative")
 	case m.HeartbeatAbsenceThresholdPort1 < 0 || m.HeartbeatAbsenceThresholdPort2 < 0:
 		return errors.New("a heartbeatabsencethreshold is negative")
+	case m.ProxyProtocol != "" && m.ProxyProtocol != "v1" && m.ProxyProtocol != "v2":
+		return fmt.Errorf("proxyprotocol %q is not \"v1\" or \"v2\"", clipped(m.ProxyProtocol))
+	case m.ProxyProtocol != "" && !m.IsPublic():
+		return fmt.Errorf("proxyprotocol %q on a private mapping (it is for public mappings only)", m.ProxyProtocol)
 	}
 	return nil
+}
+
+// clipped shortens a stored value for an error message.
+func clipped(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
 }
 
 func validUTF8(ss ...string) bool {

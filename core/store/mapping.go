@@ -21,6 +21,10 @@ type Mapping struct {
 	// IdleTimeout is the relay idle timeout in ms. Zero (absent in legacy
 	// files) means none.
 	IdleTimeout int64 `json:"idletimeout,omitempty"`
+	// ProxyProtocol is the PROXY protocol version agents write to their
+	// local service, "v1" or "v2", for a public mapping. Empty (absent in
+	// legacy files) means none.
+	ProxyProtocol string `json:"proxyprotocol,omitempty"`
 }
 
 // IsPublic reports whether m is a public mapping.

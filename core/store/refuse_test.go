@@ -141,6 +141,12 @@ func TestConfigsRefused(t *testing.T) {
 			[]string{"passcodeport2 of a private mapping is empty"}},
 		{"negative maxconnections", `{"mappings":[` + strings.Replace(jmA, `"maxconnectionsport1":60`, `"maxconnectionsport1":-1`, 1) + `]}`,
 			[]string{"maxconnections is negative"}},
+		{"unknown proxyprotocol", `{"mappings":[` + strings.Replace(jmA, `{`, `{"proxyprotocol":"v3",`, 1) + `]}`,
+			[]string{`mappings[0] (id "a")`, `proxyprotocol "v3" is not "v1" or "v2"`}},
+		{"proxyprotocol not a string", `{"mappings":[` + strings.Replace(jmA, `{`, `{"proxyprotocol":2,`, 1) + `]}`,
+			[]string{`mappings[0] (id "a")`, `proxyprotocol`}},
+		{"proxyprotocol on a private mapping", `{"mappings":[` + strings.Replace(jmB, `{`, `{"proxyprotocol":"v1",`, 1) + `]}`,
+			[]string{`mappings[0] (id "b")`, `proxyprotocol "v1" on a private mapping`}},
 		{"not utf-8", "{\"mappings\":[" + strings.Replace(jmA, "pa", "p\xff", 1) + "]}", []string{"not valid UTF-8"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +166,8 @@ func TestConfigsAccepted(t *testing.T) {
 		{"empty store", `{"mappings":[]}`, nil, nil},
 		{"empty store, spaced", "{ \"mappings\" : [ ] }\n", nil, nil},
 		{"java format", `{"mappings":[` + jmA + `,` + jmB + `]}`, []string{"a", "b"}, []bool{true, false}},
+		{"with proxyprotocol", `{"mappings":[` + strings.Replace(jmA, `{`, `{"type":"public","proxyprotocol":"v2",`, 1) + `]}`,
+			[]string{"a"}, []bool{true}},
 		{"with type and transport", `{"mappings":[` + strings.Replace(jmB, `{`, `{"type":"private","transport":"yamux",`, 1) + `]}`,
 			[]string{"b"}, []bool{false}},
 	} {
@@ -575,5 +583,30 @@ func TestResumeWhenCompactionFails(t *testing.T) {
 				t.Fatalf("journal after resume and append: %v, %q", err, b)
 			}
 		})
+	}
+}
+
+// TestProxyProtocolKept: a stored proxyprotocol comes back after a reload
+// and after compaction, and a mapping without one stores no key (so
+// legacy readers see the file they know).
+func TestProxyProtocolKept(t *testing.T) {
+	dir := t.TempDir()
+	content := `{"mappings":[` + strings.Replace(jmA, `{`, `{"type":"public","proxyprotocol":"v1",`, 1) + `,` + jmB + `]}`
+	os.WriteFile(filepath.Join(dir, ConfigsFile), []byte(content), 0o600)
+	s, got := open(t, dir)
+	s.Close()
+	s2, again := open(t, dir)
+	s2.Close()
+	for _, ms := range [][]Mapping{got, again} {
+		if len(ms) != 2 || ms[0].ProxyProtocol != "v1" || ms[1].ProxyProtocol != "" {
+			t.Fatalf("loaded %+v, want a's proxyprotocol v1 and b's none", ms)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ConfigsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), `"proxyprotocol"`); n != 1 {
+		t.Fatalf("compacted file has %d proxyprotocol keys, want 1:\n%s", n, b)
 	}
 }

@@ -27,7 +27,7 @@ func TestPluginConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
 		// Streams reach the host as *net.UnixConn, so NetConn runs here
 		// (the WebSocket framing stays inside the plugin).
-		return remote, transporttest.Options{}
+		return remote, transporttest.Options{Origins: true}
 	})
 }
 
@@ -37,7 +37,7 @@ func TestPluginConformance(t *testing.T) {
 func TestPluginConformanceTLS(t *testing.T) {
 	remote := startPlugin(t)
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return remote, transporttest.Options{TLS: true}
+		return remote, transporttest.Options{TLS: true, Origins: true}
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/pipe"
+	"github.com/iofog/iofog-connector/sdk/proxyproto"
 )
 
 // DefaultPool is how many links [RunPublic] keeps ready when
@@ -329,6 +330,13 @@ func (r *runner) relayToLocal(ctx context.Context, stream net.Conn, local string
 		r.log.Warn("dialling the local service failed; closing the stream", "err", err)
 		return
 	}
+	stream, err = r.writeProxyHeader(stream, lc)
+	if err != nil {
+		stream.Close()
+		lc.Close()
+		r.log.Warn("writing the PROXY protocol header to the local service failed; closing the stream", "err", err)
+		return
+	}
 	res, err := pipe.Join(ctx, stream, lc)
 	r.log.Debug("stream ended", "to_local", res.AToB, "from_local", res.BToA, "err", err)
 }
@@ -401,4 +409,40 @@ func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duratio
 			return
 		}
 	}
+}
+
+// netConner is a stream that wraps a connection only to report its
+// origin (see [sdk.OriginStream]) and gives it back.
+type netConner interface {
+	NetConn() net.Conn
+}
+
+// writeProxyHeader writes the PROXY protocol header the connector asked
+// for with stream's origin (if any) to the local connection lc, within
+// the local dial timeout, and returns the stream to relay: the wrapped
+// connection when the stream gives it back, so that a bare socket keeps
+// splice.
+func (r *runner) writeProxyHeader(stream, lc net.Conn) (net.Conn, error) {
+	withOrigin, ok := stream.(sdk.OriginStream)
+	if !ok {
+		return stream, nil
+	}
+	o, ok := withOrigin.Origin()
+	if nc, wraps := stream.(netConner); wraps {
+		stream = nc.NetConn()
+	}
+	if !ok || o.Proxy == sdk.ProxyNone {
+		return stream, nil
+	}
+	hdr, err := proxyproto.Append(nil, o.Proxy, o.Client, o.Local)
+	if err != nil {
+		return stream, err
+	}
+	lc.SetWriteDeadline(time.Now().Add(r.dialTimeout))
+	if _, err := lc.Write(hdr); err != nil {
+		return stream, err
+	}
+	lc.SetWriteDeadline(time.Time{})
+	r.log.Debug("wrote a PROXY protocol header", "version", o.Proxy.String(), "client", o.Client.String())
+	return stream, nil
 }

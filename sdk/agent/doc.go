@@ -9,6 +9,11 @@
 //     listens locally and carries each accepted local connection over a
 //     new stream to the other side.
 //
+// When the connector sends a stream's origin (the mapping has a PROXY
+// protocol version, and the transport carries origins: see [sdk.Origin]),
+// the agent writes a PROXY protocol header of that version with the public
+// client's address to the local service before the stream's first byte.
+//
 // Both reconnect with exponential backoff and jitter, log with the
 // injected slog.Logger, and return nil once their context is cancelled,
 // after every relay they started has ended.

@@ -18,7 +18,12 @@
 //   - [Handshake] is the passcode exchange an agent runs before the
 //     multiplexer starts, and the connector's one-byte [Answer], followed
 //     from hello version 2 on by [Terms] (the heartbeat threshold the agent
-//     derives its keepalive from, see [BeatInterval]).
+//     derives its keepalive from, see [BeatInterval]). From hello
+//     [Version3] on, the connector writes each stream's origin (a public
+//     client's address, [sdk.Origin]) at the start of the streams it
+//     opens: a transport passes the hello to [Endpoint.AddHello] and its
+//     version to [NewSessionVersion], and the agent's streams then report
+//     it ([sdk.OriginStream]).
 //
 // A transport implements [Conn] over its multiplexed connection and
 // [Stream] over its streams (a [net.Conn] with the semantics of the sdk:

@@ -32,6 +32,7 @@ type EndpointConfig struct {
 // link is a Conn held by an endpoint.
 type link struct {
 	mc       Conn
+	version  byte // the agent's hello version; from Version3 on, Open writes an origin header
 	streams  int  // handed out and not closed; guarded by Endpoint.mu
 	draining bool // close once streams reaches 0; guarded by Endpoint.mu
 }
@@ -63,6 +64,9 @@ type Endpoint struct {
 	wg            sync.WaitGroup
 	streams       atomic.Int64
 	gate          *admission.Gate
+	// noOrigin is set once the endpoint logged that an origin could not
+	// reach an agent of a release before Version3.
+	noOrigin atomic.Bool
 
 	mu       sync.Mutex
 	links    map[*link]struct{}
@@ -191,9 +195,16 @@ func (ep *Endpoint) Unreserve() {
 // Add starts serving mc, for which [Endpoint.Reserve] succeeded: its
 // streams are handed out by [Endpoint.Open] and [Endpoint.Accept] until it
 // ends. The endpoint owns mc from here on; if the endpoint is closed
-// already, Add closes mc.
-func (ep *Endpoint) Add(mc Conn) {
-	l := &link{mc: mc}
+// already, Add closes mc. The streams Open returns carry no origin header:
+// use [Endpoint.AddHello] for a link whose agent's hello is known.
+func (ep *Endpoint) Add(mc Conn) { ep.AddHello(mc, Hello{Version: Version1}) }
+
+// AddHello is [Endpoint.Add] for a link whose agent sent hello h: from
+// [Version3] on, every stream [Endpoint.Open] opens on it starts with the
+// origin header (see [AppendOriginHeader]), which the agent's
+// [Session.Accept] reads.
+func (ep *Endpoint) AddHello(mc Conn, h Hello) {
+	l := &link{mc: mc, version: h.Version}
 	ep.mu.Lock()
 	ep.pending--
 	if ep.closed {
@@ -337,12 +348,46 @@ func (ep *Endpoint) Open(ctx context.Context) (net.Conn, error) {
 			ep.remove(l)
 			continue
 		}
+		if err := ep.writeOrigin(ctx, l, s); err != nil {
+			s.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			ep.log.Debug("writing a stream's origin header failed; dropping the session", "err", err)
+			l.mc.Close()
+			ep.remove(l)
+			continue
+		}
 		if !ep.hand(l, s) {
 			s.Close()
 			return nil, sdk.ErrClosed
 		}
 		return s, nil
 	}
+}
+
+// writeOrigin writes the origin header of a stream Open opened on l, when
+// l's agent reads one, within [HeaderTimeout] and ctx; when it does not and ctx
+// carries an origin, it logs once that the agent's local service gets no
+// PROXY protocol header.
+func (ep *Endpoint) writeOrigin(ctx context.Context, l *link, s Stream) error {
+	o, ok := sdk.OriginFrom(ctx)
+	if l.version < Version3 {
+		if ok && !ep.noOrigin.Swap(true) {
+			ep.log.Info("the mapping has a PROXY protocol version, but a client was relayed over the session of an agent of an older release, which cannot take the client's address: its local service gets no PROXY header (logged once per mapping)",
+				"proxyprotocol", o.Proxy.String())
+		}
+		return nil
+	}
+	s.SetWriteDeadline(time.Now().Add(HeaderTimeout))
+	stop := context.AfterFunc(ctx, func() { s.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err := s.Write(AppendOriginHeader(make([]byte, 0, 1+sdk.MaxOriginLen), o, ok))
+	if !stop() {
+		// ctx ended: its deadline may land on the stream any time now.
+		return ctx.Err()
+	}
+	s.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // Accept implements [sdk.Endpoint.Accept]: the next stream an agent

@@ -59,7 +59,7 @@ func FuzzReadHello(f *testing.F) {
 		if len(want) > 4096 {
 			return
 		}
-		for _, v := range []byte{muxkit.Version1, muxkit.Version2} {
+		for _, v := range []byte{muxkit.Version1, muxkit.Version2, muxkit.Version3} {
 			var b bytes.Buffer
 			if err := (muxkit.Handshake{Version: v}).WriteHello(&b, want); err != nil {
 				t.Fatalf("WriteHello: %v", err)
@@ -84,7 +84,7 @@ func FuzzReadAnswer(f *testing.F) {
 		f.Add(seed, byte(1))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, version byte) {
-		if version != muxkit.Version1 && version != muxkit.Version2 {
+		if version < muxkit.Version1 || version > muxkit.Version {
 			return
 		}
 		cr := &countReader{r: bytes.NewReader(in)}

@@ -21,6 +21,10 @@ import (
 //	version 1: answer (1 byte)
 //	version 2: answer (1 byte), and after AnswerOK only:
 //	           heartbeat threshold in milliseconds (4 bytes, big endian)
+//	version 3: as version 2
+//
+// Version 3 announces that the agent reads an origin header at the start
+// of every stream the connector opens on the link (see [Version3]).
 //
 // A version 2 agent that meets a version 1 connector gets
 // AnswerIncompatible (the connector then closes the connection) and dials
@@ -37,9 +41,19 @@ const (
 	Version1 byte = 1
 	// Version2 adds [Terms] after the connector's [AnswerOK].
 	Version2 byte = 2
+	// Version3 adds an origin header at the start of every stream the
+	// connector opens on the link ([Endpoint.Open]), read by the agent's
+	// [Session.Accept]:
+	//
+	//	length (1 byte, at most sdk.MaxOriginLen) | origin
+	//
+	// where the origin is [sdk.Origin]'s wire form, and length 0 means
+	// none. Streams the agent opens carry no header.
+	Version3 byte = 3
 	// Version is the newest version: what agents send first, and the
-	// highest a connector reads.
-	Version = Version2
+	// highest a connector reads. An agent refused as incompatible dials
+	// again with the version before.
+	Version = Version3
 )
 
 // Answer is the connector's one-byte answer to an agent's hello.

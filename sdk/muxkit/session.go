@@ -14,10 +14,11 @@ import (
 // endpoint. It implements [sdk.Session]; its methods are safe for
 // concurrent use.
 type Session struct {
-	name   string
-	mc     Conn
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
+	name    string
+	mc      Conn
+	version byte            // the hello version; from Version3 on, Accept reads origin headers
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	streams int
@@ -28,20 +29,60 @@ type Session struct {
 // prefixes the errors the session makes itself, as in "yamux: session
 // open: ..."; empty means "muxkit".
 func NewSession(name string, mc Conn) *Session {
+	return NewSessionVersion(name, mc, Version1)
+}
+
+// NewSessionVersion is [NewSession] for a link whose hello had the given
+// version: from [Version3] on, [Session.Accept] reads the origin header
+// the connector writes at the start of each stream it opens, and the
+// streams it returns report their origin ([sdk.OriginStream]).
+func NewSessionVersion(name string, mc Conn, version byte) *Session {
 	if name == "" {
 		name = "muxkit"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Session{name: name, mc: mc, ctx: ctx, cancel: cancel}
+	return &Session{name: name, mc: mc, version: version, ctx: ctx, cancel: cancel}
 }
 
 // Conn returns the connection the session was made with.
 func (s *Session) Conn() Conn { return s.mc }
 
 // Accept implements [sdk.Session.Accept]: the next stream the connector
-// opened. See [Session.Open] for the errors.
+// opened. See [Session.Open] for the errors. On a [Version3] link it
+// first reads the stream's origin header, within [HeaderTimeout]; a
+// stream whose header is malformed or late is closed and the next one
+// awaited, the session going on.
 func (s *Session) Accept(ctx context.Context) (net.Conn, error) {
-	return s.get(ctx, "accept", s.mc.AcceptStream)
+	if s.version < Version3 {
+		return s.get(ctx, "accept", s.mc.AcceptStream)
+	}
+	for {
+		c, err := s.get(ctx, "accept", s.mc.AcceptStream)
+		if err != nil {
+			return nil, err
+		}
+		st := c.(Stream)
+		st.SetReadDeadline(time.Now().Add(HeaderTimeout))
+		stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
+		o, ok, err := ReadOriginHeader(st, nil)
+		if !stop() {
+			// ctx ended: its deadline may land on the stream any time now.
+			st.Close()
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			st.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		st.SetReadDeadline(time.Time{})
+		if !ok {
+			return st, nil
+		}
+		return &originStream{Stream: st, origin: o}, nil
+	}
 }
 
 // Open implements [sdk.Session.Open]: a new stream to the connector. It

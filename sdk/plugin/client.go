@@ -211,6 +211,14 @@ func (r *Remote) stream(ctx context.Context, op string, closed <-chan struct{}, 
 		conn.Close()
 		return nil, fmt.Errorf("plugin: %s: the stream broke as it was claimed: %w", op, io.ErrUnexpectedEOF)
 	}
+	o, ok, err := fromPBOrigin(resp.Origin)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("plugin: %s: %w", op, err)
+	}
+	if ok {
+		return &originConn{Conn: conn, origin: o}, nil
+	}
 	return conn, nil
 }
 
@@ -276,7 +284,12 @@ func (e *remoteEndpoint) wait() {
 }
 
 func (e *remoteEndpoint) Open(ctx context.Context) (net.Conn, error) {
-	return e.r.stream(ctx, "endpoint open", e.closed, e.r.c.EndpointOpen, e.h)
+	// The origin rides in the request; a plugin of an earlier release
+	// reads it as a Handle and opens the stream without it.
+	open := func(ctx context.Context, h *pb.Handle, opts ...grpc.CallOption) (*pb.StreamResponse, error) {
+		return e.r.c.EndpointOpen(ctx, &pb.OpenRequest{Id: h.GetId(), Origin: toPBOrigin(sdk.OriginFrom(ctx))}, opts...)
+	}
+	return e.r.stream(ctx, "endpoint open", e.closed, open, e.h)
 }
 
 func (e *remoteEndpoint) Accept(ctx context.Context) (net.Conn, error) {

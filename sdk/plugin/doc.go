@@ -47,6 +47,15 @@
 // plugin or host of an earlier release does neither, and both work with
 // it as before.
 //
+// A stream's origin ([sdk.Origin], the public client's address a mapping
+// with a PROXY protocol version hands to Endpoint.Open) crosses too: the
+// host sends it with EndpointOpen, the plugin passes it to its endpoint
+// ([sdk.WithOrigin]), and a stream the plugin's session accepts with an
+// origin ([sdk.OriginStream]) reaches the host's Session.Accept with it.
+// A malformed origin from the plugin drops that stream. A plugin of an
+// earlier release ignores the origin it is sent and sends none: its
+// streams work as before, and the agent writes no PROXY header.
+//
 // # Versions and errors
 //
 // The handshake's ProtocolVersion is [sdk.ProtocolVersion]; a host refuses

@@ -37,7 +37,7 @@ func remote(t testing.TB, impl sdk.Transport) *plugin.Remote {
 
 func TestRemoteConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return remote(t, reftransport.New()), transporttest.Options{}
+		return remote(t, reftransport.New()), transporttest.Options{Origins: true}
 	})
 }
 
@@ -46,7 +46,7 @@ func TestRemoteConformance(t *testing.T) {
 // host, which verifies the chains the plugin sees through the broker.
 func TestRemoteConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return remote(t, reftransport.New()), transporttest.Options{TLS: true}
+		return remote(t, reftransport.New()), transporttest.Options{TLS: true, Origins: true}
 	})
 }
 

@@ -194,12 +194,13 @@ func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(conte
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(ctx.Err())}, nil
 	}
+	conn, origin := streamOrigin(conn)
 	t, err := s.hub.put(conn, owner)
 	if err != nil {
 		conn.Close()
 		return &pb.StreamResponse{Error: toPB(err)}, nil
 	}
-	resp := &pb.StreamResponse{Ticket: t[:]}
+	resp := &pb.StreamResponse{Ticket: t[:], Origin: origin}
 	if a := conn.LocalAddr(); a != nil {
 		resp.LocalAddr = a.String()
 	}
@@ -209,9 +210,18 @@ func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(conte
 	return resp, nil
 }
 
-func (s *server) EndpointOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
-	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Open(ctx) })
+func (s *server) EndpointOpen(ctx context.Context, r *pb.OpenRequest) (*pb.StreamResponse, error) {
+	ep := s.endpoint(&pb.Handle{Id: r.GetId()})
+	o, ok, err := fromPBOrigin(r.GetOrigin())
+	if err != nil {
+		return &pb.StreamResponse{Error: toPB(fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, err))}, nil
+	}
+	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) {
+		if ok {
+			ctx = sdk.WithOrigin(ctx, o)
+		}
+		return ep.Open(ctx)
+	})
 }
 
 func (s *server) EndpointAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {

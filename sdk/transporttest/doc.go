@@ -92,6 +92,12 @@
 //   - NetConn: streams pass nettest.TestConn (deadlines, racy reads and
 //     writes, Close unblocking, concurrent methods). *tls.Conn cannot pass
 //     PastTimeout, so TLS-wrapped streams skip it with that reason.
+//   - Origin (with [Options.Origins] only): the origin given to
+//     Endpoint.Open with [sdk.WithOrigin] (an IPv4 client on an IPv6 local
+//     address, then IPv6 both) arrives exactly on the agent's stream from
+//     Session.Accept, through [sdk.OriginStream]; a stream opened without
+//     one reports none; the streams carry their bytes intact (no header
+//     leaks into the data) and still half-close.
 //   - LogAttrsOnce: with an endpoint logger that already carries the
 //     mapping, side and transport (as core passes it) and a session logger
 //     that carries the transport and peer (as sdk/agent passes it), no line

@@ -51,6 +51,11 @@ type Options struct {
 	Skip map[string]string
 	// Logger receives the endpoints' and sessions' logs. Nil discards.
 	Logger *slog.Logger
+	// Origins says the transport carries a stream's origin
+	// ([sdk.WithOrigin] given to Endpoint.Open) to the agent's stream
+	// ([sdk.OriginStream]). The Origin subtest checks it, and is skipped
+	// when this is false: a transport need not carry origins.
+	Origins bool
 }
 
 func (o *Options) defaults() {
@@ -92,6 +97,7 @@ var subtests = []struct {
 	{"HeartbeatAbsence", testHeartbeatAbsence},
 	{"AgentFrozen", testAgentFrozen},
 	{"NetConn", testNetConn},
+	{"Origin", testOrigin},
 	{"LogAttrsOnce", testLogAttrsOnce},
 	{"NoLeaks", testNoLeaks},
 }

@@ -15,14 +15,15 @@ import (
 
 func TestReference(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return reftransport.New(), transporttest.Options{}
+		return reftransport.New(), transporttest.Options{Origins: true}
 	})
 }
 
 func TestReferenceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
 		return reftransport.New(), transporttest.Options{
-			TLS: true,
+			TLS:     true,
+			Origins: true,
 			Skip: map[string]string{
 				// crypto/tls: once a Write times out the conn is broken
 				// for good (a permanentError), so nettest's PastTimeout

@@ -281,7 +281,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 	}
 	st.CancelRead(codeClosed)
 	st.Close()
-	ep.Add(&qmux{c: c})
+	ep.AddHello(&qmux{c: c}, hello)
 }
 
 func refusal(answer muxkit.Answer) (quicgo.ApplicationErrorCode, string) {
@@ -301,15 +301,15 @@ func refusal(answer muxkit.Answer) (quicgo.ApplicationErrorCode, string) {
 // connection; a refused passcode or a full endpoint is reported here as
 // [sdk.ErrBadPasscode] or [sdk.ErrLinkLimit]. A connector that does not
 // know the newest hello version refuses it, and Dial then dials again with
-// a version 1 hello.
+// the version before, down to version 1.
 func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	s, err := t.dial(ctx, cfg, muxkit.Version)
-	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1")
-		s, err = t.dial(ctx, cfg, muxkit.Version1)
+	for v := muxkit.Version - 1; v >= muxkit.Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
+		s, err = t.dial(ctx, cfg, v)
 	}
 	return s, err
 }
@@ -344,7 +344,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		}
 		return nil, fmt.Errorf("%s: dial %s: %w", Name, cfg.Addr, err)
 	}
-	return muxkit.NewSession(Name, &qmux{c: c}), nil
+	return muxkit.NewSessionVersion(Name, &qmux{c: c}, version), nil
 }
 
 // terms are what the connector tells a version 2 agent: the endpoint's

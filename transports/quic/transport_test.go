@@ -29,7 +29,7 @@ func newTransport(t testing.TB, cfg quic.Config) *quic.Transport {
 // certificate.
 func TestConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t, quic.Config{IdentityDir: t.TempDir()}), transporttest.Options{Network: "udp"}
+		return newTransport(t, quic.Config{IdentityDir: t.TempDir()}), transporttest.Options{Network: "udp", Origins: true}
 	})
 }
 
@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 // configs on both halves.
 func TestConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t, quic.Config{}), transporttest.Options{Network: "udp", TLS: true}
+		return newTransport(t, quic.Config{}), transporttest.Options{Network: "udp", TLS: true, Origins: true}
 	})
 }
 

@@ -24,6 +24,10 @@ type Config struct {
 	// DialTimeout bounds an agent's TCP connect to the connector. Zero
 	// means 10 seconds.
 	DialTimeout time.Duration
+
+	// maxVersion is the newest protocol version this side speaks; zero
+	// means protocolNewest. Tests lower it to play an older release.
+	maxVersion byte
 }
 
 // DefaultConfig returns the defaults, filled in.
@@ -45,6 +49,9 @@ func (c *Config) defaults() {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
+	}
+	if c.maxVersion == 0 {
+		c.maxVersion = protocolNewest
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,24 @@ type endpoint struct {
 	legacy   map[*legacyConn]struct{} // legacy links handed out and open
 	insts    map[instanceID]*instance // our agents' instances (live.go)
 	controls int                      // their control links open
+
+	// warnedLegacy and warnedOld are set once the endpoint logged that a
+	// client's origin could not reach a legacy agent or one of ours that
+	// predates protocol version 3.
+	warnedLegacy, warnedOld atomic.Bool
+}
+
+// noOrigin logs once per endpoint, for each kind of agent, that the
+// origin Open was given cannot reach agent: its local service gets no
+// PROXY protocol header.
+func (ep *endpoint) noOrigin(ctx context.Context, warned *atomic.Bool, agent string) {
+	o, ok := sdk.OriginFrom(ctx)
+	if !ok || warned.Swap(true) {
+		return
+	}
+	ep.log.Info("the mapping has a PROXY protocol version, but a client was relayed over a link of "+agent+
+		", which cannot take the client's address: its local service gets no PROXY header (logged once per mapping)",
+		"proxyprotocol", o.Proxy.String())
 }
 
 // handedConn is a bare stream handed out by Open or Accept; the sweeper
@@ -164,6 +183,9 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 		ep.failedHandshake(raw, admission.Reason(err))
 		return
 	}
+	if h.version > ep.tcfg.maxVersion {
+		h.answer = answerIncompatible
+	}
 	reserved := false
 	if h.answer == answerOK {
 		if h.role == roleControl {
@@ -198,7 +220,7 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 		}
 		return
 	}
-	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), acked: make(chan struct{}), dead: make(chan struct{})}
+	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), version: h.version, acked: make(chan struct{}), dead: make(chan struct{})}
 	if !ep.idle.push(l) {
 		l.conn.Close()
 		ep.release()
@@ -313,6 +335,7 @@ func (ep *endpoint) Open(ctx context.Context) (net.Conn, error) {
 		}
 		switch l := it.(type) {
 		case *legacyConn:
+			ep.noOrigin(ctx, &ep.warnedLegacy, "a legacy ioFog agent")
 			return l, nil
 		case *poolLink:
 			c, err := l.bind(ctx)

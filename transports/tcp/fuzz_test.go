@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 func FuzzReadHello(f *testing.F) {
 	var inst instanceID
 	copy(inst[:], "0123456789abcdef")
-	for _, v := range []byte{protocolV1, protocolV2} {
+	for _, v := range []byte{protocolV1, protocolV2, protocolV3} {
 		for _, role := range []byte{rolePool, roleOpen, roleControl} {
 			h, _ := appendHello(nil, v, role, "passcode", inst)
 			f.Add(h[1:], "passcode")
@@ -24,7 +25,7 @@ func FuzzReadHello(f *testing.F) {
 	}
 	h, _ := appendHello(nil, protocolV2, rolePool, "passcode", inst)
 	f.Add(h[1:len(h)-3], "passcode")                             // instance cut short
-	f.Add([]byte("ICN\x03P\x00\x01x"), "x")                      // a version from the future
+	f.Add([]byte("ICN\x04P\x00\x01x"), "x")                      // a version from the future
 	f.Add([]byte("ICN\x02P\xff\xff"), "x")                       // passcode too long
 	f.Add([]byte("ICX\x01P\x00\x01x"), "x")                      // bad magic
 	f.Add(append([]byte("ICN\x01P\x00\x05wrong"), 'H'), "right") // wrong passcode
@@ -47,7 +48,7 @@ func FuzzReadHello(f *testing.F) {
 			if len(data) < helloHeader-1 || !bytes.Equal(data[helloHeader-1:helloHeader-1+len(want)], []byte(want)) {
 				t.Fatalf("hello %q accepted for passcode %q", data, want)
 			}
-			if h.version != protocolV1 && h.version != protocolV2 {
+			if h.version != protocolV1 && h.version != protocolV2 && h.version != protocolV3 {
 				t.Fatalf("version %d accepted", h.version)
 			}
 			if h.version == protocolV1 && h.role == roleControl {
@@ -59,7 +60,7 @@ func FuzzReadHello(f *testing.F) {
 			if err != nil {
 				t.Fatalf("own answer %x unreadable: %v", ans, err)
 			}
-			if h.version == protocolV2 && th != 1500*time.Millisecond {
+			if h.version >= protocolV2 && th != 1500*time.Millisecond {
 				t.Fatalf("threshold read back as %v", th)
 			}
 		case answerBadPasscode, answerIncompatible:
@@ -157,7 +158,7 @@ func FuzzIsBeats(f *testing.F) {
 func TestHelloRoundTrip(t *testing.T) {
 	var inst instanceID
 	copy(inst[:], "instance-0123456")
-	for _, v := range []byte{protocolV1, protocolV2} {
+	for _, v := range []byte{protocolV1, protocolV2, protocolV3} {
 		for _, role := range []byte{rolePool, roleOpen, roleControl} {
 			b, err := appendHello(nil, v, role, "pc", inst)
 			if err != nil {
@@ -177,11 +178,11 @@ func TestHelloRoundTrip(t *testing.T) {
 			if h.answer != wantAnswer || h.role != role || h.version != v {
 				t.Errorf("v%d role %c: read back %+v", v, role, h)
 			}
-			if v == protocolV2 && h.instance != inst {
+			if v >= protocolV2 && h.instance != inst {
 				t.Errorf("v2: instance read back as %x", h.instance)
 			}
 			ans := appendAnswer(nil, h, 5*time.Second)
-			if wantLen := map[bool]int{true: 5, false: 1}[v == protocolV2 && h.answer == answerOK]; len(ans) != wantLen {
+			if wantLen := map[bool]int{true: 5, false: 1}[v >= protocolV2 && h.answer == answerOK]; len(ans) != wantLen {
 				t.Errorf("v%d role %c: answer %x, want %d bytes", v, role, ans, wantLen)
 			}
 		}
@@ -228,5 +229,60 @@ func TestSessionTimings(t *testing.T) {
 				t.Errorf("timings() = %v, %v; want %v, %v", iv, th, tc.wantInterval, tc.wantTh)
 			}
 		})
+	}
+}
+
+// FuzzReadBindOrigin feeds arbitrary bytes to the agent's reader of a
+// version 3 bind frame (after its 'B'): it must not panic, must read at
+// most 1+sdk.MaxOriginLen bytes, must return only valid origins, and must
+// read back exactly what appendBind writes.
+func FuzzReadBindOrigin(f *testing.F) {
+	o := sdk.Origin{Client: netip.MustParseAddrPort("127.0.0.2:40000"), Local: netip.MustParseAddrPort("[::1]:7001"), Proxy: sdk.ProxyV1}
+	f.Add(appendBind(nil, protocolV3, o, true)[1:])
+	f.Add(appendBind(nil, protocolV3, o, false)[1:])
+	f.Add([]byte{41})
+	f.Add([]byte{3, 1, 1, 4})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		got, ok, err := readBindOrigin(r)
+		if used := len(data) - r.Len(); used > 1+sdk.MaxOriginLen {
+			t.Fatalf("read %d bytes", used)
+		}
+		if err != nil || !ok {
+			if ok {
+				t.Fatal("ok with an error")
+			}
+			return
+		}
+		if err := got.Validate(); err != nil {
+			t.Fatalf("accepted an invalid origin %+v: %v", got, err)
+		}
+		again := appendBind(nil, protocolV3, got, true)
+		back, ok, err := readBindOrigin(bytes.NewReader(again[1:]))
+		if err != nil || !ok || back != got {
+			t.Fatalf("round trip %+v -> %x -> %+v %v %v", got, again, back, ok, err)
+		}
+	})
+}
+
+// TestBindFrames: older links get a bare bind; version 3 links get the
+// origin or a zero length.
+func TestBindFrames(t *testing.T) {
+	o := sdk.Origin{Client: netip.MustParseAddrPort("10.0.0.1:1"), Local: netip.MustParseAddrPort("10.0.0.2:2"), Proxy: sdk.ProxyV2}
+	if b := appendBind(nil, protocolV2, o, true); string(b) != "B" {
+		t.Errorf("version 2 bind %x", b)
+	}
+	if b := appendBind(nil, protocolV3, o, false); string(b) != "B\x00" {
+		t.Errorf("version 3 bind without origin %x", b)
+	}
+	b := appendBind(nil, protocolV3, o, true)
+	if b[0] != 'B' || int(b[1]) != len(b)-2 {
+		t.Fatalf("version 3 bind %x", b)
+	}
+	for _, bad := range [][]byte{{sdk.MaxOriginLen + 1}, {2, 9, 9}, {byte(len(b) - 2)}} {
+		if _, _, err := readBindOrigin(bytes.NewReader(bad)); err == nil {
+			t.Errorf("readBindOrigin(%x) accepted", bad)
+		}
 	}
 }

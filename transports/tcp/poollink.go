@@ -29,6 +29,9 @@ type poolLink struct {
 	ep   *endpoint
 	conn net.Conn
 	inst *instanceID // the agent instance, nil for protocol version 1
+	// version is the link's protocol version: from protocolV3 on, the
+	// bind frame carries the client's origin.
+	version byte
 
 	mu    sync.Mutex // guards state and every write while framed
 	state int
@@ -116,8 +119,12 @@ func (l *poolLink) bind(ctx context.Context) (net.Conn, error) {
 		return nil, errSkip
 	}
 	l.state = linkBinding
+	o, hasOrigin := sdk.OriginFrom(ctx)
+	if hasOrigin && l.version < protocolV3 {
+		l.ep.noOrigin(ctx, &l.ep.warnedOld, "an agent of a release before protocol version 3")
+	}
 	l.conn.SetWriteDeadline(time.Now().Add(l.ep.tcfg.BindTimeout))
-	_, err := l.conn.Write([]byte{frameBind})
+	_, err := l.conn.Write(appendBind(make([]byte, 0, 2+sdk.MaxOriginLen), l.version, o, hasOrigin))
 	l.conn.SetWriteDeadline(time.Time{})
 	l.mu.Unlock()
 	if err != nil {

@@ -26,17 +26,31 @@ import (
 // big endian, at least 1). A version the connector does not speak is
 // answered answerIncompatible before the passcode is read. 0xF0 cannot start
 // a legacy agent's passcode, which is ASCII.
+//
+// Version 3 has the hello and answer of version 2; it announces that the
+// agent reads an origin in the bind frame of a pool link:
+//
+//	'B' | origin length (1 byte, at most sdk.MaxOriginLen) | origin
+//
+// where the origin is [sdk.Origin]'s wire form (length 0: none). The
+// connector sends that frame to version 3 links only, and a plain 'B' to
+// older agents, whose streams then carry no origin.
 const (
 	magicByte   byte = 0xF0
 	magicTail        = "ICN"
 	protocolV1  byte = 1
 	protocolV2  byte = 2
+	protocolV3  byte = 3
 	maxPasscode      = 4096
 	helloHeader      = 1 + len(magicTail) + 1 + 1 + 2
 	instanceLen      = 16
 	// maxHello is the most bytes a hello can take.
 	maxHello = helloHeader + maxPasscode + instanceLen
 )
+
+// protocolNewest is what our agents try first and the newest a connector
+// reads.
+const protocolNewest = protocolV3
 
 // Roles a link of ours takes.
 const (
@@ -136,7 +150,7 @@ func readHello(r io.Reader, want string) (hello, error) {
 	h.version, h.role = hdr[len(magicTail)], hdr[len(magicTail)+1]
 	switch {
 	case h.version == protocolV1 && (h.role == rolePool || h.role == roleOpen):
-	case h.version == protocolV2 && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
+	case (h.version == protocolV2 || h.version == protocolV3) && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
 	default:
 		h.answer = answerIncompatible
 		return h, nil
@@ -234,4 +248,46 @@ func isBeats(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// appendBind appends the bind frame for a link of the given version: a
+// bare frameBind before version 3, and from version 3 on the origin o
+// (when ok) after it.
+func appendBind(b []byte, version byte, o sdk.Origin, ok bool) []byte {
+	b = append(b, frameBind)
+	if version < protocolV3 {
+		return b
+	}
+	var enc []byte
+	if ok {
+		enc, _ = o.AppendBinary(make([]byte, 0, sdk.MaxOriginLen))
+	}
+	b = append(b, byte(len(enc)))
+	return append(b, enc...)
+}
+
+// readBindOrigin reads the rest of a version 3 bind frame whose frameBind
+// byte was read: at most 1+sdk.MaxOriginLen bytes. ok is false when the
+// connector sent no origin. A length over sdk.MaxOriginLen or an origin
+// that does not parse is an error wrapping ErrProtocol: the link is then
+// dropped, unacknowledged.
+func readBindOrigin(r io.Reader) (o sdk.Origin, ok bool, err error) {
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return o, false, err
+	}
+	if n[0] == 0 {
+		return o, false, nil
+	}
+	if int(n[0]) > sdk.MaxOriginLen {
+		return o, false, fmt.Errorf("%w: bind origin of %d bytes", ErrProtocol, n[0])
+	}
+	buf := make([]byte, n[0])
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return o, false, err
+	}
+	if err := o.UnmarshalBinary(buf); err != nil {
+		return o, false, fmt.Errorf("%w: bind origin: %w", ErrProtocol, err)
+	}
+	return o, true, nil
 }

@@ -23,8 +23,8 @@ const (
 	// from the connector's threshold.
 	minBeatInterval = 250 * time.Millisecond
 	// v1Retry is how long a session that met a connector speaking only
-	// protocol version 1 keeps to it before it tries version 2 again (the
-	// connector may have been upgraded).
+	// an older protocol version keeps to it before it tries the newest
+	// again (the connector may have been upgraded).
 	v1Retry = 10 * time.Minute
 )
 
@@ -44,9 +44,11 @@ type session struct {
 	// learned is the connector's heartbeat threshold in nanoseconds, from
 	// its last version 2 answer; 0 until then.
 	learned atomic.Int64
-	// v1Until is when (unix nanoseconds) the session tries protocol
-	// version 2 again after a connector refused it as incompatible.
-	v1Until atomic.Int64
+	// downUntil is when (unix nanoseconds) the session tries its newest
+	// protocol version again after a connector refused it as
+	// incompatible; until then it speaks downTo.
+	downUntil atomic.Int64
+	downTo    atomic.Uint32
 
 	ctx    context.Context // done once Close is called
 	cancel context.CancelFunc
@@ -60,6 +62,7 @@ type session struct {
 	ctlOn   bool                      // the control goroutine runs
 	ctlWG   sync.WaitGroup            // the control goroutine, for Close
 	warned  bool                      // the version 1 fallback was logged
+	warned2 bool                      // the version 2 fallback was logged
 }
 
 // agentStream is a stream the session handed out, watched so that it can
@@ -113,10 +116,34 @@ func (s *session) timings() (interval, threshold time.Duration) {
 
 // version is the protocol version the session speaks now.
 func (s *session) version() byte {
-	if time.Now().UnixNano() < s.v1Until.Load() {
-		return protocolV1
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		return byte(s.downTo.Load())
 	}
-	return protocolV2
+	return s.t.cfg.maxVersion
+}
+
+// downgrade makes the session speak the version before v for a while,
+// after the connector refused v as incompatible, and logs it the first
+// time.
+func (s *session) downgrade(v byte) {
+	to := v - 1
+	s.downTo.Store(uint32(to))
+	s.downUntil.Store(time.Now().Add(v1Retry).UnixNano())
+	s.mu.Lock()
+	warned := &s.warned
+	if to >= protocolV2 {
+		warned = &s.warned2
+	}
+	warn := !*warned
+	*warned = true
+	s.mu.Unlock()
+	switch {
+	case !warn:
+	case to == protocolV1:
+		s.log.Warn("the connector speaks protocol version 1 only; falling back to it: streams bound to this agent are not covered by heartbeats until the connector is upgraded", "retry_v2_in", v1Retry)
+	default:
+		s.log.Info("the connector speaks an older protocol version; falling back to it: it cannot send public clients' addresses, so no PROXY protocol header reaches the local service until the connector is upgraded", "version", to, "retry_in", v1Retry)
+	}
 }
 
 // connect dials the connector and runs the hello for role, falling back
@@ -127,21 +154,14 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, byte, error
 	for {
 		v := s.version()
 		c, err := s.handshake(ctx, role, v)
-		if v == protocolV2 && role != roleControl && errors.Is(err, sdk.ErrIncompatible) {
-			s.v1Until.Store(time.Now().Add(v1Retry).UnixNano())
-			s.mu.Lock()
-			warn := !s.warned
-			s.warned = true
-			s.mu.Unlock()
-			if warn {
-				s.log.Warn("the connector speaks protocol version 1 only; falling back to it: streams bound to this agent are not covered by heartbeats until the connector is upgraded", "retry_v2_in", v1Retry)
-			}
+		if v > protocolV1 && role != roleControl && errors.Is(err, sdk.ErrIncompatible) {
+			s.downgrade(v)
 			continue
 		}
 		if err != nil {
 			return nil, v, err
 		}
-		if v == protocolV2 {
+		if v >= protocolV2 {
 			s.startControl()
 		}
 		return c, v, nil
@@ -248,7 +268,7 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 	abort := func() { c.SetReadDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
 	stop2 := context.AfterFunc(s.ctx, abort)
-	err = s.idle(c, threshold, &wmu, &bound)
+	origin, hasOrigin, err := s.idle(c, v, threshold, &wmu, &bound)
 	stopBeats()
 	wg.Wait()
 	ok1, ok2 := stop1(), stop2()
@@ -257,6 +277,9 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 		c.SetDeadline(time.Time{})
 		if v >= protocolV2 {
 			s.track(c)
+		}
+		if hasOrigin {
+			return &originConn{Conn: c, origin: origin}, nil
 		}
 		return c, nil
 	case !ok1:
@@ -270,27 +293,61 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 	return nil, err
 }
 
-// idle reads an idle link's frames until the connector binds it.
-func (s *session) idle(c net.Conn, threshold time.Duration, wmu *sync.Mutex, bound *bool) error {
+// idle reads an idle link of version v's frames until the connector binds
+// it, and returns the origin the bind carried, if any (version 3). A bind
+// whose origin is malformed fails the link, unacknowledged.
+func (s *session) idle(c net.Conn, v byte, threshold time.Duration, wmu *sync.Mutex, bound *bool) (sdk.Origin, bool, error) {
 	var b [1]byte
 	for {
 		c.SetReadDeadline(time.Now().Add(threshold))
 		if _, err := c.Read(b[:]); err != nil {
-			return err
+			return sdk.Origin{}, false, err
 		}
 		switch b[0] {
 		case frameBeat:
 		case frameBind:
+			var (
+				o  sdk.Origin
+				ok bool
+			)
+			if v >= protocolV3 {
+				var err error
+				if o, ok, err = readBindOrigin(c); err != nil {
+					return o, false, err
+				}
+			}
 			wmu.Lock()
 			*bound = true
 			c.SetWriteDeadline(time.Now().Add(threshold))
 			_, err := c.Write([]byte{frameAck})
 			wmu.Unlock()
-			return err
+			return o, ok, err
 		default:
-			return fmt.Errorf("%w: frame %q on an idle link", ErrProtocol, b[0])
+			return sdk.Origin{}, false, fmt.Errorf("%w: frame %q on an idle link", ErrProtocol, b[0])
 		}
 	}
+}
+
+// originConn is a bound stream whose bind carried the client's origin.
+// It reports it ([sdk.OriginStream]) and gives back the connection it
+// wraps (NetConn), so that the agent relays the bare socket by splice.
+type originConn struct {
+	net.Conn
+	origin sdk.Origin
+}
+
+// Origin implements [sdk.OriginStream].
+func (c *originConn) Origin() (sdk.Origin, bool) { return c.origin, true }
+
+// NetConn returns the wrapped connection.
+func (c *originConn) NetConn() net.Conn { return c.Conn }
+
+// CloseWrite implements [sdk.CloseWriter] when the wrapped connection does.
+func (c *originConn) CloseWrite() error {
+	if cw, ok := c.Conn.(sdk.CloseWriter); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("tcp: %T cannot half-close", c.Conn)
 }
 
 // Open implements [sdk.Session.Open]: it dials a stream in the "open"
@@ -495,4 +552,8 @@ func (s *session) runControl(c net.Conn) error {
 	}
 }
 
-var _ sdk.Session = (*session)(nil)
+var (
+	_ sdk.Session      = (*session)(nil)
+	_ sdk.OriginStream = (*originConn)(nil)
+	_ sdk.CloseWriter  = (*originConn)(nil)
+)

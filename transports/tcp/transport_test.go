@@ -29,13 +29,13 @@ func newTransport(t testing.TB) *tcp.Transport {
 
 func TestConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t), transporttest.Options{}
+		return newTransport(t), transporttest.Options{Origins: true}
 	})
 }
 
 func TestConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t), transporttest.Options{TLS: true, Skip: map[string]string{
+		return newTransport(t), transporttest.Options{TLS: true, Origins: true, Skip: map[string]string{
 			"NetConn": tlsNetConnGap,
 		}}
 	})

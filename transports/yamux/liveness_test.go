@@ -254,8 +254,8 @@ func (p *prefixed) Read(b []byte) (int, error) {
 }
 
 // TestNewAgentFallsBackToVersion1: against a connector that knows only
-// hello version 1 (it answers AnswerIncompatible to version 2 and closes),
-// Dial dials again in version 1 and the session works.
+// hello version 1 (it answers AnswerIncompatible to versions 3 and 2 and
+// closes), Dial dials again in each older version and the session works.
 func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -318,7 +318,7 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !bytes.Equal(hellos, []byte{2, 1}) {
-		t.Errorf("hello versions sent: %v, want [2 1] (the newest, then the fallback)", hellos)
+	if !bytes.Equal(hellos, []byte{3, 2, 1}) {
+		t.Errorf("hello versions sent: %v, want [3 2 1] (the newest, then each older one)", hellos)
 	}
 }

@@ -152,7 +152,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		log.Debug("agent gone before the control stream", "err", err)
 		return
 	}
-	ep.Add(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl})
+	ep.AddHello(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl}, hello)
 }
 
 // Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
@@ -161,17 +161,18 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 //
 // The hello is the newest version, which makes the connector say its
 // heartbeat threshold; the session's keepalive is derived from it (see
-// [muxkit.BeatInterval]). A connector that does not know that version
-// refuses it, and Dial then dials again with a version 1 hello and the
-// timings of cfg alone.
+// [muxkit.BeatInterval]) and, from version 3, the connector sends each
+// stream's origin (a public client's address). A connector that does not
+// know that version refuses it, and Dial then dials again with the
+// version before, down to version 1 (with the timings of cfg alone).
 func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	s, err := t.dial(ctx, cfg, muxkit.Version)
-	if errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again with hello version 1")
-		s, err = t.dial(ctx, cfg, muxkit.Version1)
+	for v := muxkit.Version - 1; v >= muxkit.Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
+		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
+		s, err = t.dial(ctx, cfg, v)
 	}
 	return s, err
 }
@@ -228,7 +229,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	}
 	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, awayCh: make(chan struct{})}
 	go m.watch(ctrl)
-	return muxkit.NewSession(Name, m), nil
+	return muxkit.NewSessionVersion(Name, m, version), nil
 }
 
 // terms are what the connector tells a version 2 agent: the endpoint's

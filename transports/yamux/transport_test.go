@@ -24,14 +24,15 @@ func newTransport(t testing.TB) *yamux.Transport {
 
 func TestConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return newTransport(t), transporttest.Options{}
+		return newTransport(t), transporttest.Options{Origins: true}
 	})
 }
 
 func TestConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
 		return newTransport(t), transporttest.Options{
-			TLS: true,
+			TLS:     true,
+			Origins: true,
 		}
 	})
 }

@@ -3,6 +3,7 @@ package websocket
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -12,9 +13,10 @@ import (
 
 // msg is one control message from the connector to an agent.
 type msg struct {
-	kind      byte          // 'P' (open a stream), 'T' (threshold), or any other byte (a sign of life)
-	id        uint64        // 'P': the stream id
+	kind      byte          // 'P' (open a stream), 'Q' (open one, with its origin), 'T' (threshold), or any other byte (a sign of life)
+	id        uint64        // 'P', 'Q': the stream id
 	threshold time.Duration // 'T': the endpoint's heartbeat threshold
+	origin    sdk.Origin    // 'Q': the stream's origin
 }
 
 // maxDigits bounds the decimal milliseconds of a 'T' message.
@@ -23,6 +25,24 @@ const maxDigits = 10
 // errBadMessage is returned for a 'T' message that is not 1 to 10 digits
 // and ';'.
 var errBadMessage = errors.New("websocket: malformed threshold message")
+
+// errBadOrigin is returned for a 'Q' message whose origin is malformed.
+var errBadOrigin = errors.New("websocket: malformed origin message")
+
+// originMsg asks an agent whose control connection is of kind
+// kindControlOrigins for stream id, with the stream's origin: 'Q', the id
+// (8 bytes), the origin's length (1 byte) and sdk.Origin's wire form.
+// Only such agents are sent it: an agent of an earlier release would
+// take its bytes for signs of life and never open the stream.
+func originMsg(id uint64, o sdk.Origin) []byte {
+	enc, err := o.AppendBinary(nil)
+	if err != nil {
+		enc = nil
+	}
+	b := binary.BigEndian.AppendUint64([]byte{'Q'}, id)
+	b = append(b, byte(len(enc)))
+	return append(b, enc...)
+}
 
 // thresholdMsg is the message that tells an agent the endpoint's
 // threshold: 'T', whole milliseconds in ASCII decimal (at least 1), ';'.
@@ -36,7 +56,7 @@ func thresholdMsg(d time.Duration) []byte {
 }
 
 // readMsg reads one control message: at most 12 bytes ('T' and its
-// digits) or 9 ('P' and its id).
+// digits), 9 ('P' and its id) or 10+sdk.MaxOriginLen ('Q').
 func readMsg(r io.Reader) (msg, error) {
 	var b [1 + maxDigits + 1]byte
 	if _, err := io.ReadFull(r, b[:1]); err != nil {
@@ -49,6 +69,21 @@ func readMsg(r io.Reader) (msg, error) {
 			return msg{}, err
 		}
 		m.id = binary.BigEndian.Uint64(b[1:9])
+	case 'Q':
+		if _, err := io.ReadFull(r, b[1:10]); err != nil {
+			return msg{}, err
+		}
+		m.id = binary.BigEndian.Uint64(b[1:9])
+		if int(b[9]) > sdk.MaxOriginLen {
+			return msg{}, errBadOrigin
+		}
+		enc := make([]byte, b[9])
+		if _, err := io.ReadFull(r, enc); err != nil {
+			return msg{}, err
+		}
+		if err := m.origin.UnmarshalBinary(enc); err != nil {
+			return msg{}, fmt.Errorf("%w: %w", errBadOrigin, err)
+		}
 	case 'T':
 		var ms int64
 		for i := 0; ; i++ {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	xws "golang.org/x/net/websocket"
+
+	"github.com/iofog/iofog-connector/sdk"
 )
 
 // frames is the codec of a stream: binary frames carry data, the text
@@ -59,7 +61,16 @@ type stream struct {
 	// onClose, when set before the stream is handed out, runs once at
 	// the first Close or Abort.
 	onClose func()
+
+	// origin is the stream's origin, when the connector sent one; set
+	// before the stream is handed out.
+	origin    sdk.Origin
+	hasOrigin bool
 }
+
+// Origin implements sdk.OriginStream: the origin the connector sent with
+// a stream it asked for, if any.
+func (s *stream) Origin() (sdk.Origin, bool) { return s.origin, s.hasOrigin }
 
 func newStream(ws *xws.Conn, raw net.Conn) *stream {
 	ws.PayloadType = xws.BinaryFrame

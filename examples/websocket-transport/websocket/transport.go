@@ -18,6 +18,14 @@
 // threshold they are told. An agent of an earlier release, which reads
 // any byte but 'P' as a sign of life, skips the threshold message.
 //
+// Origins: an agent whose control connection is of kind 'c' instead of
+// 'C' reads stream requests that carry the stream's origin (sdk.Origin,
+// the public client's address): 'Q', the id, a length byte and the
+// origin's wire form. The connector sends 'Q' to such agents only, when
+// Open is given an origin; the agent's stream then reports it
+// (sdk.OriginStream). A connector of an earlier release closes a 'c'
+// connection unanswered, and the agent dials again with 'C'.
+//
 // Liveness: a connector that hears nothing on a control connection for
 // the threshold drops the session and aborts its streams (closes them
 // without the FIN message, so their relays see an error), whether they
@@ -49,6 +57,12 @@ const (
 	kindData    = 'D' // a stream the connector asked for
 	kindOpen    = 'O' // a stream the agent opened
 
+	// kindControlOrigins is a control connection of an agent that reads
+	// 'Q' (a stream request with the stream's origin). A connector of an
+	// earlier release closes it unanswered, and the agent dials again
+	// with kindControl.
+	kindControlOrigins = 'c'
+
 	statusOK       = 0
 	statusBadPass  = 1
 	statusLimit    = 2
@@ -59,7 +73,12 @@ const (
 const Path = "/iofog/v1/link"
 
 // Transport carries agent links over WebSocket. The zero value is ready.
-type Transport struct{}
+type Transport struct {
+	// noOrigins makes the connector half behave as one of an earlier
+	// release, which closes kindControlOrigins connections unanswered
+	// (tests).
+	noOrigins bool
+}
 
 // New returns the WebSocket transport.
 func New() Transport { return Transport{} }
@@ -82,13 +101,14 @@ func (t Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endp
 		cfg.HeartbeatThreshold = sdk.DefaultHeartbeatThreshold
 	}
 	e := &endpoint{
-		cfg:      cfg,
-		ln:       ln,
-		sessions: map[uint64]*srvSession{},
-		waiting:  map[uint64]chan net.Conn{},
-		changed:  make(chan struct{}),
-		accepted: make(chan net.Conn, 256),
-		closed:   make(chan struct{}),
+		noOrigins: t.noOrigins,
+		cfg:       cfg,
+		ln:        ln,
+		sessions:  map[uint64]*srvSession{},
+		waiting:   map[uint64]chan net.Conn{},
+		changed:   make(chan struct{}),
+		accepted:  make(chan net.Conn, 256),
+		closed:    make(chan struct{}),
 	}
 	e.srv = &http.Server{
 		Handler:           xws.Server{Handler: e.serveWS, Handshake: func(*xws.Config, *http.Request) error { return nil }},
@@ -109,11 +129,12 @@ func (t Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.Endp
 type rawConnKey struct{}
 
 type endpoint struct {
-	cfg     sdk.EndpointConfig
-	ln      net.Listener
-	srv     *http.Server
-	srvDone chan struct{}
-	wg      sync.WaitGroup
+	noOrigins bool // Transport.noOrigins
+	cfg       sdk.EndpointConfig
+	ln        net.Listener
+	srv       *http.Server
+	srvDone   chan struct{}
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	sessions map[uint64]*srvSession
@@ -127,6 +148,7 @@ type endpoint struct {
 }
 
 type srvSession struct {
+	origins bool // the agent reads 'Q' (kindControlOrigins)
 	ctrl    net.Conn
 	wmu     sync.Mutex
 	dead    chan struct{}
@@ -265,8 +287,11 @@ func (e *endpoint) handle(c net.Conn) {
 		return
 	default:
 	}
+	if kind == kindControlOrigins && e.noOrigins {
+		kind = 0 // as an earlier release: unknown, closed unanswered
+	}
 	switch kind {
-	case kindControl:
+	case kindControl, kindControlOrigins:
 		if e.cfg.MaxLinks > 0 && len(e.sessions) >= e.cfg.MaxLinks {
 			e.mu.Unlock()
 			c.Write([]byte{statusLimit})
@@ -275,7 +300,7 @@ func (e *endpoint) handle(c net.Conn) {
 		}
 		e.nextID++
 		id := e.nextID
-		s := &srvSession{ctrl: c, dead: make(chan struct{})}
+		s := &srvSession{ctrl: c, dead: make(chan struct{}), origins: kind == kindControlOrigins}
 		e.sessions[id] = s
 		e.notify()
 		e.mu.Unlock()
@@ -389,7 +414,11 @@ func (e *endpoint) Open(ctx context.Context) (net.Conn, error) {
 		var msg [9]byte
 		msg[0] = 'P'
 		binary.BigEndian.PutUint64(msg[1:], id)
-		err := s.send(msg[:])
+		req := msg[:]
+		if o, ok := sdk.OriginFrom(ctx); ok && s.origins {
+			req = originMsg(id, o)
+		}
+		err := s.send(req)
 		if err == nil {
 			select {
 			case c := <-ch:
@@ -470,6 +499,10 @@ func (e *endpoint) Stats() sdk.EndpointStats {
 
 // The agent half.
 
+// errUnanswered is a connection the connector closed before answering: a
+// connector of an earlier release does that to kindControlOrigins.
+var errUnanswered = errors.New("websocket: the connector closed the connection unanswered")
+
 // Dial connects a session. Its heartbeat timings are cfg's; once the
 // connector has told its threshold, the session beats at a quarter of it
 // (or at cfg.HeartbeatInterval when shorter) and, when cfg sets no
@@ -479,7 +512,11 @@ func (t Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, e
 		return nil, err
 	}
 	s := &session{cfg: cfg, accepted: make(chan net.Conn, 64), done: make(chan struct{}), retime: make(chan struct{}, 1)}
-	c, reply, err := s.connect(ctx, kindControl, 8)
+	c, reply, err := s.connect(ctx, kindControlOrigins, 8)
+	if errors.Is(err, errUnanswered) && ctx.Err() == nil {
+		// A connector of an earlier release: no origins.
+		c, reply, err = s.connect(ctx, kindControl, 8)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +603,9 @@ func (s *session) connect(ctx context.Context, kind byte, extra int, ids ...uint
 	}
 	reply := make([]byte, 1+extra)
 	if _, err = c.Write(hdr); err == nil {
-		_, err = io.ReadFull(c, reply[:1])
+		if _, err = io.ReadFull(c, reply[:1]); err == io.EOF {
+			err = errUnanswered
+		}
 	}
 	if err == nil && reply[0] == statusOK {
 		_, err = io.ReadFull(c, reply[1:])
@@ -622,9 +661,9 @@ func (s *session) read() {
 			return
 		}
 		switch m.kind {
-		case 'P':
+		case 'P', 'Q':
 			s.wg.Add(1)
-			go s.stream(m.id)
+			go s.stream(m.id, m.origin, m.kind == 'Q')
 		case 'T':
 			if s.told.Swap(int64(m.threshold)) != int64(m.threshold) {
 				select {
@@ -636,7 +675,7 @@ func (s *session) read() {
 	}
 }
 
-func (s *session) stream(id uint64) {
+func (s *session) stream(id uint64, o sdk.Origin, hasOrigin bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -653,6 +692,7 @@ func (s *session) stream(id uint64) {
 	if err != nil {
 		return
 	}
+	c.origin, c.hasOrigin = o, hasOrigin
 	s.track(c)
 	select {
 	case s.accepted <- c:

@@ -20,15 +20,16 @@ func skip() map[string]string {
 
 func TestConformance(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return websocket.New(), transporttest.Options{Skip: skip()}
+		return websocket.New(), transporttest.Options{Skip: skip(), Origins: true}
 	})
 }
 
 func TestConformanceTLS(t *testing.T) {
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
 		return websocket.New(), transporttest.Options{
-			TLS:  true,
-			Skip: skip(),
+			TLS:     true,
+			Skip:    skip(),
+			Origins: true,
 		}
 	})
 }

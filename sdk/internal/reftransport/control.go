@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -15,14 +16,18 @@ import (
 
 // msg is one control message from the connector to an agent.
 type msg struct {
-	kind      byte          // 'P' (open a stream), 'T' (threshold), or any other byte (a sign of life)
-	id        uint64        // 'P': the stream id
+	kind      byte          // 'P' (open a stream), 'Q' (open one, with its origin), 'T' (threshold), or any other byte (a sign of life)
+	id        uint64        // 'P', 'Q': the stream id
 	threshold time.Duration // 'T': the endpoint's heartbeat threshold
+	origin    sdk.Origin    // 'Q': the stream's origin
 }
 
 const maxDigits = 10
 
-var errBadMessage = errors.New("ref: malformed threshold message")
+var (
+	errBadMessage = errors.New("ref: malformed threshold message")
+	errBadOrigin  = errors.New("ref: malformed origin message")
+)
 
 // thresholdMsg is 'T', whole milliseconds (at least 1) in ASCII decimal,
 // ';'. None of its bytes is 'P'.
@@ -33,7 +38,21 @@ func thresholdMsg(d time.Duration) []byte {
 	return append(b, ';')
 }
 
-// readMsg reads one control message: at most 12 bytes.
+// originMsg is 'Q', the stream id (8 bytes), the origin's length (1
+// byte) and its wire form: a stream request ('P') with the stream's
+// origin.
+func originMsg(id uint64, o sdk.Origin) []byte {
+	enc, err := o.AppendBinary(nil)
+	if err != nil {
+		enc = nil
+	}
+	b := binary.BigEndian.AppendUint64([]byte{'Q'}, id)
+	b = append(b, byte(len(enc)))
+	return append(b, enc...)
+}
+
+// readMsg reads one control message: at most 12 bytes, or 10 plus
+// sdk.MaxOriginLen for 'Q'.
 func readMsg(r io.Reader) (msg, error) {
 	var b [9]byte
 	if _, err := io.ReadFull(r, b[:1]); err != nil {
@@ -46,6 +65,25 @@ func readMsg(r io.Reader) (msg, error) {
 			return msg{}, err
 		}
 		m.id = binary.BigEndian.Uint64(b[1:9])
+	case 'Q':
+		if _, err := io.ReadFull(r, b[1:9]); err != nil {
+			return msg{}, err
+		}
+		m.id = binary.BigEndian.Uint64(b[1:9])
+		var n [1]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return msg{}, err
+		}
+		if int(n[0]) > sdk.MaxOriginLen {
+			return msg{}, errBadOrigin
+		}
+		enc := make([]byte, n[0])
+		if _, err := io.ReadFull(r, enc); err != nil {
+			return msg{}, err
+		}
+		if err := m.origin.UnmarshalBinary(enc); err != nil {
+			return msg{}, fmt.Errorf("%w: %w", errBadOrigin, err)
+		}
 	case 'T':
 		var ms int64
 		for i := 0; ; i++ {
@@ -92,7 +130,13 @@ type refStream struct {
 	net.Conn
 	once    sync.Once
 	onClose func()
+
+	origin    sdk.Origin // set before the stream is handed out
+	hasOrigin bool
 }
+
+// Origin implements [sdk.OriginStream].
+func (c *refStream) Origin() (sdk.Origin, bool) { return c.origin, c.hasOrigin }
 
 // CloseWrite half-closes the connection.
 func (c *refStream) CloseWrite() error {

@@ -12,7 +12,8 @@
 // threshold ('T', milliseconds in ASCII decimal, ';', once after the
 // answer: agents beat at a quarter of it; agents that do not know the
 // message read its bytes as signs of life) and stream requests ('P' and an
-// id); every stream is a connection of its own.
+// id, or 'Q', an id and the stream's origin: a length byte and
+// sdk.Origin's wire form); every stream is a connection of its own.
 //
 // A side that hears nothing on the control connection for its threshold
 // ends the session and aborts its streams (a TCP reset, so their peers
@@ -321,7 +322,11 @@ func (e *refEndpoint) Open(ctx context.Context) (net.Conn, error) {
 		var msg [9]byte
 		msg[0] = 'P'
 		binary.BigEndian.PutUint64(msg[1:], id)
-		err := s.send(msg[:])
+		req := msg[:]
+		if o, ok := sdk.OriginFrom(ctx); ok {
+			req = originMsg(id, o)
+		}
+		err := s.send(req)
 		if err == nil {
 			select {
 			case c := <-ch:
@@ -532,9 +537,9 @@ func (s *refSession) read() {
 			return
 		}
 		switch m.kind {
-		case 'P':
+		case 'P', 'Q':
 			s.wg.Add(1)
-			go s.stream(m.id)
+			go s.stream(m.id, m.origin, m.kind == 'Q')
 		case 'T':
 			if s.told.Swap(int64(m.threshold)) != int64(m.threshold) {
 				select {
@@ -546,7 +551,7 @@ func (s *refSession) read() {
 	}
 }
 
-func (s *refSession) stream(id uint64) {
+func (s *refSession) stream(id uint64, o sdk.Origin, hasOrigin bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -564,6 +569,7 @@ func (s *refSession) stream(id uint64) {
 		return
 	}
 	st := s.streams.add(c)
+	st.origin, st.hasOrigin = o, hasOrigin
 	select {
 	case s.accepted <- st:
 	case <-s.done:

@@ -648,6 +648,142 @@ func (x *Handle) GetId() uint64 {
 	return 0
 }
 
+// Origin is where a stream the connector opens comes from (sdk.Origin):
+// the public client's address and the connector address it reached, and
+// the PROXY protocol version the agent writes to its local service.
+type Origin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_ip and local_ip are 4 (IPv4) or 16 (IPv6) bytes.
+	ClientIp   []byte `protobuf:"bytes,1,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	ClientPort uint32 `protobuf:"varint,2,opt,name=client_port,json=clientPort,proto3" json:"client_port,omitempty"`
+	LocalIp    []byte `protobuf:"bytes,3,opt,name=local_ip,json=localIp,proto3" json:"local_ip,omitempty"`
+	LocalPort  uint32 `protobuf:"varint,4,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
+	// proxy is 1 or 2.
+	Proxy         uint32 `protobuf:"varint,5,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Origin) Reset() {
+	*x = Origin{}
+	mi := &file_transport_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Origin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Origin) ProtoMessage() {}
+
+func (x *Origin) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Origin.ProtoReflect.Descriptor instead.
+func (*Origin) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Origin) GetClientIp() []byte {
+	if x != nil {
+		return x.ClientIp
+	}
+	return nil
+}
+
+func (x *Origin) GetClientPort() uint32 {
+	if x != nil {
+		return x.ClientPort
+	}
+	return 0
+}
+
+func (x *Origin) GetLocalIp() []byte {
+	if x != nil {
+		return x.LocalIp
+	}
+	return nil
+}
+
+func (x *Origin) GetLocalPort() uint32 {
+	if x != nil {
+		return x.LocalPort
+	}
+	return 0
+}
+
+func (x *Origin) GetProxy() uint32 {
+	if x != nil {
+		return x.Proxy
+	}
+	return 0
+}
+
+// OpenRequest is EndpointOpen's request: the endpoint's handle and,
+// when the connector has one, the stream's origin, which the plugin
+// passes to its endpoint's Open (sdk.WithOrigin).
+type OpenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Origin        *Origin                `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenRequest) Reset() {
+	*x = OpenRequest{}
+	mi := &file_transport_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenRequest) ProtoMessage() {}
+
+func (x *OpenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenRequest.ProtoReflect.Descriptor instead.
+func (*OpenRequest) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OpenRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OpenRequest) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
 type HandleResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -658,7 +794,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +806,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +819,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{10}
+	return file_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HandleResponse) GetId() uint64 {
@@ -701,18 +837,22 @@ func (x *HandleResponse) GetError() *Error {
 }
 
 type StreamResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ticket        []byte                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
-	LocalAddr     string                 `protobuf:"bytes,2,opt,name=local_addr,json=localAddr,proto3" json:"local_addr,omitempty"`
-	RemoteAddr    string                 `protobuf:"bytes,3,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
-	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ticket     []byte                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	LocalAddr  string                 `protobuf:"bytes,2,opt,name=local_addr,json=localAddr,proto3" json:"local_addr,omitempty"`
+	RemoteAddr string                 `protobuf:"bytes,3,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
+	Error      *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// origin, in SessionAccept's response, is the origin the connector sent
+	// with the stream (sdk.OriginStream), when the plugin's transport
+	// carries origins.
+	Origin        *Origin `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +864,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +877,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{11}
+	return file_transport_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamResponse) GetTicket() []byte {
@@ -768,6 +908,13 @@ func (x *StreamResponse) GetError() *Error {
 	return nil
 }
 
+func (x *StreamResponse) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
 type ErrorResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -777,7 +924,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +936,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +949,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{12}
+	return file_transport_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ErrorResponse) GetError() *Error {
@@ -826,7 +973,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +985,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +998,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{13}
+	return file_transport_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatsResponse) GetSupported() bool {
@@ -941,17 +1088,29 @@ const file_transport_proto_rawDesc = "" +
 	"\x0everifier_token\x18\n" +
 	" \x01(\x04R\rverifierToken\"\x18\n" +
 	"\x06Handle\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\"Q\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x96\x01\n" +
+	"\x06Origin\x12\x1b\n" +
+	"\tclient_ip\x18\x01 \x01(\fR\bclientIp\x12\x1f\n" +
+	"\vclient_port\x18\x02 \x01(\rR\n" +
+	"clientPort\x12\x19\n" +
+	"\blocal_ip\x18\x03 \x01(\fR\alocalIp\x12\x1d\n" +
+	"\n" +
+	"local_port\x18\x04 \x01(\rR\tlocalPort\x12\x14\n" +
+	"\x05proxy\x18\x05 \x01(\rR\x05proxy\"Q\n" +
+	"\vOpenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
+	"\x06origin\x18\x02 \x01(\v2\x1a.iofog.transport.v1.OriginR\x06origin\"Q\n" +
 	"\x0eHandleResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
-	"\x05error\x18\x02 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\x99\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\xcd\x01\n" +
 	"\x0eStreamResponse\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x1d\n" +
 	"\n" +
 	"local_addr\x18\x02 \x01(\tR\tlocalAddr\x12\x1f\n" +
 	"\vremote_addr\x18\x03 \x01(\tR\n" +
 	"remoteAddr\x12/\n" +
-	"\x05error\x18\x04 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"@\n" +
+	"\x05error\x18\x04 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\x122\n" +
+	"\x06origin\x18\x05 \x01(\v2\x1a.iofog.transport.v1.OriginR\x06origin\"@\n" +
 	"\rErrorResponse\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\x94\x01\n" +
 	"\rStatsResponse\x12\x1c\n" +
@@ -960,11 +1119,11 @@ const file_transport_proto_rawDesc = "" +
 	"\n" +
 	"idle_links\x18\x03 \x01(\x03R\tidleLinks\x12\x18\n" +
 	"\astreams\x18\x04 \x01(\x03R\astreams\x12\x16\n" +
-	"\x06failed\x18\x05 \x01(\x03R\x06failed2\xba\a\n" +
+	"\x06failed\x18\x05 \x01(\x03R\x06failed2\xbf\a\n" +
 	"\tTransport\x12C\n" +
 	"\x04Info\x12\x19.iofog.transport.v1.Empty\x1a .iofog.transport.v1.InfoResponse\x12O\n" +
-	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12N\n" +
-	"\fEndpointOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12P\n" +
+	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12S\n" +
+	"\fEndpointOpen\x12\x1f.iofog.transport.v1.OpenRequest\x1a\".iofog.transport.v1.StreamResponse\x12P\n" +
 	"\x0eEndpointAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12N\n" +
 	"\rEndpointClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse\x12N\n" +
 	"\rEndpointStats\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.StatsResponse\x12M\n" +
@@ -989,7 +1148,7 @@ func file_transport_proto_rawDescGZIP() []byte {
 	return file_transport_proto_rawDescData
 }
 
-var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_transport_proto_goTypes = []any{
 	(*HostBeat)(nil),       // 0: iofog.transport.v1.HostBeat
 	(*StreamEvent)(nil),    // 1: iofog.transport.v1.StreamEvent
@@ -1001,48 +1160,52 @@ var file_transport_proto_goTypes = []any{
 	(*ListenRequest)(nil),  // 7: iofog.transport.v1.ListenRequest
 	(*DialRequest)(nil),    // 8: iofog.transport.v1.DialRequest
 	(*Handle)(nil),         // 9: iofog.transport.v1.Handle
-	(*HandleResponse)(nil), // 10: iofog.transport.v1.HandleResponse
-	(*StreamResponse)(nil), // 11: iofog.transport.v1.StreamResponse
-	(*ErrorResponse)(nil),  // 12: iofog.transport.v1.ErrorResponse
-	(*StatsResponse)(nil),  // 13: iofog.transport.v1.StatsResponse
+	(*Origin)(nil),         // 10: iofog.transport.v1.Origin
+	(*OpenRequest)(nil),    // 11: iofog.transport.v1.OpenRequest
+	(*HandleResponse)(nil), // 12: iofog.transport.v1.HandleResponse
+	(*StreamResponse)(nil), // 13: iofog.transport.v1.StreamResponse
+	(*ErrorResponse)(nil),  // 14: iofog.transport.v1.ErrorResponse
+	(*StatsResponse)(nil),  // 15: iofog.transport.v1.StatsResponse
 }
 var file_transport_proto_depIdxs = []int32{
 	6,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
 	6,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
-	4,  // 2: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
-	4,  // 3: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
-	4,  // 4: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
-	3,  // 5: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
-	7,  // 6: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
-	9,  // 7: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.Handle
-	9,  // 8: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
-	9,  // 9: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
-	9,  // 10: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	9,  // 11: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
-	8,  // 12: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	9,  // 13: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	9,  // 14: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	9,  // 15: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
-	0,  // 16: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
-	2,  // 17: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
-	5,  // 18: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	10, // 19: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	11, // 20: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	11, // 21: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	12, // 22: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	13, // 23: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	12, // 24: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
-	10, // 25: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	11, // 26: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	11, // 27: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	12, // 28: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	1,  // 29: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
-	12, // 30: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
-	18, // [18:31] is the sub-list for method output_type
-	5,  // [5:18] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	10, // 2: iofog.transport.v1.OpenRequest.origin:type_name -> iofog.transport.v1.Origin
+	4,  // 3: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
+	4,  // 4: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
+	10, // 5: iofog.transport.v1.StreamResponse.origin:type_name -> iofog.transport.v1.Origin
+	4,  // 6: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
+	3,  // 7: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
+	7,  // 8: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
+	11, // 9: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.OpenRequest
+	9,  // 10: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
+	9,  // 11: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
+	9,  // 12: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
+	9,  // 13: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
+	8,  // 14: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	9,  // 15: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	9,  // 16: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	9,  // 17: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	0,  // 18: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
+	2,  // 19: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	5,  // 20: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	12, // 21: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	13, // 22: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	13, // 23: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	14, // 24: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	15, // 25: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	14, // 26: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
+	12, // 27: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	13, // 28: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	13, // 29: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	14, // 30: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	1,  // 31: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
+	14, // 32: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	20, // [20:33] is the sub-list for method output_type
+	7,  // [7:20] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_transport_proto_init() }
@@ -1056,7 +1219,7 @@ func file_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_proto_rawDesc), len(file_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

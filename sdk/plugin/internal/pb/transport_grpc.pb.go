@@ -44,7 +44,10 @@ const (
 type TransportClient interface {
 	Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*InfoResponse, error)
 	Listen(ctx context.Context, in *ListenRequest, opts ...grpc.CallOption) (*HandleResponse, error)
-	EndpointOpen(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
+	// EndpointOpen takes an OpenRequest, which a plugin of an earlier
+	// release reads as the Handle it then took (field 1), ignoring the
+	// origin.
+	EndpointOpen(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*StreamResponse, error)
 	EndpointAccept(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error)
 	EndpointClose(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*ErrorResponse, error)
 	EndpointStats(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StatsResponse, error)
@@ -96,7 +99,7 @@ func (c *transportClient) Listen(ctx context.Context, in *ListenRequest, opts ..
 	return out, nil
 }
 
-func (c *transportClient) EndpointOpen(ctx context.Context, in *Handle, opts ...grpc.CallOption) (*StreamResponse, error) {
+func (c *transportClient) EndpointOpen(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*StreamResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StreamResponse)
 	err := c.cc.Invoke(ctx, Transport_EndpointOpen_FullMethodName, in, out, cOpts...)
@@ -205,7 +208,10 @@ type Transport_WatchClient = grpc.BidiStreamingClient[HostBeat, StreamEvent]
 type TransportServer interface {
 	Info(context.Context, *Empty) (*InfoResponse, error)
 	Listen(context.Context, *ListenRequest) (*HandleResponse, error)
-	EndpointOpen(context.Context, *Handle) (*StreamResponse, error)
+	// EndpointOpen takes an OpenRequest, which a plugin of an earlier
+	// release reads as the Handle it then took (field 1), ignoring the
+	// origin.
+	EndpointOpen(context.Context, *OpenRequest) (*StreamResponse, error)
 	EndpointAccept(context.Context, *Handle) (*StreamResponse, error)
 	EndpointClose(context.Context, *Handle) (*ErrorResponse, error)
 	EndpointStats(context.Context, *Handle) (*StatsResponse, error)
@@ -243,7 +249,7 @@ func (UnimplementedTransportServer) Info(context.Context, *Empty) (*InfoResponse
 func (UnimplementedTransportServer) Listen(context.Context, *ListenRequest) (*HandleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Listen not implemented")
 }
-func (UnimplementedTransportServer) EndpointOpen(context.Context, *Handle) (*StreamResponse, error) {
+func (UnimplementedTransportServer) EndpointOpen(context.Context, *OpenRequest) (*StreamResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method EndpointOpen not implemented")
 }
 func (UnimplementedTransportServer) EndpointAccept(context.Context, *Handle) (*StreamResponse, error) {
@@ -331,7 +337,7 @@ func _Transport_Listen_Handler(srv interface{}, ctx context.Context, dec func(in
 }
 
 func _Transport_EndpointOpen_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(Handle)
+	in := new(OpenRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -343,7 +349,7 @@ func _Transport_EndpointOpen_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: Transport_EndpointOpen_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(TransportServer).EndpointOpen(ctx, req.(*Handle))
+		return srv.(TransportServer).EndpointOpen(ctx, req.(*OpenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
