@@ -41,6 +41,9 @@ type mappingView struct {
 	HeartbeatThresholdMs1 int64 `json:"heartbeatThresholdMs1"`
 	HeartbeatThresholdMs2 int64 `json:"heartbeatThresholdMs2"`
 	IdleTimeoutMs         int64 `json:"idleTimeoutMs"`
+	// ProxyProtocol is "v1" or "v2" when agents write a PROXY protocol
+	// header to the local service of a public mapping.
+	ProxyProtocol string `json:"proxyProtocol,omitempty"`
 
 	// State is "ok", "waiting" (an agent port has no link yet), "error"
 	// (a port stopped accepting and is being listened again) or "down"
@@ -83,8 +86,8 @@ func viewOf(st core.MappingStatus, withSecrets bool) mappingView {
 		ID: st.ID, Type: st.Type, Transport: st.Transport, Port1: st.Port1, Port2: st.Port2,
 		MaxConnections1: st.MaxConns1, MaxConnections2: st.MaxConns2,
 		HeartbeatThresholdMs1: st.Heartbeat1.Milliseconds(), HeartbeatThresholdMs2: st.Heartbeat2.Milliseconds(),
-		IdleTimeoutMs: st.IdleTimeout.Milliseconds(),
-		Links:         st.Side1.Links + st.Side2.Links, Connections: st.Active, ConnectionsTotal: st.Total,
+		IdleTimeoutMs: st.IdleTimeout.Milliseconds(), ProxyProtocol: st.ProxyProtocol,
+		Links: st.Side1.Links + st.Side2.Links, Connections: st.Active, ConnectionsTotal: st.Total,
 		BytesUp: st.BytesUp, BytesDown: st.BytesDown, Refused: st.Refused,
 		FailedHandshakes: st.Side1.Failed + st.Side2.Failed,
 		Side1:            sideViewOf(st.Side1), Side2: sideViewOf(st.Side2),

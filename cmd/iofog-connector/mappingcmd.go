@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iofog/iofog-connector/core"
+	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
 )
 
@@ -25,7 +26,7 @@ const mappingJSONHelp = `JSON output (--json) has stable field names; fields are
   clients, or the second agent port of a private mapping), passcode1 and
   passcode2 (show and add only), maxConnections1, maxConnections2,
   heartbeatThresholdMs1, heartbeatThresholdMs2, idleTimeoutMs (0: defaults
-  or off), state ("ok"|"waiting"|"error"|"down"), problem, links,
+  or off), proxyProtocol ("v1"|"v2", absent when off), state ("ok"|"waiting"|"error"|"down"), problem, links,
   connections (open now), connectionsTotal, bytesUp (client or side 1
   toward the agent or side 2), bytesDown, refused, failedHandshakes, and
   side1/side2: {port, active, links, idleLinks, streams, failedHandshakes,
@@ -76,6 +77,7 @@ type mappingAddFlags struct {
 	id              string
 	heartbeat       time.Duration
 	idleTimeout     time.Duration
+	proxyProtocol   string
 	json            bool
 }
 
@@ -89,6 +91,7 @@ func (f *mappingAddFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.id, "id", "", "the mapping's id: printable, no spaces, at most 128 bytes (default: a random id)")
 	fl.DurationVar(&f.heartbeat, "heartbeat", 0, "heartbeat absence threshold of the agent links, e.g. 200s: a link silent this long is dropped; at least 1s, legacy agents need 20s or more (default: the transport's, 60s)")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close a relayed connection after this long without a byte either way, from 1s to 168h (default: never)")
+	fl.StringVar(&f.proxyProtocol, "proxy-protocol", "", "v1 or v2: our agents write a PROXY protocol header with the public client's address to the local service, which must expect it (--public only; legacy agents send none; default: off)")
 	fl.BoolVar(&f.json, "json", false, "print the new mapping as JSON (see mapping --help)")
 }
 
@@ -124,12 +127,20 @@ func (f *mappingAddFlags) addRequest(cmd *cobra.Command) (core.AddRequest, error
 	if changed("idle-timeout") && (f.idleTimeout < core.MinIdleTimeout || f.idleTimeout > core.MaxIdleTimeout || f.idleTimeout%time.Millisecond != 0) {
 		return req, fmt.Errorf("mapping add: --idle-timeout %s: give %s to %s, in whole milliseconds", f.idleTimeout, core.MinIdleTimeout, core.MaxIdleTimeout)
 	}
+	if changed("proxy-protocol") {
+		if f.private {
+			return req, errors.New("mapping add: --proxy-protocol is for --public mappings (a private pipe has no public client)")
+		}
+		if _, err := sdk.ParseProxyVersion(f.proxyProtocol); err != nil || f.proxyProtocol == "" {
+			return req, fmt.Errorf("mapping add: --proxy-protocol %q: give v1 or v2", f.proxyProtocol)
+		}
+	}
 	if changed("id") {
 		if err := core.CheckID(f.id); err != nil {
 			return req, fmt.Errorf("mapping add: --id: %w", err)
 		}
 	}
-	req.ID, req.Transport = f.id, f.transport
+	req.ID, req.Transport, req.ProxyProtocol = f.id, f.transport, f.proxyProtocol
 	req.MaxConnections1 = f.maxConns
 	if req.MaxConnections1 == 0 {
 		req.MaxConnections1 = 60
@@ -454,6 +465,13 @@ func writeMappingDetail(w io.Writer, v mappingView, h agentHint) {
 		row("heartbeat threshold", "%s (port1), %s (port2)", msText(v.HeartbeatThresholdMs1, "transport default"), msText(v.HeartbeatThresholdMs2, "transport default"))
 	}
 	row("idle timeout", "%s", msText(v.IdleTimeoutMs, "off"))
+	if v.Type == core.TypePublic {
+		pp := v.ProxyProtocol
+		if pp == "" {
+			pp = "off"
+		}
+		row("proxy protocol", "%s", pp)
+	}
 	row("connections", "%d open, %d total, %d refused", v.Connections, v.ConnectionsTotal, v.Refused)
 	row("bytes", "%s up, %s down", humanBytes(v.BytesUp), humanBytes(v.BytesDown))
 	tw.Flush()

@@ -98,6 +98,11 @@ func TestMappingAddFlags(t *testing.T) {
 		{"short heartbeat", []string{"--public", "--heartbeat", "500ms"}, core.AddRequest{}, "--heartbeat 500ms: give at least 1s"},
 		{"idle too long", []string{"--public", "--idle-timeout", "200h"}, core.AddRequest{}, "--idle-timeout 200h0m0s"},
 		{"bad id", []string{"--public", "--id", "all"}, core.AddRequest{}, "--id: core: invalid mapping: id \"all\" is reserved"},
+		{"proxy v2", []string{"--public", "--proxy-protocol", "v2"}, core.AddRequest{Type: "public", MaxConnections1: 60, ProxyProtocol: "v2"}, ""},
+		{"proxy v1", []string{"--public", "--proxy-protocol", "v1"}, core.AddRequest{Type: "public", MaxConnections1: 60, ProxyProtocol: "v1"}, ""},
+		{"proxy on private", []string{"--private", "--proxy-protocol", "v1"}, core.AddRequest{}, "--proxy-protocol is for --public"},
+		{"proxy bad", []string{"--public", "--proxy-protocol", "v3"}, core.AddRequest{}, `--proxy-protocol "v3": give v1 or v2`},
+		{"proxy empty", []string{"--public", "--proxy-protocol", ""}, core.AddRequest{}, `--proxy-protocol "": give v1 or v2`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
