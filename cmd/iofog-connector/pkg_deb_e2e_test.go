@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -301,6 +302,9 @@ type pkgUnitRun struct {
 	client *http.Client
 	tls    *tls.Config
 	d      *e2eDaemon // for the shared API helpers (API, Client)
+	// metrics is the daemon's /metrics URL (metrics-address moved to a
+	// free loopback port, as an operator turns it on).
+	metrics string
 }
 
 // pkgStartAsUnit starts ExecStart of the installed unit as the unit's
@@ -335,8 +339,10 @@ func pkgStartAsUnit(t *testing.T, apiAddr string, lo, hi int) *pkgUnitRun {
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock,
 		"IOFOG_CONNECTOR_API_ADDRESS="+apiAddr, "IOFOG_CONNECTOR_BIND=127.0.0.1",
 		fmt.Sprintf("IOFOG_CONNECTOR_PORTS=%d-%d", lo, hi))
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t)))
+	cmd.Env = append(cmd.Env, "IOFOG_CONNECTOR_METRICS_ADDRESS="+metricsAddr)
 	cmd.Dir = "/"
-	r := &pkgUnitRun{proc: e2eStartCmd(t, cmd), notify: notify}
+	r := &pkgUnitRun{proc: e2eStartCmd(t, cmd), notify: notify, metrics: "http://" + metricsAddr + "/metrics"}
 	select {
 	case msg := <-notify:
 		if !strings.Contains(msg, "READY=1") {
@@ -486,6 +492,13 @@ func TestPkgDebInstall(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), m.ID) || !strings.Contains(string(out), pkgLegacyID) {
 		t.Fatalf("iofog-connector status (control socket in the data dir): %v\n%s", err, out)
 	}
+	// The operator's view: mapping ls lists what the Controller added, and
+	// /metrics shows the traffic.
+	out, err = exec.Command("/usr/bin/iofog-connector", "mapping", "ls", "--config", pkgConfDir+"/iofog-connector.conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), m.ID) || !strings.Contains(string(out), pkgLegacyID) {
+		t.Fatalf("iofog-connector mapping ls: %v\n%s", err, out)
+	}
+	pkgCheckMetricsBytes(t, r.metrics, m.ID, 256<<10)
 	r.proc.stop(t)
 	pkgWaitNotify(t, r.notify, "STOPPING=1", 5*time.Second)
 
@@ -550,4 +563,30 @@ func pkgDebArch(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// pkgCheckMetricsBytes scrapes url and checks that mapping id relayed at
+// least n bytes up.
+func pkgCheckMetricsBytes(t *testing.T, url, id string, n int) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %d %v", url, resp.StatusCode, err)
+	}
+	prefix := `iofog_connector_relayed_bytes_total{direction="up",mapping_id="` + id + `"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			got, err := strconv.ParseFloat(v, 64)
+			if err != nil || got < float64(n) {
+				t.Fatalf("%s%s: want at least %d", prefix, v, n)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %q line in /metrics:\n%.2000s", prefix, body)
 }
