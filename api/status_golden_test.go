@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iofog/iofog-connector/api/status"
 	"github.com/iofog/iofog-connector/core"
 )
 
@@ -67,5 +68,17 @@ func TestStatusAnswersGolden(t *testing.T) {
 		if got := strings.TrimSpace(w.Body.String()); w.Code != 200 || got != tt.want {
 			t.Errorf("%s %s=%s: %d\n got %s\nwant %s", tt.path, tt.field, tt.value, w.Code, got, tt.want)
 		}
+	}
+}
+
+// TestCommandlineStatusIsTheDaemonStatus: with a daemon status, commandline
+// status answers its text, the one `iofog-connector status` prints.
+func TestCommandlineStatusIsTheDaemonStatus(t *testing.T) {
+	d := status.Daemon{Version: "9.9.9", PID: 7, Uptime: "1s", Transport: "tcp", Transports: []string{"tcp"},
+		Mappings: []status.Row{{ID: "m1", Type: "public", Transport: "tcp", Port1: 1, Port2: 2, State1: "Active", State2: "Active"}}}
+	h := New(Config{Core: &goldenCore{}, Status: func() status.Daemon { return d }}).Handler()
+	code, body := post(t, h, "/api/v2/commandline", url.Values{"command": {"status"}}, "")
+	if code != 200 || body["response"] != d.Text() || !strings.Contains(d.Text(), "m1") {
+		t.Fatalf("commandline status: %d %v", code, body)
 	}
 }
