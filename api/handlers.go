@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iofog/iofog-connector/api/status"
 	"github.com/iofog/iofog-connector/core"
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -109,11 +110,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id == "all" {
-		sum := s.cfg.Core.Summary()
+		sum := status.SummaryOf(s.cfg.Version, s.cfg.Core.Summary(), s.cfg.Now())
 		s.reply(w, http.StatusOK, map[string]any{
-			"status": "running", "id": "all", "mappings": sum.Mappings, "version": s.cfg.Version,
+			"status": "running", "id": "all", "mappings": sum.Mappings, "version": sum.Version,
 			"availablePorts": sum.FreePorts, "agentLinks": sum.AgentLinks,
-			"publicConnections": sum.PublicConns, "uptime": s.cfg.Now().Sub(sum.Started).Round(time.Second).String(),
+			"publicConnections": sum.PublicConnections, "uptime": sum.Uptime.String(),
 		})
 		return
 	}
@@ -122,21 +123,23 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	m := status.MappingOf(st)
 	body := map[string]any{
-		"status": "ok", "id": st.ID, "type": st.Type, "transport": st.Transport,
-		"port1": st.Port1, "port2": st.Port2,
-		"links": st.Side1.Links + st.Side2.Links, "idleLinks": st.Side1.IdleLinks + st.Side2.IdleLinks,
-		"connections": st.Active, "totalConnections": st.Total, "refusedConnections": st.Refused,
-		"bytesUp": st.BytesUp, "bytesDown": st.BytesDown,
-		"idletimeout": st.IdleTimeout.Milliseconds(), "proxyprotocol": st.ProxyProtocol,
+		"status": "ok", "id": m.ID, "type": m.Type, "transport": m.Transport,
+		"port1": m.Port1, "port2": m.Port2,
+		"links": m.Links, "idleLinks": m.IdleLinks(),
+		"connections": m.Connections, "totalConnections": m.ConnectionsTotal, "refusedConnections": m.Refused,
+		"bytesUp": m.BytesUp, "bytesDown": m.BytesDown,
+		"idletimeout": m.IdleTimeoutMs, "proxyprotocol": m.ProxyProtocol,
 	}
-	if st.Type == core.TypePublic {
-		body["private"], body["public"] = state(st.Side1.Active), state(st.Side2.Active)
+	// The legacy names of the two sockets' states.
+	if m.Type == core.TypePublic {
+		body["private"], body["public"] = status.ActiveText(m.Side1.Active), status.ActiveText(m.Side2.Active)
 	} else {
-		body["private1"], body["private2"] = state(st.Side1.Active), state(st.Side2.Active)
+		body["private1"], body["private2"] = status.ActiveText(m.Side1.Active), status.ActiveText(m.Side2.Active)
 	}
-	body["failedHandshakes"] = st.Side1.Failed + st.Side2.Failed
-	if e := st.Problem(); e != "" {
+	body["failedHandshakes"] = m.FailedHandshakes
+	if e := m.Fault(); e != "" {
 		body["error"] = e
 	}
 	s.reply(w, http.StatusOK, body)
@@ -149,13 +152,6 @@ func nonZero(d time.Duration) time.Duration {
 		return math.MaxInt64
 	}
 	return d
-}
-
-func state(active bool) string {
-	if active {
-		return "Active"
-	}
-	return "Inactive"
 }
 
 const helpText = `Commands for /api/v2/commandline (form field "command"):
@@ -173,8 +169,8 @@ func (s *Server) commandline(w http.ResponseWriter, r *http.Request) {
 	var text string
 	switch strings.ToLower(cmd) {
 	case "status":
-		if s.cfg.StatusText != nil {
-			text = s.cfg.StatusText()
+		if s.cfg.Status != nil {
+			text = s.cfg.Status().Text()
 		} else {
 			sum := s.cfg.Core.Summary()
 			text = fmt.Sprintf("running; %d mappings; %d available ports", sum.Mappings, sum.FreePorts)

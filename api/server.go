@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iofog/iofog-connector/api/status"
 	"github.com/iofog/iofog-connector/core"
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -37,9 +38,10 @@ type Config struct {
 	// Stop is called (once, after answering) by `commandline stop` from
 	// the local host. Nil refuses stop.
 	Stop func()
-	// StatusText renders `commandline status`. Nil means a one-line
-	// summary.
-	StatusText func() string
+	// Status composes the daemon's whole status (package status) for
+	// `commandline status`, which prints it as `iofog-connector status`
+	// does. Nil means a one-line summary.
+	Status func() status.Daemon
 	// MaxBodyBytes bounds request bodies. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives the server's logs. Nil means discard.

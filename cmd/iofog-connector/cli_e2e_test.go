@@ -24,6 +24,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/api/control"
+	"github.com/iofog/iofog-connector/api/status"
 )
 
 // cliRun runs the binary with args against d's settings and data dir.
@@ -164,7 +167,7 @@ func TestCLIMappingE2E(t *testing.T) {
 		t.Fatal("the agent exited")
 	}
 
-	var l mappingList
+	var l control.MappingList
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if err := json.Unmarshal([]byte(cliMust(t, d, "mapping", "ls", "--json")), &l); err != nil {
@@ -193,11 +196,11 @@ func TestCLIMappingE2E(t *testing.T) {
 	if cliField(t, out, "passcode1") != pass || cliField(t, out, "state") != "ok" || !strings.Contains(out, "128.0 KiB up, 128.0 KiB down") {
 		t.Fatalf("mapping show:\n%s", out)
 	}
-	var v mappingView
+	var v status.Mapping
 	if err := json.Unmarshal([]byte(cliMust(t, d, "mapping", "show", id, "--json")), &v); err != nil || v.Passcode1 != pass || v.Side1.Links < 1 {
 		t.Fatalf("mapping show --json: %+v %v", v, err)
 	}
-	var cs controlStatus
+	var cs status.Daemon
 	if err := json.Unmarshal([]byte(cliMust(t, d, "status", "--json")), &cs); err != nil || cs.PID != d.PID() || len(cs.Mappings) != 1 || cs.Mappings[0].ID != id {
 		t.Fatalf("status --json: %+v %v", cs, err)
 	}
@@ -206,7 +209,7 @@ func TestCLIMappingE2E(t *testing.T) {
 	}
 
 	// A private mapping with every flag, then a restart: both come back.
-	var p mappingView
+	var p status.Mapping
 	if err := json.Unmarshal([]byte(cliMust(t, d, "mapping", "add", "--private", "--id", "db", "--transport", "tcp",
 		"--max-connections", "2", "--max-connections2", "3", "--heartbeat", "200s", "--idle-timeout", "1h", "--json")), &p); err != nil {
 		t.Fatal(err)
@@ -217,7 +220,7 @@ func TestCLIMappingE2E(t *testing.T) {
 	agent.stop(t)
 	d.Stop(t)
 	d.Start(t)
-	var again mappingView
+	var again status.Mapping
 	if err := json.Unmarshal([]byte(cliMust(t, d, "mapping", "show", "db", "--json")), &again); err != nil ||
 		again.Port1 != p.Port1 || again.Passcode1 != p.Passcode1 || again.Passcode2 != p.Passcode2 || again.IdleTimeoutMs != 3600000 {
 		t.Fatalf("after a restart: %+v %v, want %+v", again, err, p)
@@ -244,7 +247,7 @@ func TestCLIMappingE2E(t *testing.T) {
 
 	// The control socket's own checks: a body over 64 KiB, a field this
 	// daemon does not know, an add the core refuses.
-	ctl := newControlConn(d.DataDir, "")
+	ctl := control.NewClient(d.DataDir, "")
 	for _, tt := range []struct {
 		in   map[string]any
 		code int
@@ -254,8 +257,8 @@ func TestCLIMappingE2E(t *testing.T) {
 		{map[string]any{"Type": "public", "MaxConnections1": 1, "NoSuchField": 1}, 400, "is the CLI newer than the daemon?"},
 		{map[string]any{"Type": "public"}, 400, "maxconnections 0 must be positive"},
 	} {
-		err := ctl.call(ctx, "POST", "/mapping", tt.in, nil)
-		var ae *controlAPIError
+		err := ctl.Call(ctx, "POST", "/mapping", tt.in, nil)
+		var ae *control.AnswerError
 		if !errors.As(err, &ae) || ae.Status != tt.code || !strings.Contains(ae.Message, tt.want) {
 			t.Errorf("control POST /mapping: %v, want %d %q", err, tt.code, tt.want)
 		}
@@ -297,7 +300,7 @@ func TestCLINoDaemon(t *testing.T) {
 	} {
 		out, code := e2eRun(t, nil, append(args, "--config", conf, "--data-dir", data)...)
 		want := fmt.Sprintf("iofog-connector is not running with data dir %s (nothing answers on %s): start it with: iofog-connector start --config %s --data-dir %s",
-			data, filepath.Join(data, controlSocket), conf, data)
+			data, filepath.Join(data, control.SocketName), conf, data)
 		if code != 1 || !strings.Contains(out, want) {
 			t.Errorf("%v: exit %d, want 1 and %q:\n%s", args, code, want, out)
 		}
@@ -473,7 +476,7 @@ func TestCLIReloadSIGHUPE2E(t *testing.T) {
 	if code != 200 || int(p1) < lo2 || int(p2) > hi2 {
 		t.Fatalf("add after the reload: %d %v, want ports in %d-%d", code, body, lo2, hi2)
 	}
-	var l mappingList
+	var l control.MappingList
 	if err := json.Unmarshal([]byte(cliMust(t, d, "mapping", "ls", "--json")), &l); err != nil || len(l.Mappings) != 2 {
 		t.Fatalf("ls: %+v %v", l, err)
 	}

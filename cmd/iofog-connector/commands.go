@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/iofog/iofog-connector/cmd/iofog-connector/internal/daemon"
+	"github.com/iofog/iofog-connector/sdk"
 )
 
 func newStartCmd() *cobra.Command {
@@ -39,21 +42,31 @@ in a warning and need a restart; settings that do not load change nothing.`,
 				defer f.Close()
 				out = f
 			}
-			level := new(slog.LevelVar) // SIGHUP sets it (reload.go)
+			level := new(slog.LevelVar) // a reload sets it
 			level.Set(s.LogLevel)
 			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
-			hup, stopHUP := notifyReload()
-			defer stopHUP()
-			if err := adoptLegacyStore(s, log); err != nil { // adopt.go
-				return err
-			}
+			// SIGHUP is registered before start-up, so that one sent while
+			// the daemon starts waits instead of killing it.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if err := startPprof(ctx, log); err != nil { // pprof.go
 				return err
 			}
-			return runDaemon(ctx, s, log, reloadSource{hup: hup, level: level,
-				load: func() (*settings, error) { return loadSettings(cmd.Flags()) }})
+			d, err := daemon.New(ctx, daemon.Config{
+				Settings: s, Version: version, Logger: log, Level: level, HUP: hup,
+				Reload: func() (*settings, error) { return loadSettings(cmd.Flags()) },
+				Transports: func(ctx context.Context) (map[string]sdk.Transport, func() error, error) {
+					return loadTransports(ctx, transportOptions{DataDir: s.DataDir, Settings: s.Transports, Logger: log}) // registry.go
+				},
+			})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return d.Run(ctx)
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -70,7 +83,7 @@ func newStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := ctl.stop(cmd.Context(), 15*time.Second); err != nil {
+			if err := ctl.Stop(cmd.Context(), 15*time.Second); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "iofog-connector stopped")
@@ -102,14 +115,14 @@ JSON output (--json) has stable field names; fields are only ever added:
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			cs, err := ctl.status(ctx)
+			st, err := ctl.Status(ctx)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), cs)
+				return printJSON(cmd.OutOrStdout(), st)
 			}
-			writeStatus(cmd.OutOrStdout(), cs)
+			st.WriteText(cmd.OutOrStdout())
 			return nil
 		},
 	}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/api/control"
 )
 
 // legacyAuth speaks the legacy agent handshake on addr: the passcode in
@@ -255,7 +257,7 @@ func TestBadSettingsStopStartup(t *testing.T) {
 func TestStatusAndStopCommands(t *testing.T) {
 	d := e2eStartDaemon(t, e2eOptions{Ports: 10})
 	m := d.AddMapping(t, e2ePublicBody)
-	fi, err := os.Stat(filepath.Join(d.DataDir, controlSocket))
+	fi, err := os.Stat(filepath.Join(d.DataDir, control.SocketName))
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("control socket: %v %v", fi, err)
 	}

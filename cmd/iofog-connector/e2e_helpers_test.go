@@ -33,49 +33,7 @@ import (
 	"time"
 )
 
-// e2eBuild holds the binary built once per test run.
-var e2eBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// e2eBinary builds ./cmd/iofog-connector once per `go test` run and
-// returns the binary's path.
-func e2eBinary(t testing.TB) string {
-	t.Helper()
-	e2eBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "iofog-connector-e2e-")
-		if err != nil {
-			e2eBuild.err = err
-			return
-		}
-		e2eBuild.path = filepath.Join(dir, "iofog-connector")
-		args := []string{"build", "-o", e2eBuild.path}
-		if e2eRace {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if e2eBuild.err != nil {
-		t.Fatal(e2eBuild.err)
-	}
-	return e2eBuild.path
-}
-
-func TestMain(m *testing.M) {
-	if raw := os.Getenv(hliveLegacyEnv); raw != "" {
-		os.Exit(hliveLegacyProcess(raw)) // a legacy agent started by a test
-	}
-	code := m.Run()
-	if e2eBuild.path != "" {
-		os.RemoveAll(filepath.Dir(e2eBuild.path))
-	}
-	os.Exit(code)
-}
+// e2eBinary and e2ePluginDir: e2e_build_test.go.
 
 // e2ePortRange finds n consecutive ports on 127.0.0.1 that are free now,
 // below the kernel's ephemeral range, and returns the first and last.

@@ -175,18 +175,11 @@ func haWritePasscode(t *testing.T, content string) string {
 	return p
 }
 
-// haBuildPlugin builds the example WebSocket transport plugin into a temp
-// plugin directory.
+// haBuildPlugin returns the example WebSocket transport plugin's
+// directory, built once per test run (e2e_build_test.go).
 func haBuildPlugin(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "plugins")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build the websocket plugin: %v\n%s", err, out)
-	}
-	return dir
+	return e2ePluginDir(t)
 }
 
 // TestHardenAgentHelpNamesSecurityFlags: both agent commands name every

@@ -17,10 +17,7 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,41 +27,6 @@ import (
 // hme2eTransports are the transports this file covers: the two built-in
 // multiplexing ones and the example plugin (one connection per stream).
 var hme2eTransports = []string{"yamux", "quic", "websocket"}
-
-// hme2ePlugin builds the example WebSocket plugin once per test run into a
-// plugin directory of its own.
-var hme2ePlugin struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-func hme2ePluginDir(t *testing.T) string {
-	t.Helper()
-	hme2ePlugin.once.Do(func() {
-		dir, err := filepath.Abs(filepath.Join(e2eBinaryDir(t), "hme2e-plugins"))
-		if err != nil {
-			hme2ePlugin.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput()
-		if err != nil {
-			hme2ePlugin.err = fmt.Errorf("go build the websocket plugin: %v\n%s", err, out)
-			return
-		}
-		hme2ePlugin.dir = dir
-	})
-	if hme2ePlugin.err != nil {
-		t.Fatal(hme2ePlugin.err)
-	}
-	return hme2ePlugin.dir
-}
-
-// e2eBinaryDir is the directory of the shared e2e binary, which lives for
-// the whole test run.
-func e2eBinaryDir(t *testing.T) string { return filepath.Dir(e2eBinary(t)) }
 
 // hme2eAgentArgs builds the argument list of `iofog-connector agent public`
 // for every test of this file, in one place: flags that every agent of a
@@ -99,7 +61,7 @@ func hme2eStart(ctx context.Context, t *testing.T, transport string, threshold t
 	settings := map[string]any{}
 	var extra []string
 	if transport == "websocket" {
-		dir := hme2ePluginDir(t)
+		dir := e2ePluginDir(t)
 		settings["plugins"] = map[string]any{"dir": dir}
 		extra = append(extra, "--plugin-dir", dir)
 	}

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/api/control"
 )
 
 // storeE2EFiles returns the regular files of a data dir (not the lock file
@@ -161,7 +163,7 @@ func storeE2EStatus(t *testing.T, d *e2eDaemon, id string) (int, [2]int) {
 // every mapping and its ports.
 func storeE2EList(t *testing.T, d *e2eDaemon) map[string][2]int {
 	t.Helper()
-	sock := filepath.Join(d.DataDir, controlSocket)
+	sock := filepath.Join(d.DataDir, control.SocketName)
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)

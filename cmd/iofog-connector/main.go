@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/iofog/iofog-connector/api/control"
 )
 
 func main() {
@@ -46,7 +48,7 @@ func legacyArgs(args []string) []string {
 // isUsageError reports whether cobra refused the command line itself.
 func isUsageError(err error) bool {
 	msg := err.Error()
-	return !errors.Is(err, errNotRunning) && (strings.HasPrefix(msg, "unknown command") ||
+	return !errors.Is(err, control.ErrNotRunning) && (strings.HasPrefix(msg, "unknown command") ||
 		strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") ||
 		strings.Contains(msg, "accepts 0 arg(s)") || strings.HasPrefix(msg, "invalid argument") ||
 		strings.HasPrefix(msg, "flag needs an argument"))

@@ -8,13 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/iofog/iofog-connector/api/control"
+	"github.com/iofog/iofog-connector/api/status"
 	"github.com/iofog/iofog-connector/core"
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
@@ -39,7 +40,7 @@ func newMappingCmd() *cobra.Command {
 		Use:   "mapping",
 		Short: "Add, list, show and remove mappings of the running daemon (over its local control socket)",
 		Long: `Manage the running daemon's mappings as the Controller does over the REST
-API, through the daemon's local control socket (DATA_DIR/` + controlSocket + `, mode
+API, through the daemon's local control socket (DATA_DIR/` + control.SocketName + `, mode
 0600): no API token is needed, but the daemon's user (or root). Give the
 same --config/--data-dir as start. Changes are stored durably exactly as
 the API's are.
@@ -54,7 +55,7 @@ the API's are.
 
 // mappingCtl loads the settings cmd's flags select and returns them with a
 // client of that daemon's control socket.
-func mappingCtl(cmd *cobra.Command) (*settings, *controlConn, error) {
+func mappingCtl(cmd *cobra.Command) (*settings, *control.Client, error) {
 	s, err := loadSettings(cmd.Flags())
 	if err != nil {
 		return nil, nil, err
@@ -65,7 +66,7 @@ func mappingCtl(cmd *cobra.Command) (*settings, *controlConn, error) {
 			start += " --" + name + " " + shellQuote(f.Value.String())
 		}
 	}
-	return s, newControlConn(s.DataDir, start), nil
+	return s, control.NewClient(s.DataDir, start), nil
 }
 
 // mappingAddFlags are the flags of `mapping add`.
@@ -176,8 +177,8 @@ func newMappingAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v mappingView
-			if err := ctl.call(cmd.Context(), http.MethodPost, "/mapping", req, &v); err != nil {
+			v, err := ctl.Add(cmd.Context(), req)
+			if err != nil {
 				return mappingErr("add", req.ID, err)
 			}
 			if f.json {
@@ -204,13 +205,11 @@ func newMappingLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l mappingList
-			if err := ctl.call(cmd.Context(), http.MethodGet, "/mappings", nil, &l); err != nil {
+			ms, err := ctl.Mappings(cmd.Context())
+			if err != nil {
 				return mappingErr("ls", "", err)
 			}
-			if l.Mappings == nil {
-				l.Mappings = []mappingView{}
-			}
+			l := control.MappingList{Mappings: ms}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), l)
 			}
@@ -235,8 +234,8 @@ func newMappingShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v mappingView
-			if err := ctl.call(cmd.Context(), http.MethodGet, "/mapping?id="+url.QueryEscape(args[0]), nil, &v); err != nil {
+			v, err := ctl.Mapping(cmd.Context(), args[0])
+			if err != nil {
 				return mappingErr("show", args[0], err)
 			}
 			if asJSON {
@@ -263,7 +262,7 @@ func newMappingRmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := ctl.call(cmd.Context(), http.MethodDelete, "/mapping?id="+url.QueryEscape(args[0]), nil, nil); err != nil {
+			if err := ctl.Remove(cmd.Context(), args[0]); err != nil {
 				return mappingErr("rm", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed mapping %s\n", args[0])
@@ -276,7 +275,7 @@ func newMappingRmCmd() *cobra.Command {
 
 // mappingErr words an error of the daemon for the operator.
 func mappingErr(op, id string, err error) error {
-	var ae *controlAPIError
+	var ae *control.AnswerError
 	if !errors.As(err, &ae) {
 		return err
 	}
@@ -300,12 +299,12 @@ func completeMappingIDs(cmd *cobra.Command, args []string, _ string) ([]string, 
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 	defer cancel()
-	var l mappingList
-	if ctl.call(ctx, http.MethodGet, "/mappings", nil, &l) != nil {
+	ms, err := ctl.Mappings(ctx)
+	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	ids := make([]string, 0, len(l.Mappings))
-	for _, m := range l.Mappings {
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
 		ids = append(ids, m.ID+"\t"+m.Type+" "+fmt.Sprintf("%d,%d", m.Port1, m.Port2))
 	}
 	return ids, cobra.ShellCompDirectiveNoFileComp
@@ -342,7 +341,7 @@ func agentHints(s *settings) agentHint {
 }
 
 // agentCommands returns the agent command lines of v.
-func agentCommands(v mappingView, h agentHint) []string {
+func agentCommands(v status.Mapping, h agentHint) []string {
 	transport := ""
 	if v.Transport != "" && v.Transport != "tcp" {
 		transport = " --transport " + v.Transport
@@ -367,7 +366,7 @@ func agentCommands(v mappingView, h agentHint) []string {
 
 // writeAdded prints a new mapping for the operator who must start its
 // agents.
-func writeAdded(w io.Writer, v mappingView, h agentHint) {
+func writeAdded(w io.Writer, v status.Mapping, h agentHint) {
 	fmt.Fprintf(w, "added %s mapping %s\n", v.Type, v.ID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  id:\t%s\n", v.ID)
@@ -386,7 +385,7 @@ func writeAdded(w io.Writer, v mappingView, h agentHint) {
 	writeAgentHelp(w, v, h)
 }
 
-func writeAgentHelp(w io.Writer, v mappingView, h agentHint) {
+func writeAgentHelp(w io.Writer, v status.Mapping, h agentHint) {
 	cmds := agentCommands(v, h)
 	if v.Type == core.TypePublic {
 		fmt.Fprintln(w, "run the agent beside the service to expose (SERVICE_PORT: its port):")
@@ -401,7 +400,7 @@ func writeAgentHelp(w io.Writer, v mappingView, h agentHint) {
 }
 
 // writeMappingTable renders ms as an aligned table.
-func writeMappingTable(w io.Writer, ms []mappingView) {
+func writeMappingTable(w io.Writer, ms []status.Mapping) {
 	if len(ms) == 0 {
 		fmt.Fprintln(w, "no mappings (add one with: iofog-connector mapping add --public)")
 		return
@@ -425,7 +424,7 @@ func tableCell(s string) string {
 }
 
 // writeMappingDetail renders every field of v.
-func writeMappingDetail(w io.Writer, v mappingView, h agentHint) {
+func writeMappingDetail(w io.Writer, v status.Mapping, h agentHint) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
 	state := v.State
@@ -436,7 +435,7 @@ func writeMappingDetail(w io.Writer, v mappingView, h agentHint) {
 	row("type", "%s", v.Type)
 	row("transport", "%s", v.Transport)
 	row("state", "%s", tableCell(state))
-	side := func(s sideView) string {
+	side := func(s status.Side) string {
 		out := fmt.Sprintf("%d links (%d idle), %d streams, %d failed handshakes", s.Links, s.IdleLinks, s.Streams, s.FailedHandshakes)
 		if s.Restarts > 0 {
 			out += fmt.Sprintf(", listened again %d times", s.Restarts)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/iofog/iofog-connector/api/status"
 	"github.com/iofog/iofog-connector/core"
 )
 
@@ -29,7 +30,7 @@ func TestHumanBytes(t *testing.T) {
 // TestMappingTable: the columns line up whatever the widths, every
 // mapping is one line, and a problem follows its state.
 func TestMappingTable(t *testing.T) {
-	ms := []mappingView{
+	ms := []status.Mapping{
 		{ID: "a", Type: "public", Transport: "tcp", Port1: 7000, Port2: 7001, State: "ok", Links: 8,
 			Connections: 2, ConnectionsTotal: 1234, BytesUp: 1536, BytesDown: 3 << 20},
 		{ID: "a-much-longer-mapping-id-0123456789", Type: "private", Transport: "yamux", Port1: 17002, Port2: 17003,
@@ -129,13 +130,13 @@ func TestMappingAddFlags(t *testing.T) {
 // TestAgentCommands: the printed agent command lines carry the port, the
 // passcode (quoted for the shell), the transport and the TLS choice.
 func TestAgentCommands(t *testing.T) {
-	pub := mappingView{Type: "public", Transport: "tcp", Port1: 7000, Port2: 7001, Passcode1: "abc"}
+	pub := status.Mapping{Type: "public", Transport: "tcp", Port1: 7000, Port2: 7001, Passcode1: "abc"}
 	got := agentCommands(pub, agentHints(&settings{Dev: true, Address: "c.example"}))
 	want := "IOFOG_AGENT_PASSCODE=abc iofog-connector agent public --connector c.example:7000 --local 127.0.0.1:SERVICE_PORT --plaintext"
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("public: %q\nwant %q", got, want)
 	}
-	priv := mappingView{Type: "private", Transport: "quic", Port1: 7002, Port2: 7003, Passcode1: "p'1", Passcode2: "p2"}
+	priv := status.Mapping{Type: "private", Transport: "quic", Port1: 7002, Port2: 7003, Passcode1: "p'1", Passcode2: "p2"}
 	got = agentCommands(priv, agentHints(&settings{TLSCert: "/etc/iofog-connector/server-cert.pem", BindHost: "::1"}))
 	if len(got) != 2 ||
 		got[0] != `IOFOG_AGENT_PASSCODE='p'\''1' iofog-connector agent private --connector [::1]:7002 --transport quic --local 127.0.0.1:SERVICE_PORT --ca /etc/iofog-connector/server-cert.pem` ||

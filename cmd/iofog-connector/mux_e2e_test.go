@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,18 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// me2eBuildConnector builds the connector binary into a temp dir.
-func me2eBuildConnector(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "iofog-connector")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // me2eDaemon starts the daemon in dev mode with a fresh data dir and
 // returns its API base URL and data dir.
@@ -144,7 +131,7 @@ func TestMuxE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
-	bin := me2eBuildConnector(t)
+	bin := e2eBinary(t)
 	for _, transport := range []string{"yamux", "quic"} {
 		t.Run(transport, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -28,25 +28,11 @@ import (
 	"time"
 )
 
-// pe2eBuild builds the connector and the example WebSocket plugin into a
-// temp dir: it returns the connector binary and the plugin directory.
+// pe2eBuild returns the connector binary and the example WebSocket
+// plugin's directory, each built once per test run (e2e_build_test.go).
 func pe2eBuild(t *testing.T) (bin, pluginDir string) {
 	t.Helper()
-	dir := t.TempDir()
-	bin = filepath.Join(dir, "iofog-connector")
-	pluginDir = filepath.Join(dir, "plugins")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	for _, b := range [][]string{
-		{"-o", bin, "."},
-		{"-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport"},
-	} {
-		out, err := exec.CommandContext(ctx, "go", append([]string{"build"}, b...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %v: %v\n%s", b, err, out)
-		}
-	}
-	return bin, pluginDir
+	return e2eBinary(t), e2ePluginDir(t)
 }
 
 // pe2ePortRange finds n consecutive free TCP ports on loopback.
@@ -359,10 +345,7 @@ func (e errFatal) Error() string { return string(e) }
 //
 //	go test -run XXX -bench PublicPipe -benchtime 3s ./cmd/iofog-connector/
 func BenchmarkPublicPipe(b *testing.B) {
-	pluginDir := filepath.Join(b.TempDir(), "plugins")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	pluginDir := e2ePluginDir(b)
 	d := e2eStartDaemon(b, e2eOptions{Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
 	for _, tr := range []string{"tcp", "websocket"} {
 		b.Run(tr, func(b *testing.B) {

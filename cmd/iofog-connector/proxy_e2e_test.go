@@ -217,10 +217,7 @@ func TestProxyProtocolE2E(t *testing.T) {
 		t.Skip("builds and runs the binaries")
 	}
 	e2eWatchdog(t, 8*time.Minute)
-	pluginDir := filepath.Join(t.TempDir(), "plugins")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "iofog-transport-websocket"), "../../examples/websocket-transport").CombinedOutput(); err != nil {
-		t.Fatalf("go build the websocket plugin: %v\n%s", err, out)
-	}
+	pluginDir := e2ePluginDir(t)
 	d := e2eStartDaemon(t, e2eOptions{Settings: map[string]any{"plugins": map[string]any{"dir": pluginDir}}})
 	svc := ppe2eService(t)
 	type made struct {

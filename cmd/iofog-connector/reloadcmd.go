@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/iofog/iofog-connector/api/control"
 )
 
 // newReloadCmd is `iofog-connector reload`: the reload SIGHUP triggers,
@@ -33,9 +34,9 @@ settings nothing changes and the command exits 1 with the reason.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			var res reloadResult
-			if err := ctl.call(ctx, http.MethodPost, "/reload", nil, &res); err != nil {
-				var ae *controlAPIError
+			res, err := ctl.Reload(ctx)
+			if err != nil {
+				var ae *control.AnswerError
 				if errors.As(err, &ae) {
 					return fmt.Errorf("reload: the daemon could not load the settings; nothing changed: %s", ae.Message)
 				}
@@ -49,7 +50,7 @@ settings nothing changes and the command exits 1 with the reason.`,
 	return cmd
 }
 
-func writeReload(cmd *cobra.Command, res reloadResult) {
+func writeReload(cmd *cobra.Command, res control.ReloadResult) {
 	w := cmd.OutOrStdout()
 	changed := "nothing changed"
 	if len(res.Changed) > 0 {

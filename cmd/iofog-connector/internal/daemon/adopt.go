@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/core/store"
 )
 
@@ -19,7 +20,7 @@ import (
 // is checked with the store's own loader first; a damaged or unreadable one
 // stops start-up with an error naming it, because starting empty would lose
 // the Controller's mappings.
-func adoptLegacyStore(s *settings, log *slog.Logger) error {
+func adoptLegacyStore(s *settings.Settings, log *slog.Logger) error {
 	if s.File == "" {
 		return nil // dev defaults: no settings file, no legacy directory
 	}

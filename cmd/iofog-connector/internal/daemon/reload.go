@@ -1,48 +1,31 @@
-package main
+package daemon
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/iofog/iofog-connector/api/control"
 	"github.com/iofog/iofog-connector/core/ports"
+	"github.com/iofog/iofog-connector/core/settings"
 )
 
-// SIGHUP (or `iofog-connector reload`, reloadcmd.go, over the control
-// socket) reloads the settings (file, environment and the start command's
-// flags, with the usual precedence) and applies, without touching any
+// SIGHUP (or `iofog-connector reload`, over the control socket) reloads
+// the settings (file, environment and the start command's flags, with the
+// usual precedence) and applies, without touching any
 // mapping or relayed connection: log-level, the port pool (ports and
 // exclude: new mappings take ports from the new pool, running mappings keep
 // theirs), and the API token (api-token or api-token-file, read again).
 // Settings that need a restart are named in a warning each and keep their
 // running value. Settings that do not load (a bad file, an unreadable
 // token file) change nothing.
-
-// reloadSource is what the start command gives runDaemon for reloads.
-type reloadSource struct {
-	// hup delivers SIGHUP. It is registered before start-up, so that a
-	// SIGHUP sent while the daemon starts waits instead of killing it.
-	hup <-chan os.Signal
-	// load reads the settings again.
-	load func() (*settings, error)
-	// level is the level of the daemon's logger.
-	level *slog.LevelVar
-}
-
-// notifyReload starts delivering SIGHUP; stop ends it.
-func notifyReload() (hup <-chan os.Signal, stop func()) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGHUP)
-	return c, func() { signal.Stop(c) }
-}
 
 // portPooler is the part of core.Manager a reload needs.
 type portPooler interface {
@@ -56,50 +39,51 @@ type tokenSetter interface {
 
 // reloader applies reloaded settings to the running daemon.
 type reloader struct {
-	mu    sync.Mutex // one reload at a time; guards cur and token
-	src   reloadSource
+	mu sync.Mutex // one reload at a time; guards cur and token
+	// hup delivers SIGHUP; nil means none.
+	hup <-chan os.Signal
+	// load reads the settings again; nil means reloads fail.
+	load func() (*settings.Settings, error)
+	// level is the level of the daemon's logger; nil means log-level is
+	// not applied.
+	level *slog.LevelVar
 	pool  portPooler
 	api   tokenSetter
 	log   *slog.Logger
-	cur   settings // the settings in force: start-up ones plus what reloads applied
-	token string   // the API token in force
+	cur   settings.Settings // the settings in force: start-up ones plus what reloads applied
+	token string            // the API token in force
 }
 
 // run reloads on each SIGHUP until ctx is done.
 func (r *reloader) run(ctx context.Context) {
-	if r.src.hup == nil {
+	if r.hup == nil {
 		return
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.src.hup:
+		case <-r.hup:
 			_, _ = r.reload("SIGHUP") // logged
 		}
 	}
 }
 
-// reloadResult is what a reload changed, for `iofog-connector reload`.
-type reloadResult struct {
-	// Changed lists what changed; empty when nothing did.
-	Changed []string `json:"changed"`
-	// NeedsRestart lists the changed settings a reload does not apply.
-	NeedsRestart []restartKey `json:"needsRestart"`
-}
-
 // reload reads the settings and applies what changed, or nothing; via
 // names the trigger in the logs. Reloads run one at a time. It logs its
 // outcome and returns it.
-func (r *reloader) reload(via string) (reloadResult, error) {
+func (r *reloader) reload(via string) (control.ReloadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res := reloadResult{Changed: []string{}, NeedsRestart: []restartKey{}}
-	fail := func(err error) (reloadResult, error) {
+	res := control.ReloadResult{Changed: []string{}, NeedsRestart: []control.RestartKey{}}
+	fail := func(err error) (control.ReloadResult, error) {
 		r.log.Error("reload ("+via+"): the settings do not load; nothing changed, the daemon runs on as before", "err", err)
 		return res, err
 	}
-	next, err := r.src.load()
+	if r.load == nil {
+		return fail(errors.New("reload: the daemon was started without a way to read its settings again"))
+	}
+	next, err := r.load()
 	if err != nil {
 		return fail(err)
 	}
@@ -113,7 +97,9 @@ func (r *reloader) reload(via string) (reloadResult, error) {
 			"key", k.Key, "running", k.Running, "new", k.New)
 	}
 	if plan.Level != nil {
-		r.src.level.Set(*plan.Level)
+		if r.level != nil {
+			r.level.Set(*plan.Level)
+		}
 		r.cur.LogLevel = *plan.Level
 	}
 	if plan.Pool != nil {
@@ -153,38 +139,33 @@ type reloadPlan struct {
 	Pool    []int       // nil: unchanged
 	Token   *string     // nil: unchanged; "" removes the token
 	Changes []string    // what changes, for the summary line
-	Restart []restartKey
-}
-
-// restartKey is a setting that changed but applies only on a restart.
-type restartKey struct {
-	Key     string `json:"key"`
-	Running string `json:"running"`
-	New     string `json:"new"`
+	Restart []control.RestartKey
 }
 
 // restartKeys returns the settings a reload does not apply, with how to
 // show them.
 func restartKeys() []restartSetting {
 	return []restartSetting{
-		{"settings file", func(s *settings) string { return s.File }},
-		{"dev", func(s *settings) string { return strconv.FormatBool(s.Dev) }},
-		{"address", func(s *settings) string { return s.Address }},
-		{"broker", func(s *settings) string { return strconv.Itoa(s.Broker) }},
-		{"api-address", func(s *settings) string { return s.APIAddress }},
-		{"bind", func(s *settings) string { return s.BindHost }},
-		{"data-dir", func(s *settings) string { return s.DataDir }},
-		{"transport", func(s *settings) string { return s.Transport }},
-		{"plugins.dir", func(s *settings) string { return s.PluginDir }},
-		{"public-wait-timeout", func(s *settings) string { return s.PublicWaitTimeout.String() }},
-		{"public-max-waiting", func(s *settings) string { return strconv.Itoa(s.PublicMaxWaiting) }},
-		{"public-max-waiting-per-source", func(s *settings) string { return strconv.Itoa(s.PublicMaxWaitingPerSource) }},
-		{"tls-cert", func(s *settings) string { return s.TLSCert }},
-		{"tls-key", func(s *settings) string { return s.TLSKey }},
-		{"log-file", func(s *settings) string { return s.LogFile }},
-		{"api-client-ca", func(s *settings) string { return s.APIClientCA }},
-		{"plugins.checksums", func(s *settings) string { return jsonText(s.Transports.PluginChecksums) }},
-		{"transports", func(s *settings) string { return jsonText(s.Transports.Configs) + jsonText(s.Transports.Plugins) }},
+		{"settings file", func(s *settings.Settings) string { return s.File }},
+		{"dev", func(s *settings.Settings) string { return strconv.FormatBool(s.Dev) }},
+		{"address", func(s *settings.Settings) string { return s.Address }},
+		{"broker", func(s *settings.Settings) string { return strconv.Itoa(s.Broker) }},
+		{"api-address", func(s *settings.Settings) string { return s.APIAddress }},
+		{"bind", func(s *settings.Settings) string { return s.BindHost }},
+		{"data-dir", func(s *settings.Settings) string { return s.DataDir }},
+		{"transport", func(s *settings.Settings) string { return s.Transport }},
+		{"plugins.dir", func(s *settings.Settings) string { return s.PluginDir }},
+		{"public-wait-timeout", func(s *settings.Settings) string { return s.PublicWaitTimeout.String() }},
+		{"public-max-waiting", func(s *settings.Settings) string { return strconv.Itoa(s.PublicMaxWaiting) }},
+		{"public-max-waiting-per-source", func(s *settings.Settings) string { return strconv.Itoa(s.PublicMaxWaitingPerSource) }},
+		{"tls-cert", func(s *settings.Settings) string { return s.TLSCert }},
+		{"tls-key", func(s *settings.Settings) string { return s.TLSKey }},
+		{"log-file", func(s *settings.Settings) string { return s.LogFile }},
+		{"api-client-ca", func(s *settings.Settings) string { return s.APIClientCA }},
+		{"plugins.checksums", func(s *settings.Settings) string { return jsonText(s.Transports.PluginChecksums) }},
+		{"transports", func(s *settings.Settings) string {
+			return jsonText(s.Transports.Configs) + jsonText(s.Transports.Plugins)
+		}},
 	}
 }
 
@@ -200,12 +181,12 @@ func jsonText(v any) string {
 
 type restartSetting struct {
 	key string
-	val func(*settings) string
+	val func(*settings.Settings) string
 }
 
 // planReload compares the running settings (and token) with the reloaded
 // ones. It never includes a token in Changes.
-func planReload(cur, next *settings, curToken, nextToken string) reloadPlan {
+func planReload(cur, next *settings.Settings, curToken, nextToken string) reloadPlan {
 	var p reloadPlan
 	if next.LogLevel != cur.LogLevel {
 		lvl := next.LogLevel
@@ -230,7 +211,7 @@ func planReload(cur, next *settings, curToken, nextToken string) reloadPlan {
 	}
 	for _, k := range restartKeys() {
 		if a, b := k.val(cur), k.val(next); a != b {
-			p.Restart = append(p.Restart, restartKey{Key: k.key, Running: a, New: b})
+			p.Restart = append(p.Restart, control.RestartKey{Key: k.key, Running: a, New: b})
 		}
 	}
 	return p

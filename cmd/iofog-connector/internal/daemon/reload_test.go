@@ -1,6 +1,7 @@
-package main
+package daemon
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/iofog/iofog-connector/core/ports"
+	"github.com/iofog/iofog-connector/core/settings"
 )
 
 func TestPoolText(t *testing.T) {
@@ -28,8 +30,8 @@ func TestPoolText(t *testing.T) {
 	}
 }
 
-func reloadBase() settings {
-	return settings{File: "/etc/c.conf", Pool: []int{7000, 7001, 7002}, LogLevel: slog.LevelInfo, APIAddress: ":443",
+func reloadBase() settings.Settings {
+	return settings.Settings{File: "/etc/c.conf", Pool: []int{7000, 7001, 7002}, LogLevel: slog.LevelInfo, APIAddress: ":443",
 		DataDir: "/var/lib/c", Transport: "tcp"}
 }
 
@@ -40,7 +42,7 @@ func TestPlanReload(t *testing.T) {
 	const oldTok, newTok = "old-token-0123456789", "new-token-0123456789"
 	tests := []struct {
 		name        string
-		edit        func(*settings)
+		edit        func(*settings.Settings)
 		curTok      string
 		nextTok     string
 		wantLevel   bool
@@ -49,16 +51,16 @@ func TestPlanReload(t *testing.T) {
 		wantChanges []string
 		wantRestart []string
 	}{
-		{name: "nothing", edit: func(*settings) {}, curTok: oldTok, nextTok: oldTok},
-		{name: "level", edit: func(s *settings) { s.LogLevel = slog.LevelDebug }, wantLevel: true, wantChanges: []string{"log-level info -> debug"}},
-		{name: "pool", edit: func(s *settings) { s.Pool = []int{8000, 8001} }, wantPool: true, wantChanges: []string{"ports 7000-7002 (3) -> 8000-8001 (2)"}},
-		{name: "token replaced", edit: func(*settings) {}, curTok: oldTok, nextTok: newTok, wantToken: true, wantChanges: []string{"api-token replaced"}},
-		{name: "token set", edit: func(*settings) {}, nextTok: newTok, wantToken: true, wantChanges: []string{"api-token set"}},
-		{name: "token removed", edit: func(*settings) {}, curTok: oldTok, wantToken: true, wantChanges: []string{"api-token removed"}},
-		{name: "restart keys", edit: func(s *settings) {
+		{name: "nothing", edit: func(*settings.Settings) {}, curTok: oldTok, nextTok: oldTok},
+		{name: "level", edit: func(s *settings.Settings) { s.LogLevel = slog.LevelDebug }, wantLevel: true, wantChanges: []string{"log-level info -> debug"}},
+		{name: "pool", edit: func(s *settings.Settings) { s.Pool = []int{8000, 8001} }, wantPool: true, wantChanges: []string{"ports 7000-7002 (3) -> 8000-8001 (2)"}},
+		{name: "token replaced", edit: func(*settings.Settings) {}, curTok: oldTok, nextTok: newTok, wantToken: true, wantChanges: []string{"api-token replaced"}},
+		{name: "token set", edit: func(*settings.Settings) {}, nextTok: newTok, wantToken: true, wantChanges: []string{"api-token set"}},
+		{name: "token removed", edit: func(*settings.Settings) {}, curTok: oldTok, wantToken: true, wantChanges: []string{"api-token removed"}},
+		{name: "restart keys", edit: func(s *settings.Settings) {
 			s.APIAddress, s.Transport, s.Dev, s.PublicWaitTimeout = ":8443", "yamux", true, 7e9
 		}, wantRestart: []string{"dev", "api-address", "transport", "public-wait-timeout"}},
-		{name: "all at once", edit: func(s *settings) {
+		{name: "all at once", edit: func(s *settings.Settings) {
 			s.LogLevel, s.Pool, s.BindHost = slog.LevelWarn, []int{7000}, "10.0.0.1"
 		}, curTok: oldTok, nextTok: newTok, wantLevel: true, wantPool: true, wantToken: true,
 			wantChanges: []string{"log-level info -> warn", "ports 7000-7002 (3) -> 7000 (1)", "api-token replaced"}, wantRestart: []string{"bind"}},
@@ -102,7 +104,7 @@ func TestPlanReload(t *testing.T) {
 // level, pool and token and updates what it compares against next time; a
 // failing load changes nothing.
 func TestReloaderApplies(t *testing.T) {
-	logs := &e2eBuffer{}
+	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	level := new(slog.LevelVar)
 	cur := reloadBase()
@@ -111,13 +113,13 @@ func TestReloaderApplies(t *testing.T) {
 	next.LogLevel, next.Pool, next.APIToken = slog.LevelDebug, []int{9000, 9001}, "new-token-0123456789"
 	var loadErr error
 	pool, api := &fakePooler{}, &fakeTokens{}
-	r := &reloader{src: reloadSource{level: level, load: func() (*settings, error) {
+	r := &reloader{level: level, load: func() (*settings.Settings, error) {
 		if loadErr != nil {
 			return nil, loadErr
 		}
 		s := next
 		return &s, nil
-	}}, pool: pool, api: api, log: log, cur: cur, token: cur.APIToken}
+	}, pool: pool, api: api, log: log, cur: cur, token: cur.APIToken}
 
 	r.reload("SIGHUP")
 	if level.Level() != slog.LevelDebug || len(pool.calls) != 1 || pool.calls[0][0] != 9000 || len(api.set) != 1 || api.set[0] != next.APIToken {
@@ -170,13 +172,13 @@ func TestReloaderRereadsTokenFile(t *testing.T) {
 	write("first-token-0123456789", 0o600)
 	cur := reloadBase()
 	cur.APITokenFile = file
-	logs := &e2eBuffer{}
+	logs := &bytes.Buffer{}
 	api := &fakeTokens{}
-	r := &reloader{src: reloadSource{level: new(slog.LevelVar), load: func() (*settings, error) {
+	r := &reloader{level: new(slog.LevelVar), load: func() (*settings.Settings, error) {
 		s := reloadBase()
 		s.APITokenFile = file
 		return &s, nil
-	}}, pool: &fakePooler{}, api: api, log: slog.New(slog.NewTextHandler(logs, nil)), cur: cur, token: "first-token-0123456789"}
+	}, pool: &fakePooler{}, api: api, log: slog.New(slog.NewTextHandler(logs, nil)), cur: cur, token: "first-token-0123456789"}
 
 	r.reload("SIGHUP")
 	if len(api.set) != 0 {
