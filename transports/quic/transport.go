@@ -150,7 +150,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 			return err
 		},
 	})
-	qt := &quicgo.Transport{Conn: udp, ConnContext: t.pendingGate(ep)}
+	qt := &quicgo.Transport{Conn: t.packetConn(udp), ConnContext: t.pendingGate(ep)}
 	sock.closeFn = func() { qt.Close(); udp.Close() }
 	ln, err = qt.Listen(tlsConf, t.quicConfig(cfg.HeartbeatThreshold, 0))
 	if err != nil {
@@ -165,6 +165,15 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		})
 	})
 	return ep, nil
+}
+
+// packetConn is what quic-go reads and writes udp through: with UDP GRO
+// unless Config.DisableGRO.
+func (t *Transport) packetConn(udp *net.UDPConn) net.PacketConn {
+	if t.cfg.DisableGRO {
+		return udp
+	}
+	return withGRO(udp)
 }
 
 // pendingKey is the context key of a connection's pending-handshake place.
@@ -326,7 +335,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
 	}
 	t.hintOnce.Do(func() { bufferHint(udp, log) })
-	qt := &quicgo.Transport{Conn: udp}
+	qt := &quicgo.Transport{Conn: t.packetConn(udp)}
 	c, err := qt.Dial(ctx, raddr, tlsConf, t.quicConfig(cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
 	if err != nil {
 		qt.Close()
