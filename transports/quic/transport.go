@@ -136,7 +136,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		return nil, fmt.Errorf("%s: listen: %T is not a UDP socket", Name, pc)
 	}
 	log := sdk.Logger(cfg.Logger)
-	t.hintOnce.Do(func() { bufferHint(udp, log) })
+	t.buffers(udp, log)
 	var ln *quicgo.Listener // set before ep is handed out
 	sock := &sockRef{}
 	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
@@ -165,6 +165,19 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		})
 	})
 	return ep, nil
+}
+
+// buffers raises udp's socket buffers (setBuffers) and, the first time the
+// kernel grants less than quic-go wants, logs how to lift its limits.
+func (t *Transport) buffers(udp *net.UDPConn, log *slog.Logger) {
+	rcv, snd := setBuffers(udp)
+	if rcv >= wantBuffer && snd >= wantBuffer {
+		return
+	}
+	t.hintOnce.Do(func() {
+		log.Warn("the kernel limits UDP socket buffers below what QUIC needs for high throughput; raise the limits: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000 (or run with CAP_NET_ADMIN)",
+			"rcvbuf", rcv, "sndbuf", snd, "want", wantBuffer)
+	})
 }
 
 // packetConn is what quic-go reads and writes udp through: with UDP GRO
@@ -334,7 +347,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
 	}
-	t.hintOnce.Do(func() { bufferHint(udp, log) })
+	t.buffers(udp, log)
 	qt := &quicgo.Transport{Conn: t.packetConn(udp)}
 	c, err := qt.Dial(ctx, raddr, tlsConf, t.quicConfig(cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
 	if err != nil {
