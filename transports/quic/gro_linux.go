@@ -10,7 +10,17 @@ import (
 	"syscall"
 	"unsafe"
 
+	quicgo "github.com/quic-go/quic-go"
 	"golang.org/x/net/ipv4"
+)
+
+// quic-go reads through ReadBatch only from an OOBCapablePacketConn that
+// has it; a signature drift would silently lose GRO, so check both here.
+var (
+	_ quicgo.OOBCapablePacketConn = (*groConn)(nil)
+	_ interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+	} = (*groConn)(nil)
 )
 
 // udpGRO is Linux's UDP_GRO socket option (linux/udp.h): the kernel hands
