@@ -116,7 +116,7 @@ func (c *groConn) fill(ms []ipv4.Message) int {
 			continue // larger than quic-go reads: dropped, as a truncated datagram would be
 		}
 		m.N = copy(m.Buffers[0], d)
-		m.NN = copy(m.OOB, c.oob)
+		m.NN = copy(m.OOB, wholeCmsgs(c.oob, len(m.OOB)))
 		m.Flags = 0
 		m.Addr = c.from
 		n++
@@ -235,6 +235,25 @@ func splitGRO(oob, dst []byte) (seg int, rest []byte) {
 		oob = oob[space:]
 	}
 	return seg, dst
+}
+
+// wholeCmsgs returns the longest prefix of oob, a run of well-formed
+// control messages (splitGRO's output), that is whole messages and at most
+// n bytes: quic-go fails its whole socket on a message cut in two.
+func wholeCmsgs(oob []byte, n int) []byte {
+	if len(oob) <= n {
+		return oob
+	}
+	end := 0
+	for end+syscall.SizeofCmsghdr <= len(oob) {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[end]))
+		next := end + min(cmsgAlign(int(h.Len)), len(oob)-end)
+		if int(h.Len) < syscall.SizeofCmsghdr || next > n {
+			break
+		}
+		end = next
+	}
+	return oob[:end]
 }
 
 func cmsgAlign(n int) int {

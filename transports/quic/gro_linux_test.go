@@ -168,8 +168,8 @@ func TestSplitGRO(t *testing.T) {
 	}
 }
 
-// FuzzSplitGRO: any control-message bytes: no panic, and the messages kept
-// are never more than were given.
+// FuzzSplitGRO: any control-message bytes: no panic, the messages kept
+// are never more than were given, and wholeCmsgs keeps to its limit.
 func FuzzSplitGRO(f *testing.F) {
 	seg := make([]byte, syscall.CmsgSpace(4))
 	h := (*syscall.Cmsghdr)(unsafe.Pointer(&seg[0]))
@@ -182,5 +182,24 @@ func FuzzSplitGRO(f *testing.F) {
 		if len(rest) > len(oob) {
 			t.Fatalf("kept %d bytes of %d", len(rest), len(oob))
 		}
+		if w := wholeCmsgs(rest, 128); len(w) > 128 || len(w) > len(rest) {
+			t.Fatalf("wholeCmsgs kept %d bytes of %d, limit 128", len(w), len(rest))
+		}
 	})
+}
+
+// TestWholeCmsgs: control messages handed to quic-go are never cut in two.
+func TestWholeCmsgs(t *testing.T) {
+	one := make([]byte, syscall.CmsgSpace(12)) // 32 bytes on 64-bit
+	h := (*syscall.Cmsghdr)(unsafe.Pointer(&one[0]))
+	h.Level, h.Type = syscall.IPPROTO_IP, syscall.IP_PKTINFO
+	h.SetLen(syscall.CmsgLen(12))
+	three := append(append(append([]byte{}, one...), one...), one...)
+	for _, n := range []int{0, len(one) - 1, len(one), 2*len(one) + 5, len(three), 200} {
+		got := wholeCmsgs(three, n)
+		want := min(n/len(one), 3) * len(one)
+		if len(got) != want {
+			t.Errorf("wholeCmsgs(3 messages, %d) kept %d bytes, want %d", n, len(got), want)
+		}
+	}
 }
