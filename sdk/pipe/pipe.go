@@ -123,6 +123,9 @@ func copyConn(dst, src net.Conn, m *meter) (int64, error) {
 	if n, handled, err := readyCopy(dst, src, m); handled {
 		return n, err
 	}
+	if n, handled, err := waitCopy(dst, src, m); handled { // wait.go
+		return n, err
+	}
 	bp := getBuf()
 	defer putBuf(bp)
 	if m != nil {

@@ -2,14 +2,15 @@
 
 package quic
 
-import (
-	"log/slog"
-	"net"
-)
+import "net"
 
-// bufferHint raises pc's socket buffers to what quic-go wants (7 MiB).
-// Only Linux reports what it granted, so only there is a hint logged.
-func bufferHint(pc *net.UDPConn, log *slog.Logger) {
-	pc.SetReadBuffer(7 << 20)
-	pc.SetWriteBuffer(7 << 20)
+// wantBuffer is the UDP socket buffer quic-go asks for (7 MiB).
+const wantBuffer = 7 << 20
+
+// setBuffers raises pc's socket buffers to wantBuffer. Only Linux reports
+// what it granted; elsewhere it returns wantBuffer.
+func setBuffers(pc *net.UDPConn) (rcv, snd int) {
+	pc.SetReadBuffer(wantBuffer)
+	pc.SetWriteBuffer(wantBuffer)
+	return wantBuffer, wantBuffer
 }

@@ -43,6 +43,10 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS and passcode handshakes. Zero means
 	// 10 seconds.
 	HandshakeTimeout time.Duration
+	// DisableGRO turns off UDP generic receive offload (Linux 5.0+), with
+	// which the kernel hands a run of datagrams from one sender over in
+	// one read. False (the default) uses it where the kernel has it.
+	DisableGRO bool
 }
 
 func (c *Config) defaults() {

@@ -56,6 +56,29 @@ func (s *stream) Read(b []byte) (int, error) {
 	return n, mapErr(err)
 }
 
+// WaitRead blocks until Read would return without waiting, taking no
+// bytes: bytes are there, the stream ended, it failed, or the read
+// deadline passed. It returns nil at the end of the stream (Read then
+// returns io.EOF) and otherwise what Read would. The relay (sdk/pipe)
+// waits with it, so that an idle stream holds no copy buffer.
+func (s *stream) WaitRead() error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	if past(&s.rd) {
+		return os.ErrDeadlineExceeded
+	}
+	var b [1]byte
+	_, err := s.st.Peek(b[:])
+	switch {
+	case err == nil, err == io.EOF:
+		return nil
+	case s.closed.Load():
+		return net.ErrClosed
+	}
+	return mapErr(err)
+}
+
 // Write implements net.Conn.
 func (s *stream) Write(b []byte) (int, error) {
 	if s.closed.Load() {

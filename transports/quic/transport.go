@@ -136,7 +136,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		return nil, fmt.Errorf("%s: listen: %T is not a UDP socket", Name, pc)
 	}
 	log := sdk.Logger(cfg.Logger)
-	t.hintOnce.Do(func() { bufferHint(udp, log) })
+	t.buffers(udp, log)
 	var ln *quicgo.Listener // set before ep is handed out
 	sock := &sockRef{}
 	ep := muxkit.NewEndpoint(muxkit.EndpointConfig{
@@ -150,7 +150,7 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 			return err
 		},
 	})
-	qt := &quicgo.Transport{Conn: udp, ConnContext: t.pendingGate(ep)}
+	qt := &quicgo.Transport{Conn: t.packetConn(udp), ConnContext: t.pendingGate(ep)}
 	sock.closeFn = func() { qt.Close(); udp.Close() }
 	ln, err = qt.Listen(tlsConf, t.quicConfig(cfg.HeartbeatThreshold, 0))
 	if err != nil {
@@ -165,6 +165,28 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 		})
 	})
 	return ep, nil
+}
+
+// buffers raises udp's socket buffers (setBuffers) and, the first time the
+// kernel grants less than quic-go wants, logs how to lift its limits.
+func (t *Transport) buffers(udp *net.UDPConn, log *slog.Logger) {
+	rcv, snd := setBuffers(udp)
+	if rcv >= wantBuffer && snd >= wantBuffer {
+		return
+	}
+	t.hintOnce.Do(func() {
+		log.Warn("the kernel limits UDP socket buffers below what QUIC needs for high throughput; raise the limits: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000 (or run with CAP_NET_ADMIN)",
+			"rcvbuf", rcv, "sndbuf", snd, "want", wantBuffer)
+	})
+}
+
+// packetConn is what quic-go reads and writes udp through: with UDP GRO
+// unless Config.DisableGRO.
+func (t *Transport) packetConn(udp *net.UDPConn) net.PacketConn {
+	if t.cfg.DisableGRO {
+		return udp
+	}
+	return withGRO(udp)
 }
 
 // pendingKey is the context key of a connection's pending-handshake place.
@@ -325,8 +347,8 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
 	}
-	t.hintOnce.Do(func() { bufferHint(udp, log) })
-	qt := &quicgo.Transport{Conn: udp}
+	t.buffers(udp, log)
+	qt := &quicgo.Transport{Conn: t.packetConn(udp)}
 	c, err := qt.Dial(ctx, raddr, tlsConf, t.quicConfig(cfg.HeartbeatThreshold, cfg.HeartbeatInterval))
 	if err != nil {
 		qt.Close()

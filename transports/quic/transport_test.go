@@ -66,9 +66,19 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestManyStreamsOneConnection(t *testing.T) {
+	manyStreams(t, quic.Config{})
+}
+
+// TestManyStreamsWithoutGRO is TestManyStreamsOneConnection with UDP GRO
+// off (Config.DisableGRO): the plain read path still carries everything.
+func TestManyStreamsWithoutGRO(t *testing.T) {
+	manyStreams(t, quic.Config{DisableGRO: true})
+}
+
+func manyStreams(t *testing.T, cfg quic.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr := newTransport(t, quic.Config{})
+	tr := newTransport(t, cfg)
 	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,115 @@
+package quic_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/transports/quic"
+)
+
+// waiter is what sdk/pipe looks for to copy without an idle buffer.
+type waiter interface{ WaitRead() error }
+
+// TestWaitRead checks the streams' WaitRead: it blocks while nothing is
+// there, returns once bytes arrive without taking them, returns nil at the
+// end of the stream (Read then says io.EOF), honours the read deadline and
+// is ended by Close with net.ErrClosed.
+func TestWaitRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := newTransport(t, quic.Config{})
+	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: listenAddr(t, ep), Passcode: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	c, a := openPair(ctx, t, ep, s)
+	w, ok := a.(waiter)
+	if !ok {
+		t.Fatalf("%T has no WaitRead", a)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.WaitRead() }()
+	select {
+	case err := <-done:
+		t.Fatalf("WaitRead returned %v with nothing sent", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitRead = %v once bytes arrived", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("WaitRead did not return once bytes arrived")
+	}
+	buf := make([]byte, 8)
+	if n, err := io.ReadAtLeast(a, buf, 2); err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("Read after WaitRead = %q, %v; want \"hi\" (WaitRead must not take bytes)", buf[:n], err)
+	}
+	c.(sdk.CloseWriter).CloseWrite()
+	if err := w.WaitRead(); err != nil {
+		t.Fatalf("WaitRead at the end of the stream = %v, want nil", err)
+	}
+	if n, err := a.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read at the end of the stream = %d, %v; want 0, io.EOF", n, err)
+	}
+	c.Close()
+	a.Close()
+
+	c, a = openPair(ctx, t, ep, s)
+	defer c.Close()
+	w = a.(waiter)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := w.WaitRead(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WaitRead past the read deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+	a.SetReadDeadline(time.Time{})
+	go func() { done <- w.WaitRead() }()
+	time.Sleep(50 * time.Millisecond)
+	a.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WaitRead ended by Close = %v, want net.ErrClosed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not end WaitRead")
+	}
+}
+
+// openPair opens a stream from ep and accepts it on s.
+func openPair(ctx context.Context, t *testing.T, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn) {
+	t.Helper()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		a, err := s.Accept(ctx)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+		}
+		ch <- a
+	}()
+	c, err := ep.Open(ctx)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if a = <-ch; a == nil {
+		t.FailNow()
+	}
+	return c, a
+}
