@@ -20,36 +20,52 @@ import (
 // the suite: pairing streams, checking many at once, and (bench.go) the
 // shared benchmarks. They fail the test they are given.
 
-// Setup starts an endpoint of tr on a free loopback port of network
-// ("tcp" or "udp"; empty means "tcp") with passcode "pw" and cfg's other
-// fields, and dials one session to it with dcfg's heartbeat timings.
-// Both are closed when tb's test ends.
-func Setup(tb testing.TB, tr sdk.Transport, network string, cfg sdk.EndpointConfig, dcfg sdk.DialConfig) (sdk.Endpoint, sdk.Session) {
+// Listen starts an endpoint of tr on a free loopback port of network
+// ("tcp" or "udp"; empty means "tcp"), with passcode "pw" when cfg has
+// none, and returns it with its address. It is closed when tb's test
+// ends.
+func Listen(tb testing.TB, tr sdk.Transport, network string, cfg sdk.EndpointConfig) (sdk.Endpoint, string) {
 	tb.Helper()
 	if network == "" {
 		network = "tcp"
 	}
+	if cfg.Passcode == "" {
+		cfg.Passcode = "pw"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg.Passcode = "pw"
-	var ep sdk.Endpoint
 	for range 10 {
 		addr, err := freeAddr(network)
 		if err != nil {
 			tb.Fatalf("finding a free %s port: %v", network, err)
 		}
 		cfg.Addr = addr
-		if ep, err = tr.Listen(ctx, cfg); err == nil {
-			break
-		} else if !errors.Is(err, syscall.EADDRINUSE) {
+		ep, err := tr.Listen(ctx, cfg)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
 			tb.Fatalf("Listen(%s): %v", addr, err)
 		}
+		tb.Cleanup(func() { ep.Close() })
+		return ep, addr
 	}
-	if ep == nil {
-		tb.Fatal("Listen: every free port probed was taken")
+	tb.Fatal("Listen: every free port probed was taken")
+	return nil, ""
+}
+
+// Setup starts an endpoint of tr as [Listen] does and dials one session
+// to it with dcfg's timings (and the endpoint's address and passcode).
+// Both are closed when tb's test ends.
+func Setup(tb testing.TB, tr sdk.Transport, network string, cfg sdk.EndpointConfig, dcfg sdk.DialConfig) (sdk.Endpoint, sdk.Session) {
+	tb.Helper()
+	if cfg.Passcode == "" {
+		cfg.Passcode = "pw"
 	}
-	tb.Cleanup(func() { ep.Close() })
-	dcfg.Addr, dcfg.Passcode = cfg.Addr, cfg.Passcode
+	ep, addr := Listen(tb, tr, network, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dcfg.Addr, dcfg.Passcode = addr, cfg.Passcode
 	s, err := tr.Dial(ctx, dcfg)
 	if err != nil {
 		tb.Fatalf("Dial(%s): %v", dcfg.Addr, err)
