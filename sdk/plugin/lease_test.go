@@ -27,12 +27,7 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 	agentHost := remote(t, reftransport.New())
 	connectorHost := remote(t, reftransport.New())
 	const th = 6 * time.Second // the host may be silent for 3 s
-	addr := freeAddr(t)
-	ep, err := connectorHost.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "pw", HeartbeatThreshold: th})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	ep, addr := transporttest.Listen(t, connectorHost, "tcp", sdk.EndpointConfig{HeartbeatThreshold: th})
 	s, err := agentHost.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
@@ -68,16 +63,4 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// freeAddr returns a loopback address free when probed (an endpoint in a
-// plugin reports no address of its own).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // These tests pin the wire format byte for byte against scripted peers
@@ -23,16 +24,6 @@ var testOrigin = sdk.Origin{
 	Client: netip.MustParseAddrPort("127.0.0.2:40123"),
 	Local:  netip.MustParseAddrPort("[::1]:7001"),
 	Proxy:  sdk.ProxyV2,
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // readExactly reads len(want) bytes from c and fails unless they are want.
@@ -59,12 +50,8 @@ func write(t *testing.T, c net.Conn, b []byte) {
 func TestOlderAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := sdk.DialConfig{Addr: freeAddr(t), Passcode: "pw"}
-	ep, err := New().Listen(ctx, sdk.EndpointConfig{Addr: cfg.Addr, Passcode: "pw", HeartbeatThreshold: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	ep, addr := transporttest.Listen(t, New(), "tcp", sdk.EndpointConfig{HeartbeatThreshold: 2 * time.Second})
+	cfg := sdk.DialConfig{Addr: addr, Passcode: "pw"}
 	ctrl, err := dial(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +108,7 @@ func TestOlderAgent(t *testing.T) {
 func TestOlderConnector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ln, err := listen(ctx, sdk.EndpointConfig{Addr: freeAddr(t), Passcode: "pw"})
+	ln, err := listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,19 +165,7 @@ func TestOlderConnector(t *testing.T) {
 // TestAbortIsNotEOF: a stream closed reads io.EOF at its peer; a stream
 // aborted (as a silent session's are) reads io.ErrUnexpectedEOF.
 func TestAbortIsNotEOF(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	addr := freeAddr(t)
-	ep, err := New().Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	s, err := New().Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ep, s := transporttest.Setup(t, New(), "tcp", sdk.EndpointConfig{}, sdk.DialConfig{})
 	for _, tc := range []struct {
 		name string
 		end  func(net.Conn) error
@@ -199,20 +174,8 @@ func TestAbortIsNotEOF(t *testing.T) {
 		{"Close", net.Conn.Close, io.EOF},
 		{"Abort", func(c net.Conn) error { return c.(interface{ Abort() error }).Abort() }, io.ErrUnexpectedEOF},
 	} {
-		ach := make(chan net.Conn, 1)
-		go func() {
-			a, _ := s.Accept(ctx)
-			ach <- a
-		}()
-		c, err := ep.Open(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := <-ach
-		if a == nil {
-			t.Fatal("no agent stream")
-		}
-		a.Write([]byte("bytes"))
+		c, a := transporttest.Pair(t, t.Context(), ep, s)
+		write(t, a, []byte("bytes"))
 		tc.end(a)
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		got, err := io.ReadAll(c)
@@ -222,6 +185,5 @@ func TestAbortIsNotEOF(t *testing.T) {
 		if string(got) != "bytes" || err != tc.want {
 			t.Errorf("%s: the peer read %q then %v, want the bytes then %v", tc.name, got, err, tc.want)
 		}
-		c.Close()
 	}
 }
