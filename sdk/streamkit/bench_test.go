@@ -17,3 +17,11 @@ func BenchmarkTCPKit(b *testing.B) {
 }
 
 func BenchmarkTCP(b *testing.B) { transporttest.Benchmark(b, transporttest.TCPPairs) }
+
+// BenchmarkTCPKitNoIdle is BenchmarkTCPKit with no idle links: every
+// stream is dialled when the connector asks for it.
+func BenchmarkTCPKitNoIdle(b *testing.B) {
+	transporttest.Benchmark(b, func(tb testing.TB) transporttest.PairFunc {
+		return transporttest.Pairs(tb, streamkit.New(streamkit.Config{Name: "tcpkit", Listen: streamkit.ListenTCP, Dial: streamkit.DialTCP, IdleLinks: -1}), "tcp")
+	})
+}

@@ -45,6 +45,19 @@
 // a sign of life. Every stream is a carrier connection of its own, which
 // the agent dials when it reads the request.
 //
+// Idle links: an agent session also keeps a few carrier connections of
+// kind 'I' dialled ahead (Config.IdleLinks). Its header carries no ids;
+// once the connector answers 0, the agent sends the 8-byte session id and
+// the connector answers again (0, or 3 for an unknown session) and holds
+// the link idle. To bind a stream to it, the connector writes the stream
+// request ('P' with id 0, or 'Q' with id 0 and the origin) on the link
+// itself; the agent answers 0 and the link is the stream from then on,
+// and the agent dials another. A bind not answered within a few seconds
+// falls back to a request on the control connection. A connector of an
+// earlier release closes an 'I' connection unanswered (it reads no ids
+// for a kind it does not know, so it leaves no byte unread), and the
+// session then keeps no idle links.
+//
 // The reference transport (sdk/internal/reftransport, over TCP) and the
 // WebSocket example (examples/websocket-transport) are built on this kit.
 package streamkit

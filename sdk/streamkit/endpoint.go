@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -46,6 +47,58 @@ type link struct {
 	dead    chan struct{}
 	once    sync.Once
 	streams streamSet
+
+	imu        sync.Mutex
+	idle       []*idleLink // idle links of this session, newest last
+	idleClosed bool        // set by kill: no idle link is added after it
+}
+
+// idleLink is a carrier connection an agent dialled ahead, waiting to
+// be bound to a stream. Its reader watches for the agent closing it.
+type idleLink struct {
+	c     net.Conn
+	mu    sync.Mutex
+	taken bool          // being bound: its reader must leave it open
+	done  chan struct{} // closed when its reader returned
+}
+
+// addIdle holds il, unless the session ended.
+func (l *link) addIdle(il *idleLink) bool {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	if l.idleClosed {
+		return false
+	}
+	l.idle = append(l.idle, il)
+	return true
+}
+
+// removeIdle forgets il, if held.
+func (l *link) removeIdle(il *idleLink) {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	l.idle = slices.DeleteFunc(l.idle, func(x *idleLink) bool { return x == il })
+}
+
+// takeIdle returns the newest idle link, marked taken, or nil.
+func (l *link) takeIdle() *idleLink {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	if len(l.idle) == 0 {
+		return nil
+	}
+	il := l.idle[len(l.idle)-1]
+	l.idle = l.idle[:len(l.idle)-1]
+	il.mu.Lock()
+	il.taken = true
+	il.mu.Unlock()
+	return il
+}
+
+func (l *link) idleCount() int {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	return len(l.idle)
 }
 
 func (l *link) send(b []byte) error {
@@ -61,6 +114,13 @@ func (l *link) kill(silent bool) {
 	l.once.Do(func() {
 		close(l.dead)
 		l.ctrl.Close()
+		l.imu.Lock()
+		idle := l.idle
+		l.idle, l.idleClosed = nil, true
+		l.imu.Unlock()
+		for _, il := range idle {
+			il.c.Close()
+		}
 		if silent {
 			l.streams.abort()
 		}
@@ -209,8 +269,54 @@ func (e *endpoint) handle(c net.Conn, leave func()) {
 		default:
 			st.Close() // nobody takes streams: refuse
 		}
+	case kindIdle:
+		e.idleLink(c, leave)
 	default:
 		fail("unknown connection kind") // closed unanswered, as agents expect
+	}
+}
+
+// idleLink admits an idle link: after the first answer the agent sends
+// its session id, which must be live; the link is then held until a
+// stream is bound to it, the agent closes it or its session ends.
+func (e *endpoint) idleLink(c net.Conn, leave func()) {
+	var id [8]byte
+	if _, err := c.Write([]byte{statusOK}); err != nil {
+		c.Close()
+		return
+	}
+	if _, err := io.ReadFull(c, id[:]); err != nil {
+		c.Close()
+		return
+	}
+	e.mu.Lock()
+	l := e.byID[binary.BigEndian.Uint64(id[:])]
+	e.mu.Unlock()
+	if l == nil || e.isClosed() {
+		c.Write([]byte{statusNoSuchID})
+		c.Close()
+		return
+	}
+	if _, err := c.Write([]byte{statusOK}); err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	il := &idleLink{c: c, done: make(chan struct{})}
+	if !l.addIdle(il) {
+		c.Close()
+		return
+	}
+	leave()
+	_, err := c.Read(id[:1]) // the agent sends nothing on an idle link
+	il.mu.Lock()
+	taken := il.taken
+	il.mu.Unlock()
+	close(il.done)
+	if !taken {
+		l.removeIdle(il)
+		c.Close()
+		_ = err
 	}
 }
 
@@ -313,6 +419,14 @@ func (e *endpoint) Open(ctx context.Context) (net.Conn, error) {
 // request asks l for one stream and waits for it: nil, nil when l died
 // first.
 func (e *endpoint) request(ctx context.Context, l *link, o sdk.Origin, withOrigin bool) (net.Conn, error) {
+	for il := l.takeIdle(); il != nil; il = l.takeIdle() {
+		if c := bind(ctx, l, il, o, withOrigin); c != nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
 	e.mu.Lock()
 	e.nextID++
 	id := e.nextID
@@ -346,6 +460,37 @@ func (e *endpoint) request(ctx context.Context, l *link, o sdk.Origin, withOrigi
 	default:
 	}
 	return nil, err
+}
+
+// bindTimeout bounds a bind on an idle link, after which Open falls back
+// to a request on the control connection.
+const bindTimeout = 5 * time.Second
+
+// bind makes the idle link il the stream: it writes the request on the
+// link and waits for the agent's answer. It returns nil when the link
+// is dead (the caller tries another way) or ctx ended.
+func bind(ctx context.Context, l *link, il *idleLink, o sdk.Origin, withOrigin bool) net.Conn {
+	c := il.c
+	c.SetReadDeadline(time.Unix(1, 0)) // stop the link's reader
+	<-il.done
+	deadline := time.Now().Add(bindTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var ack [1]byte
+	_, err := c.Write(requestMsg(0, o, withOrigin))
+	if err == nil {
+		_, err = io.ReadFull(c, ack[:])
+	}
+	if err != nil || ack[0] != statusOK || !stop() {
+		c.Close()
+		return nil
+	}
+	c.SetDeadline(time.Time{})
+	return l.streams.add(c)
 }
 
 // Accept implements [sdk.Endpoint]: the next stream an agent opened.
@@ -403,6 +548,7 @@ func (e *endpoint) Stats() sdk.EndpointStats {
 	st := sdk.EndpointStats{Links: len(links), Failed: e.gate.Failed(), FailedByReason: e.gate.FailedByReason()}
 	for _, l := range links {
 		st.Streams += l.streams.len()
+		st.IdleLinks += l.idleCount()
 	}
 	return st
 }

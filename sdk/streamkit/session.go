@@ -36,6 +36,10 @@ type session struct {
 	streams  streamSet
 	told     atomic.Int64  // the connector's threshold, ns; 0 until told
 	retime   chan struct{} // wakes beat when told changes
+
+	imu        sync.Mutex
+	idle       map[net.Conn]struct{} // idle links waiting for a bind
+	idleClosed bool                  // set by fail
 }
 
 func dial(ctx context.Context, t *Transport, cfg sdk.DialConfig) (*session, error) {
@@ -54,6 +58,9 @@ func dial(ctx context.Context, t *Transport, cfg sdk.DialConfig) (*session, erro
 	s.wg.Add(2)
 	go s.read()
 	go s.beat()
+	for range max(t.cfg.IdleLinks, 0) {
+		s.wg.Go(s.keepIdle)
+	}
 	return s, nil
 }
 
@@ -134,6 +141,12 @@ func (s *session) fail(err error, silent bool) {
 		s.err = err
 		s.cancel()
 		s.ctrl.Close()
+		s.imu.Lock()
+		for c := range s.idle {
+			c.Close()
+		}
+		s.idle, s.idleClosed = nil, true
+		s.imu.Unlock()
 		if silent {
 			s.streams.abort()
 		}
@@ -186,6 +199,92 @@ func (s *session) stream(id uint64, o sdk.Origin, hasOrigin bool) {
 	case <-s.ctx.Done():
 		st.Close()
 	}
+}
+
+// keepIdle keeps one idle link dialled: it waits on it for a bind,
+// hands the bound stream to Accept and dials the next. It gives up for
+// good when the connector does not know idle links (an earlier
+// release), and backs off while dialling fails.
+func (s *session) keepIdle() {
+	backoff := 100 * time.Millisecond
+	for s.ctx.Err() == nil {
+		c, err := s.idleLink()
+		if errors.Is(err, errUnanswered) {
+			s.log.Debug("the connector keeps no idle links; streams are dialled on request")
+			return
+		}
+		if err != nil {
+			s.log.Debug("dialling an idle link failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		m, err := readMsg(c) // no deadline: the session's end closes it
+		s.imu.Lock()
+		delete(s.idle, c)
+		s.imu.Unlock()
+		if err != nil || (m.kind != 'P' && m.kind != 'Q') {
+			c.Close()
+			continue // the connector closed it (or broke the protocol): dial another
+		}
+		if _, err := c.Write([]byte{statusOK}); err != nil {
+			c.Close()
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		st := s.streams.add(c)
+		st.origin, st.hasOrigin = m.origin, m.kind == 'Q'
+		select {
+		case s.accepted <- st:
+		case <-s.ctx.Done():
+			st.Close()
+			return
+		}
+	}
+}
+
+// idleLink dials one idle link: its header, then (once answered) the
+// session id, and holds it in s.idle.
+func (s *session) idleLink() (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
+	defer cancel()
+	c, _, err := s.connect(ctx, kindIdle, 0)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var st [1]byte
+	_, err = c.Write(binary.BigEndian.AppendUint64(nil, s.id))
+	if err == nil {
+		_, err = io.ReadFull(c, st[:])
+	}
+	if err == nil && st[0] != statusOK {
+		err = fmt.Errorf("%s: idle link refused with status %d", s.t.cfg.Name, st[0])
+	}
+	if err == nil && !stop() {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	if s.idleClosed {
+		c.Close()
+		return nil, sdk.ErrClosed
+	}
+	if s.idle == nil {
+		s.idle = map[net.Conn]struct{}{}
+	}
+	s.idle[c] = struct{}{}
+	return c, nil
 }
 
 // beat writes 'B' every interval.

@@ -15,7 +15,17 @@ type Config struct {
 	Listen ListenFunc
 	// Dial opens one carrier connection to an endpoint. Required.
 	Dial DialFunc
+	// IdleLinks is how many idle links each agent session keeps dialled
+	// ahead: the connector binds a stream to one of them at once (one
+	// round trip) instead of asking the agent to dial one (a dial and
+	// its handshakes). Zero means [DefaultIdleLinks]; negative means
+	// none, every stream is dialled when the connector asks for it.
+	IdleLinks int
 }
+
+// DefaultIdleLinks is how many idle links an agent session keeps when
+// Config.IdleLinks is zero.
+const DefaultIdleLinks = 2
 
 // Transport is an [sdk.Transport] built from a [Config]. It is safe for
 // concurrent use; it holds no per-mapping state.
@@ -31,6 +41,9 @@ type Transport struct {
 func New(cfg Config) *Transport {
 	if !sdk.ValidName(cfg.Name) || cfg.Listen == nil || cfg.Dial == nil {
 		panic(fmt.Sprintf("streamkit: New needs a valid Name, Listen and Dial (name %q)", cfg.Name))
+	}
+	if cfg.IdleLinks == 0 {
+		cfg.IdleLinks = DefaultIdleLinks
 	}
 	return &Transport{cfg: cfg}
 }

@@ -18,6 +18,7 @@ const (
 	kindControlOrigins = 'c' // the same, of an agent that reads 'Q'
 	kindData           = 'D' // a stream the connector asked for
 	kindOpen           = 'O' // a stream the agent opened
+	kindIdle           = 'I' // an idle link, bound to a stream later
 )
 
 // Status bytes the connector answers with.

@@ -102,7 +102,8 @@ func TestOlderAgent(t *testing.T) {
 
 // TestOlderConnector: against a connector of the previous release, the
 // agent's 'c' control connection is closed unanswered, and the agent
-// dials again with 'C' (exactly those bytes), takes the 'T' and 'P'
+// dials again with 'C' (exactly those bytes); its idle links ('I') are
+// closed unanswered too and it keeps none; it takes the 'T' and 'P'
 // messages as before, dials the stream with the session and stream ids,
 // and its stream carries bytes and reports no origin.
 func TestOlderConnector(t *testing.T) {
@@ -142,6 +143,13 @@ func TestOlderConnector(t *testing.T) {
 		t.Fatalf("Dial against an older connector: %v", d.err)
 	}
 	defer d.s.Close()
+	// The agent dials its idle links ('I', no ids), which an older
+	// connector closes unanswered; it then dials none again.
+	for range 2 {
+		idle := accept()
+		readExactly(t, idle, []byte("REF1I\x02pw"), "idle link header")
+		idle.Close()
+	}
 	write(t, ctrl, binary.BigEndian.AppendUint64([]byte("P"), 7))
 	data := accept()
 	defer data.Close()
