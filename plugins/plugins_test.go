@@ -113,8 +113,13 @@ func TestLoadedPluginConformance(t *testing.T) {
 	if len(ts) != 1 || ts[0].Name() != "websocket" || ts[0].Info().SDKVersion != sdk.Version {
 		t.Fatalf("Load found %d plugins (%v), want the websocket one", len(ts), ts)
 	}
+	// The plugin reports its capabilities; an agent keeps a pool of
+	// links to it (it does not multiplex).
+	if got, want := ts[0].Capabilities(), (sdk.Capabilities{HalfClose: true, Origins: true}); got != want || ts[0].Multiplexed() {
+		t.Fatalf("Capabilities() = %+v, Multiplexed() = %v; want %+v, false", got, ts[0].Multiplexed(), want)
+	}
 	transporttest.TestTransport(t, func(t *testing.T) (sdk.Transport, transporttest.Options) {
-		return ts[0], transporttest.Options{}
+		return ts[0], transporttest.Options{Origins: ts[0].Capabilities().Origins}
 	})
 }
 

@@ -148,6 +148,15 @@ func (t *Transport) Name() string { return t.info.Name }
 // Info returns what the plugin reported when it first started.
 func (t *Transport) Info() plugin.Info { return t.info }
 
+// Multiplexed implements sdk.Multiplexer with what the plugin reported
+// when it first started (false for a plugin of an earlier release), so
+// that an agent keeps one session to a multiplexing plugin.
+func (t *Transport) Multiplexed() bool { return t.info.Capabilities.Multiplexed }
+
+// Capabilities implements sdk.CapabilityReporter with what the plugin
+// reported when it first started.
+func (t *Transport) Capabilities() sdk.Capabilities { return t.info.Capabilities }
+
 // Path returns the plugin executable's path.
 func (t *Transport) Path() string { return t.path }
 
@@ -380,6 +389,8 @@ func (t *Transport) restart(ctx context.Context) {
 func (t *Transport) Restarts() int64 { return t.restarts.Load() }
 
 var (
-	_ sdk.Transport = (*Transport)(nil)
-	_ io.Closer     = (*Transport)(nil)
+	_ sdk.Transport          = (*Transport)(nil)
+	_ sdk.Multiplexer        = (*Transport)(nil)
+	_ sdk.CapabilityReporter = (*Transport)(nil)
+	_ io.Closer              = (*Transport)(nil)
 )

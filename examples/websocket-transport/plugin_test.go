@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,62 +75,14 @@ func startPlugin(t testing.TB) *plugin.Remote {
 }
 
 // BenchmarkStream moves bytes one way through one stream of the WebSocket
-// transport: in process, and served by the plugin process (the host's
-// stream is a unix socket into the plugin, which relays into WebSocket).
+// transport (64 KiB writes, transporttest.BenchThroughput): in process,
+// and served by the plugin process (the host's stream is a unix socket
+// into the plugin, which relays into WebSocket).
 func BenchmarkStream(b *testing.B) {
-	b.Run("inprocess", func(b *testing.B) { benchStream(b, websocket.New()) })
-	b.Run("plugin", func(b *testing.B) { benchStream(b, startPlugin(b)) })
-}
-
-func benchStream(b *testing.B, tr sdk.Transport) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "p"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ep.Close()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "p"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ach := make(chan net.Conn, 1)
-	go func() {
-		a, _ := s.Accept(ctx)
-		ach <- a
-	}()
-	c, err := ep.Open(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := <-ach
-	if a == nil {
-		b.Fatal("no agent stream")
-	}
-	defer c.Close()
-	defer a.Close()
-	done := make(chan int64)
-	go func() {
-		n, _ := io.Copy(io.Discard, a)
-		done <- n
-	}()
-	buf := make([]byte, 64<<10)
-	b.SetBytes(int64(len(buf)))
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.(sdk.CloseWriter).CloseWrite()
-	if n := <-done; n != int64(b.N*len(buf)) {
-		b.Fatalf("read %d bytes, want %d", n, b.N*len(buf))
-	}
+	b.Run("inprocess", func(b *testing.B) {
+		transporttest.BenchThroughput(b, transporttest.Pairs(b, websocket.New(), "tcp"))
+	})
+	b.Run("plugin", func(b *testing.B) {
+		transporttest.BenchThroughput(b, transporttest.Pairs(b, startPlugin(b), "tcp"))
+	})
 }

@@ -25,6 +25,27 @@ type Info struct {
 	SDKVersion string
 	// ProtocolVersion is the sdk.ProtocolVersion the plugin speaks.
 	ProtocolVersion int
+	// Capabilities are what the plugin's transport reports
+	// ([sdk.CapabilitiesOf]); none from a plugin of an earlier release.
+	Capabilities sdk.Capabilities
+	// CapabilitiesReported is false for a plugin of an earlier release,
+	// which reports no capabilities: Capabilities is then all false,
+	// whatever the transport can do.
+	CapabilitiesReported bool
+}
+
+// infoFromPB reads the plugin's Info answer.
+func infoFromPB(resp *pb.InfoResponse) Info {
+	info := Info{
+		Name:            resp.GetName(),
+		SDKVersion:      resp.GetSdkVersion(),
+		ProtocolVersion: int(resp.GetProtocolVersion()),
+	}
+	if c := resp.GetCapabilities(); c != nil {
+		info.CapabilitiesReported = true
+		info.Capabilities = sdk.Capabilities{Multiplexed: c.GetMultiplexed(), HalfClose: c.GetHalfClose(), Origins: c.GetOrigins()}
+	}
+	return info
 }
 
 // Remote is the host-side [sdk.Transport] of one running plugin process.
@@ -57,11 +78,7 @@ func newRemote(ctx context.Context, c pb.TransportClient, broker *goplugin.GRPCB
 	if err != nil {
 		return nil, callError(ctx, "info", err)
 	}
-	r := &Remote{c: c, socket: resp.StreamSocket, info: Info{
-		Name:            resp.Name,
-		SDKVersion:      resp.SdkVersion,
-		ProtocolVersion: int(resp.ProtocolVersion),
-	}}
+	r := &Remote{c: c, socket: resp.StreamSocket, info: infoFromPB(resp)}
 	if broker != nil {
 		r.verify = &verifier{broker: broker}
 	}
@@ -82,6 +99,15 @@ func (r *Remote) Name() string { return r.info.Name }
 
 // Info returns what the plugin reported about itself.
 func (r *Remote) Info() Info { return r.info }
+
+// Multiplexed implements [sdk.Multiplexer] with what the plugin
+// reported: an agent then keeps one session to a multiplexing plugin
+// instead of a pool of links. False for a plugin of an earlier release.
+func (r *Remote) Multiplexed() bool { return r.info.Capabilities.Multiplexed }
+
+// Capabilities implements [sdk.CapabilityReporter] with what the plugin
+// reported (none for a plugin of an earlier release).
+func (r *Remote) Capabilities() sdk.Capabilities { return r.info.Capabilities }
 
 // StreamSocket returns the path of the plugin's stream socket; its
 // directory is the plugin's to remove, or the host's once the plugin died.
@@ -323,7 +349,10 @@ func (e *remoteEndpoint) Stats() sdk.EndpointStats {
 	if err != nil || !resp.Supported {
 		return sdk.EndpointStats{}
 	}
-	return sdk.EndpointStats{Links: int(resp.Links), IdleLinks: int(resp.IdleLinks), Streams: int(resp.Streams), Failed: resp.Failed}
+	return sdk.EndpointStats{
+		Links: int(resp.Links), IdleLinks: int(resp.IdleLinks), Streams: int(resp.Streams),
+		Failed: resp.Failed, FailedByReason: failedByReason(resp.FailedByReason),
+	}
 }
 
 type remoteSession struct {
@@ -359,10 +388,31 @@ func (s *remoteSession) Close() error {
 	return s.err
 }
 
+// failedByReason copies a plugin's split of failures, keeping at most
+// 16 reasons of at most 32 bytes (the sdk.Failure* names are short), so
+// that a faulty plugin cannot grow the host's status without bound.
+func failedByReason(m map[string]int64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, min(len(m), 16))
+	for k, v := range m {
+		if len(out) == 16 {
+			break
+		}
+		if len(k) <= 32 && v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 var (
-	_ sdk.Transport     = (*Remote)(nil)
-	_ sdk.Endpoint      = (*remoteEndpoint)(nil)
-	_ sdk.StatsReporter = (*remoteEndpoint)(nil)
-	_ sdk.Stopper       = (*remoteEndpoint)(nil)
-	_ sdk.Session       = (*remoteSession)(nil)
+	_ sdk.Transport          = (*Remote)(nil)
+	_ sdk.Multiplexer        = (*Remote)(nil)
+	_ sdk.CapabilityReporter = (*Remote)(nil)
+	_ sdk.Endpoint           = (*remoteEndpoint)(nil)
+	_ sdk.StatsReporter      = (*remoteEndpoint)(nil)
+	_ sdk.Stopper            = (*remoteEndpoint)(nil)
+	_ sdk.Session            = (*remoteSession)(nil)
 )

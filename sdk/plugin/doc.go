@@ -56,6 +56,17 @@
 // earlier release ignores the origin it is sent and sends none: its
 // streams work as before, and the agent writes no PROXY header.
 //
+// # Capabilities
+//
+// The plugin reports its transport's [sdk.Capabilities] ([sdk.CapabilitiesOf]:
+// multiplexed, half-close, origins) in its Info answer, and [Remote]
+// reports them again ([Remote.Multiplexed], [Remote.Capabilities]), so an
+// agent keeps one session to a multiplexing plugin, as to a built-in
+// multiplexing transport, rather than a pool of links. A plugin of an
+// earlier release reports none ([Info].CapabilitiesReported is false) and
+// is treated as before. Endpoint stats cross with their split of failures
+// by reason (at most 16 reasons).
+//
 // # Versions and errors
 //
 // The handshake's ProtocolVersion is [sdk.ProtocolVersion]; a host refuses

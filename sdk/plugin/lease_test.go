@@ -11,54 +11,8 @@ import (
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/internal/reftransport"
 	"github.com/iofog/iofog-connector/sdk/plugin"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
-
-// pairThrough opens a stream from ep and accepts it on s.
-func pairThrough(t *testing.T, ctx context.Context, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn) {
-	t.Helper()
-	got := make(chan net.Conn, 1)
-	go func() {
-		a, err := s.Accept(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- a
-	}()
-	c, err := ep.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	a = <-got
-	if a == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	a.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "ping" {
-		t.Fatalf("through the plugin: %q, %v", buf, err)
-	}
-	c.SetDeadline(time.Time{})
-	a.SetDeadline(time.Time{})
-	return c, a
-}
-
-// ended reads c until it ends, within limit, and returns the error it
-// ended with (io.EOF for a clean end).
-func ended(c net.Conn, limit time.Duration) (time.Duration, error) {
-	start := time.Now()
-	c.SetReadDeadline(start.Add(limit))
-	_, err := io.Copy(io.Discard, c)
-	if err == nil {
-		err = io.EOF
-	}
-	return time.Since(start), err
-}
 
 // TestFrozenHostEndsItsSessions: the host of an agent session stops
 // beating (a host process stopped with SIGSTOP while its plugin runs on);
@@ -73,24 +27,20 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 	agentHost := remote(t, reftransport.New())
 	connectorHost := remote(t, reftransport.New())
 	const th = 6 * time.Second // the host may be silent for 3 s
-	addr := freeAddr(t)
-	ep, err := connectorHost.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "pw", HeartbeatThreshold: th})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	ep, addr := transporttest.Listen(t, connectorHost, "tcp", sdk.EndpointConfig{HeartbeatThreshold: th})
 	s, err := agentHost.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c, a := pairThrough(t, ctx, ep, s)
+	c, a := transporttest.Pair(t, ctx, ep, s)
+	transporttest.Echo(t, c, a, "through the plugin")
 	time.Sleep(th) // a beating host keeps its session
 	if st := ep.(sdk.StatsReporter).Stats(); st.Links != 1 {
 		t.Fatalf("after %v of a beating host: %d links, want 1", th, st.Links)
 	}
 	plugin.PauseHostBeats(agentHost, true)
-	d, err := ended(c, th+5*time.Second)
+	d, err := transporttest.ReadEnd(c, th+5*time.Second)
 	if errors.Is(err, io.EOF) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		t.Fatalf("the connector's side of the frozen host's stream ended with %v after %v, want an error within the threshold", err, d)
 	}
@@ -113,16 +63,4 @@ func TestFrozenHostEndsItsSessions(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// freeAddr returns a loopback address free when probed (an endpoint in a
-// plugin reports no address of its own).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -63,11 +63,13 @@ func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger
 }
 
 func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
+	c := sdk.CapabilitiesOf(s.impl)
 	return &pb.InfoResponse{
 		Name:            s.impl.Name(),
 		SdkVersion:      sdk.Version,
 		ProtocolVersion: sdk.ProtocolVersion,
 		StreamSocket:    s.hub.path,
+		Capabilities:    &pb.Capabilities{Multiplexed: c.Multiplexed, HalfClose: c.HalfClose, Origins: c.Origins},
 	}, nil
 }
 
@@ -267,7 +269,10 @@ func (s *server) EndpointStats(_ context.Context, h *pb.Handle) (*pb.StatsRespon
 		return &pb.StatsResponse{}, nil
 	}
 	st := sr.Stats()
-	return &pb.StatsResponse{Supported: true, Links: int64(st.Links), IdleLinks: int64(st.IdleLinks), Streams: int64(st.Streams), Failed: st.Failed}, nil
+	return &pb.StatsResponse{
+		Supported: true, Links: int64(st.Links), IdleLinks: int64(st.IdleLinks), Streams: int64(st.Streams),
+		Failed: st.Failed, FailedByReason: st.FailedByReason,
+	}, nil
 }
 
 // EndpointWait blocks until the endpoint stops ([sdk.Stopper]) and returns

@@ -16,6 +16,7 @@ import (
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/internal/reftransport"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 func selfSigned(t *testing.T, ip net.IP) (tls.Certificate, *x509.CertPool) {
@@ -49,14 +50,7 @@ func TestRemoteVerifiesWithHostRoots(t *testing.T) {
 	defer cancel()
 	serverCert, serverPool := selfSigned(t, net.IPv4(127, 0, 0, 1))
 	_, otherPool := selfSigned(t, net.IPv4(127, 0, 0, 1))
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	ep, err := r.Listen(ctx, sdk.EndpointConfig{Addr: addr, Passcode: "p", TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	_, addr := transporttest.Listen(t, r, "tcp", sdk.EndpointConfig{Passcode: "p", TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}}})
 	for _, tc := range []struct {
 		name   string
 		tls    *tls.Config

@@ -289,29 +289,8 @@ type connFunc func(context.Context) (net.Conn, error)
 
 func (e *env) join(cf, af connFunc, cname, aname string) (c, a net.Conn) {
 	e.t.Helper()
-	ctx := e.ctx(30 * time.Second)
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ach := make(chan res, 1)
-	go func() {
-		conn, err := af(ctx)
-		ach <- res{conn, err}
-	}()
-	c, cerr := cf(ctx)
-	if c != nil {
-		e.track(c)
-	}
-	ar := <-ach
-	if ar.c != nil {
-		e.track(ar.c)
-	}
-	if cerr != nil || ar.err != nil {
-		e.t.Fatalf("joining a stream: %s: %v; %s: %v", cname, cerr, aname, ar.err)
-	}
-	if c == nil || ar.c == nil {
-		e.t.Fatalf("joining a stream: %s or %s returned a nil conn and no error", cname, aname)
-	}
-	return c, ar.c
+	c, a = join(e.t, e.ctx(30*time.Second), cf, af, cname, aname)
+	e.track(c) // the watchdog closes them too
+	e.track(a)
+	return c, a
 }

@@ -10,6 +10,7 @@ import (
 	xws "golang.org/x/net/websocket"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/streamkit"
 )
 
 // frames is the codec of a stream: binary frames carry data, the text
@@ -58,19 +59,7 @@ type stream struct {
 	fin  atomic.Bool // the FIN message was sent
 	once sync.Once
 	done chan struct{} // closed by Close and Abort
-	// onClose, when set before the stream is handed out, runs once at
-	// the first Close or Abort.
-	onClose func()
-
-	// origin is the stream's origin, when the connector sent one; set
-	// before the stream is handed out.
-	origin    sdk.Origin
-	hasOrigin bool
 }
-
-// Origin implements sdk.OriginStream: the origin the connector sent with
-// a stream it asked for, if any.
-func (s *stream) Origin() (sdk.Origin, bool) { return s.origin, s.hasOrigin }
 
 func newStream(ws *xws.Conn, raw net.Conn) *stream {
 	ws.PayloadType = xws.BinaryFrame
@@ -137,7 +126,7 @@ func (s *stream) Close() error {
 }
 
 // Abort closes the connection without FIN: the peer reads
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF (streamkit.Aborter).
 func (s *stream) Abort() error { return s.end(func() {}) }
 
 func (s *stream) end(before func()) error {
@@ -146,9 +135,6 @@ func (s *stream) end(before func()) error {
 		before()
 		close(s.done)
 		err = s.raw.Close()
-		if s.onClose != nil {
-			s.onClose()
-		}
 	})
 	return err
 }
@@ -159,4 +145,8 @@ func (s *stream) SetDeadline(t time.Time) error      { return s.raw.SetDeadline(
 func (s *stream) SetReadDeadline(t time.Time) error  { return s.raw.SetReadDeadline(t) }
 func (s *stream) SetWriteDeadline(t time.Time) error { return s.raw.SetWriteDeadline(t) }
 
-var _ net.Conn = (*stream)(nil)
+var (
+	_ net.Conn          = (*stream)(nil)
+	_ sdk.CloseWriter   = (*stream)(nil)
+	_ streamkit.Aborter = (*stream)(nil)
+)

@@ -33,3 +33,10 @@ func TestConformanceTLS(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckStreams: eight streams at once, each a WebSocket of its own,
+// echo 64 KiB both ways, and the endpoint counts them exactly.
+func TestCheckStreams(t *testing.T) {
+	ep, s := transporttest.Setup(t, websocket.New(), "tcp", sdk.EndpointConfig{}, sdk.DialConfig{})
+	transporttest.CheckStreams(t, t.Context(), ep, s, 8)
+}

@@ -271,7 +271,11 @@ type InfoResponse struct {
 	SdkVersion      string                 `protobuf:"bytes,2,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
 	ProtocolVersion int32                  `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// stream_socket is the unix socket on which the host claims streams.
-	StreamSocket  string `protobuf:"bytes,4,opt,name=stream_socket,json=streamSocket,proto3" json:"stream_socket,omitempty"`
+	StreamSocket string `protobuf:"bytes,4,opt,name=stream_socket,json=streamSocket,proto3" json:"stream_socket,omitempty"`
+	// capabilities are what the plugin's transport can do beyond the
+	// contract (sdk.Capabilities). A plugin of an earlier release sends
+	// none: the host then assumes none.
+	Capabilities  *Capabilities `protobuf:"bytes,5,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,6 +338,78 @@ func (x *InfoResponse) GetStreamSocket() string {
 	return ""
 }
 
+func (x *InfoResponse) GetCapabilities() *Capabilities {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+// Capabilities mirror sdk.Capabilities.
+type Capabilities struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// multiplexed: one session carries many streams (sdk.Multiplexer), so
+	// an agent keeps one session rather than a pool of links.
+	Multiplexed bool `protobuf:"varint,1,opt,name=multiplexed,proto3" json:"multiplexed,omitempty"`
+	// half_close: the transport's streams half-close (sdk.CloseWriter).
+	HalfClose bool `protobuf:"varint,2,opt,name=half_close,json=halfClose,proto3" json:"half_close,omitempty"`
+	// origins: the transport carries a stream's origin (sdk.OriginStream).
+	Origins       bool `protobuf:"varint,3,opt,name=origins,proto3" json:"origins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Capabilities) Reset() {
+	*x = Capabilities{}
+	mi := &file_transport_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Capabilities) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Capabilities) ProtoMessage() {}
+
+func (x *Capabilities) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
+func (*Capabilities) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Capabilities) GetMultiplexed() bool {
+	if x != nil {
+		return x.Multiplexed
+	}
+	return false
+}
+
+func (x *Capabilities) GetHalfClose() bool {
+	if x != nil {
+		return x.HalfClose
+	}
+	return false
+}
+
+func (x *Capabilities) GetOrigins() bool {
+	if x != nil {
+		return x.Origins
+	}
+	return false
+}
+
 type TLSIdentity struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	CertificateDer  [][]byte               `protobuf:"bytes,1,rep,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
@@ -344,7 +420,7 @@ type TLSIdentity struct {
 
 func (x *TLSIdentity) Reset() {
 	*x = TLSIdentity{}
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +432,7 @@ func (x *TLSIdentity) String() string {
 func (*TLSIdentity) ProtoMessage() {}
 
 func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +445,7 @@ func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSIdentity.ProtoReflect.Descriptor instead.
 func (*TLSIdentity) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{6}
+	return file_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TLSIdentity) GetCertificateDer() [][]byte {
@@ -402,7 +478,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +490,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +503,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{7}
+	return file_transport_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListenRequest) GetMappingId() string {
@@ -506,7 +582,7 @@ type DialRequest struct {
 
 func (x *DialRequest) Reset() {
 	*x = DialRequest{}
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +594,7 @@ func (x *DialRequest) String() string {
 func (*DialRequest) ProtoMessage() {}
 
 func (x *DialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +607,7 @@ func (x *DialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialRequest.ProtoReflect.Descriptor instead.
 func (*DialRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{8}
+	return file_transport_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DialRequest) GetAddr() string {
@@ -613,7 +689,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +701,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +714,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{9}
+	return file_transport_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Handle) GetId() uint64 {
@@ -666,7 +742,7 @@ type Origin struct {
 
 func (x *Origin) Reset() {
 	*x = Origin{}
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +754,7 @@ func (x *Origin) String() string {
 func (*Origin) ProtoMessage() {}
 
 func (x *Origin) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +767,7 @@ func (x *Origin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Origin.ProtoReflect.Descriptor instead.
 func (*Origin) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{10}
+	return file_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Origin) GetClientIp() []byte {
@@ -742,7 +818,7 @@ type OpenRequest struct {
 
 func (x *OpenRequest) Reset() {
 	*x = OpenRequest{}
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +830,7 @@ func (x *OpenRequest) String() string {
 func (*OpenRequest) ProtoMessage() {}
 
 func (x *OpenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +843,7 @@ func (x *OpenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenRequest.ProtoReflect.Descriptor instead.
 func (*OpenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{11}
+	return file_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OpenRequest) GetId() uint64 {
@@ -794,7 +870,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +882,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +895,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{12}
+	return file_transport_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HandleResponse) GetId() uint64 {
@@ -852,7 +928,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +940,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +953,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{13}
+	return file_transport_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamResponse) GetTicket() []byte {
@@ -924,7 +1000,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_transport_proto_msgTypes[14]
+	mi := &file_transport_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1012,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[14]
+	mi := &file_transport_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1025,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{14}
+	return file_transport_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ErrorResponse) GetError() *Error {
@@ -966,14 +1042,17 @@ type StatsResponse struct {
 	IdleLinks int64                  `protobuf:"varint,3,opt,name=idle_links,json=idleLinks,proto3" json:"idle_links,omitempty"`
 	Streams   int64                  `protobuf:"varint,4,opt,name=streams,proto3" json:"streams,omitempty"`
 	// failed counts agent connections that did not become links.
-	Failed        int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failed int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	// failed_by_reason splits failed by sdk.Failure* reason, when the
+	// transport splits it (sdk.EndpointStats.FailedByReason).
+	FailedByReason map[string]int64 `protobuf:"bytes,6,rep,name=failed_by_reason,json=failedByReason,proto3" json:"failed_by_reason,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_transport_proto_msgTypes[15]
+	mi := &file_transport_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1064,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[15]
+	mi := &file_transport_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1077,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{15}
+	return file_transport_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatsResponse) GetSupported() bool {
@@ -1036,6 +1115,13 @@ func (x *StatsResponse) GetFailed() int64 {
 	return 0
 }
 
+func (x *StatsResponse) GetFailedByReason() map[string]int64 {
+	if x != nil {
+		return x.FailedByReason
+	}
+	return nil
+}
+
 var File_transport_proto protoreflect.FileDescriptor
 
 const file_transport_proto_rawDesc = "" +
@@ -1054,13 +1140,19 @@ const file_transport_proto_rawDesc = "" +
 	"\x05Empty\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x93\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd9\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vsdk_version\x18\x02 \x01(\tR\n" +
 	"sdkVersion\x12)\n" +
 	"\x10protocol_version\x18\x03 \x01(\x05R\x0fprotocolVersion\x12#\n" +
-	"\rstream_socket\x18\x04 \x01(\tR\fstreamSocket\"b\n" +
+	"\rstream_socket\x18\x04 \x01(\tR\fstreamSocket\x12D\n" +
+	"\fcapabilities\x18\x05 \x01(\v2 .iofog.transport.v1.CapabilitiesR\fcapabilities\"i\n" +
+	"\fCapabilities\x12 \n" +
+	"\vmultiplexed\x18\x01 \x01(\bR\vmultiplexed\x12\x1d\n" +
+	"\n" +
+	"half_close\x18\x02 \x01(\bR\thalfClose\x12\x18\n" +
+	"\aorigins\x18\x03 \x01(\bR\aorigins\"b\n" +
 	"\vTLSIdentity\x12'\n" +
 	"\x0fcertificate_der\x18\x01 \x03(\fR\x0ecertificateDer\x12*\n" +
 	"\x11private_key_pkcs8\x18\x02 \x01(\fR\x0fprivateKeyPkcs8\"\x8c\x02\n" +
@@ -1112,14 +1204,18 @@ const file_transport_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\x122\n" +
 	"\x06origin\x18\x05 \x01(\v2\x1a.iofog.transport.v1.OriginR\x06origin\"@\n" +
 	"\rErrorResponse\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\x94\x01\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.iofog.transport.v1.ErrorR\x05error\"\xb8\x02\n" +
 	"\rStatsResponse\x12\x1c\n" +
 	"\tsupported\x18\x01 \x01(\bR\tsupported\x12\x14\n" +
 	"\x05links\x18\x02 \x01(\x03R\x05links\x12\x1d\n" +
 	"\n" +
 	"idle_links\x18\x03 \x01(\x03R\tidleLinks\x12\x18\n" +
 	"\astreams\x18\x04 \x01(\x03R\astreams\x12\x16\n" +
-	"\x06failed\x18\x05 \x01(\x03R\x06failed2\xbf\a\n" +
+	"\x06failed\x18\x05 \x01(\x03R\x06failed\x12_\n" +
+	"\x10failed_by_reason\x18\x06 \x03(\v25.iofog.transport.v1.StatsResponse.FailedByReasonEntryR\x0efailedByReason\x1aA\n" +
+	"\x13FailedByReasonEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xbf\a\n" +
 	"\tTransport\x12C\n" +
 	"\x04Info\x12\x19.iofog.transport.v1.Empty\x1a .iofog.transport.v1.InfoResponse\x12O\n" +
 	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12S\n" +
@@ -1148,7 +1244,7 @@ func file_transport_proto_rawDescGZIP() []byte {
 	return file_transport_proto_rawDescData
 }
 
-var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_transport_proto_goTypes = []any{
 	(*HostBeat)(nil),       // 0: iofog.transport.v1.HostBeat
 	(*StreamEvent)(nil),    // 1: iofog.transport.v1.StreamEvent
@@ -1156,56 +1252,60 @@ var file_transport_proto_goTypes = []any{
 	(*Empty)(nil),          // 3: iofog.transport.v1.Empty
 	(*Error)(nil),          // 4: iofog.transport.v1.Error
 	(*InfoResponse)(nil),   // 5: iofog.transport.v1.InfoResponse
-	(*TLSIdentity)(nil),    // 6: iofog.transport.v1.TLSIdentity
-	(*ListenRequest)(nil),  // 7: iofog.transport.v1.ListenRequest
-	(*DialRequest)(nil),    // 8: iofog.transport.v1.DialRequest
-	(*Handle)(nil),         // 9: iofog.transport.v1.Handle
-	(*Origin)(nil),         // 10: iofog.transport.v1.Origin
-	(*OpenRequest)(nil),    // 11: iofog.transport.v1.OpenRequest
-	(*HandleResponse)(nil), // 12: iofog.transport.v1.HandleResponse
-	(*StreamResponse)(nil), // 13: iofog.transport.v1.StreamResponse
-	(*ErrorResponse)(nil),  // 14: iofog.transport.v1.ErrorResponse
-	(*StatsResponse)(nil),  // 15: iofog.transport.v1.StatsResponse
+	(*Capabilities)(nil),   // 6: iofog.transport.v1.Capabilities
+	(*TLSIdentity)(nil),    // 7: iofog.transport.v1.TLSIdentity
+	(*ListenRequest)(nil),  // 8: iofog.transport.v1.ListenRequest
+	(*DialRequest)(nil),    // 9: iofog.transport.v1.DialRequest
+	(*Handle)(nil),         // 10: iofog.transport.v1.Handle
+	(*Origin)(nil),         // 11: iofog.transport.v1.Origin
+	(*OpenRequest)(nil),    // 12: iofog.transport.v1.OpenRequest
+	(*HandleResponse)(nil), // 13: iofog.transport.v1.HandleResponse
+	(*StreamResponse)(nil), // 14: iofog.transport.v1.StreamResponse
+	(*ErrorResponse)(nil),  // 15: iofog.transport.v1.ErrorResponse
+	(*StatsResponse)(nil),  // 16: iofog.transport.v1.StatsResponse
+	nil,                    // 17: iofog.transport.v1.StatsResponse.FailedByReasonEntry
 }
 var file_transport_proto_depIdxs = []int32{
-	6,  // 0: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
-	6,  // 1: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
-	10, // 2: iofog.transport.v1.OpenRequest.origin:type_name -> iofog.transport.v1.Origin
-	4,  // 3: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
-	4,  // 4: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
-	10, // 5: iofog.transport.v1.StreamResponse.origin:type_name -> iofog.transport.v1.Origin
-	4,  // 6: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
-	3,  // 7: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
-	7,  // 8: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
-	11, // 9: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.OpenRequest
-	9,  // 10: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
-	9,  // 11: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
-	9,  // 12: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	9,  // 13: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
-	8,  // 14: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	9,  // 15: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	9,  // 16: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	9,  // 17: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
-	0,  // 18: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
-	2,  // 19: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
-	5,  // 20: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	12, // 21: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	13, // 22: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	13, // 23: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	14, // 24: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	15, // 25: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	14, // 26: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
-	12, // 27: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	13, // 28: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	13, // 29: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	14, // 30: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	1,  // 31: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
-	14, // 32: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
-	20, // [20:33] is the sub-list for method output_type
-	7,  // [7:20] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	6,  // 0: iofog.transport.v1.InfoResponse.capabilities:type_name -> iofog.transport.v1.Capabilities
+	7,  // 1: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
+	7,  // 2: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
+	11, // 3: iofog.transport.v1.OpenRequest.origin:type_name -> iofog.transport.v1.Origin
+	4,  // 4: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
+	4,  // 5: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
+	11, // 6: iofog.transport.v1.StreamResponse.origin:type_name -> iofog.transport.v1.Origin
+	4,  // 7: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
+	17, // 8: iofog.transport.v1.StatsResponse.failed_by_reason:type_name -> iofog.transport.v1.StatsResponse.FailedByReasonEntry
+	3,  // 9: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
+	8,  // 10: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
+	12, // 11: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.OpenRequest
+	10, // 12: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
+	10, // 13: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
+	10, // 14: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
+	10, // 15: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
+	9,  // 16: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	10, // 17: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	10, // 18: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	10, // 19: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	0,  // 20: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
+	2,  // 21: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	5,  // 22: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	13, // 23: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	14, // 24: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	14, // 25: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	15, // 26: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	16, // 27: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	15, // 28: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
+	13, // 29: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	14, // 30: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	14, // 31: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	15, // 32: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	1,  // 33: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
+	15, // 34: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	22, // [22:35] is the sub-list for method output_type
+	9,  // [9:22] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_transport_proto_init() }
@@ -1219,7 +1319,7 @@ func file_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_proto_rawDesc), len(file_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
