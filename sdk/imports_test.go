@@ -70,7 +70,7 @@ func TestImportGraph(t *testing.T) {
 
 // stdlibOnly lists the sdk packages that third parties import for the
 // contract itself; they bring no dependency along.
-var stdlibOnly = map[string]bool{"sdk": true, "sdk/pipe": true, "sdk/muxkit": true}
+var stdlibOnly = map[string]bool{"sdk": true, "sdk/pipe": true, "sdk/muxkit": true, "sdk/streamkit": true, "sdk/proxyproto": true}
 
 func under(pkg, prefix string) bool {
 	return pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
