@@ -1,8 +1,12 @@
 // Package pipe joins two streams and copies bytes between them in both
 // directions, carrying half-close across.
 //
-// Between two TCP (or unix) sockets it moves bytes with the kernel's
-// zero-copy splice(2). Unlike io.Copy's splice, it takes a kernel pipe only
+// Between two TCP (or unix) sockets it moves bulk data with the kernel's
+// zero-copy splice(2), and small messages (a read that does not fill its
+// 32 KiB buffer) with a plain read and write, which cost less than a
+// splice into a pipe and out again: request/response traffic keeps the
+// read/write path, and a direction switches to splice once a read fills
+// the buffer and back after two splices in a row under 4 KiB. Unlike io.Copy's splice, it takes a kernel pipe only
 // while bytes are in flight and waits for data without one, so thousands of
 // idle relayed connections pin no pipes and no buffers: an idle direction
 // costs a parked goroutine and nothing else. When the source is a socket but
