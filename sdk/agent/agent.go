@@ -284,12 +284,12 @@ func sessionDead(s sdk.Session, err error) bool {
 const (
 	// GrowFactor is PublicConfig.MaxPool's default, as a multiple of
 	// Pool.
-	GrowFactor = 8
+	GrowFactor = 2
 	// hotAccept: a link bound this soon after Accept was called (dial and
 	// handshake included) means clients are waiting for links.
 	hotAccept = 100 * time.Millisecond
 	// DefaultPoolIdle is PublicConfig.PoolIdle's default.
-	DefaultPoolIdle = 30 * time.Second
+	DefaultPoolIdle = 10 * time.Second
 )
 
 // serveLocal runs pool workers that accept streams and relay each to a
