@@ -50,8 +50,9 @@ type PublicConfig struct {
 	// added is dropped again once it waited PoolIdle without a client.
 	// Over a long round trip a pool of Pool links refills at most Pool
 	// links per two round trips; growth lifts that bound while clients
-	// queue. Zero means GrowFactor × Pool; a MaxPool below Pool means
-	// Pool (no growth).
+	// queue. Zero, or anything up to Pool, means Pool: no growth (the
+	// connector then sees exactly Pool idle links at rest, as operators
+	// expect from --pool).
 	MaxPool int
 	// PoolIdle is how long a link added under demand waits for a client
 	// before it is dropped. Zero means DefaultPoolIdle.
@@ -124,9 +125,6 @@ func RunPublic(ctx context.Context, t sdk.Transport, cfg PublicConfig) error {
 		return err
 	}
 	r.log = r.log.With("mode", "public", "local", cfg.Local)
-	if cfg.MaxPool == 0 {
-		cfg.MaxPool = GrowFactor * cfg.Pool
-	}
 	r.maxPool = max(cfg.MaxPool, cfg.Pool)
 	r.poolIdle = cfg.PoolIdle
 	if r.poolIdle <= 0 {
@@ -282,9 +280,6 @@ func sessionDead(s sdk.Session, err error) bool {
 
 // Pool growth of a lazy session (see PublicConfig.MaxPool).
 const (
-	// GrowFactor is PublicConfig.MaxPool's default, as a multiple of
-	// Pool.
-	GrowFactor = 2
 	// hotAccept: a link bound this soon after Accept was called (dial and
 	// handshake included) means clients are waiting for links.
 	hotAccept = 100 * time.Millisecond

@@ -91,14 +91,14 @@ func benchConnRate(b *testing.B, srv, cli *tls.Config) {
 
 // BenchmarkConnRateRTT is BenchmarkConnRate in dev mode with 5 ms each
 // way between agent and connector, with the agent's pool fixed at 8 links
-// and growing under demand (the default).
+// (the default) and growing under demand up to 64.
 func BenchmarkConnRateRTT(b *testing.B) {
 	b.Run("pool8", func(b *testing.B) {
 		paddr, ep := relayPathWith(b, nil, nil, 5*time.Millisecond, agent.PublicConfig{Pool: 8, MaxPool: 8})
 		connRate(b, paddr, ep)
 	})
 	b.Run("grow", func(b *testing.B) {
-		paddr, ep := relayPathWith(b, nil, nil, 5*time.Millisecond, agent.PublicConfig{})
+		paddr, ep := relayPathWith(b, nil, nil, 5*time.Millisecond, agent.PublicConfig{Pool: 8, MaxPool: 64})
 		connRate(b, paddr, ep)
 	})
 }
