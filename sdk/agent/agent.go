@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -42,6 +43,20 @@ type PublicConfig struct {
 	// busy waits at the connector. Zero means DefaultPool, or 1 for a
 	// multiplexing transport.
 	Pool int
+	// MaxPool is how far the pool of a transport that makes one
+	// connection per stream (tcp's) grows under demand: a link that a
+	// client took within 100 ms (or three times the quickest) of the
+	// agent asking for it, dial and handshake included, adds a link, up to MaxPool, and each link
+	// added is dropped again once it waited PoolIdle without a client.
+	// Over a long round trip a pool of Pool links refills at most Pool
+	// links per two round trips; growth lifts that bound while clients
+	// queue. Zero, or anything up to Pool, means Pool: no growth (the
+	// connector then sees exactly Pool idle links at rest, as operators
+	// expect from --pool).
+	MaxPool int
+	// PoolIdle is how long a link added under demand waits for a client
+	// before it is dropped. Zero means DefaultPoolIdle.
+	PoolIdle time.Duration
 	// LocalDialTimeout bounds each dial of the local service. Zero means
 	// 10 seconds.
 	LocalDialTimeout time.Duration
@@ -110,6 +125,11 @@ func RunPublic(ctx context.Context, t sdk.Transport, cfg PublicConfig) error {
 		return err
 	}
 	r.log = r.log.With("mode", "public", "local", cfg.Local)
+	r.maxPool = max(cfg.MaxPool, cfg.Pool)
+	r.poolIdle = cfg.PoolIdle
+	if r.poolIdle <= 0 {
+		r.poolIdle = DefaultPoolIdle
+	}
 	return r.serveLocal(ctx, cfg.Local, cfg.Pool)
 }
 
@@ -165,6 +185,12 @@ type runner struct {
 	dialTimeout time.Duration
 	retries     *retryLog // shared by the workers of a pool
 	wg          sync.WaitGroup
+	// maxPool bounds the workers of a shared lazy session (serveLocal);
+	// 0 means no growth.
+	maxPool  int
+	poolIdle time.Duration // see PublicConfig.PoolIdle
+	workers  atomic.Int32  // workers running on a shared session
+	quickest atomic.Int64  // the quickest Accept on it, in nanoseconds
 
 	mu   sync.Mutex
 	sess sdk.Session
@@ -252,14 +278,39 @@ func sessionDead(s sdk.Session, err error) bool {
 	return true
 }
 
+// Pool growth of a lazy session (see PublicConfig.MaxPool).
+const (
+	// hotAccept: a link bound this soon after Accept was called (dial and
+	// handshake included) means clients are waiting for links.
+	hotAccept = 100 * time.Millisecond
+	// DefaultPoolIdle is PublicConfig.PoolIdle's default.
+	DefaultPoolIdle = 10 * time.Second
+)
+
 // serveLocal runs pool workers that accept streams and relay each to a
-// new connection to local. Each worker has a session of its own, so for a
-// multiplexing transport pool is the number of sessions kept.
+// new connection to local. For a lazy session (one connection per
+// stream, tcp's) the workers share one session, whose links share one
+// liveness (control) link, and the pool grows under demand; otherwise
+// each worker has a session of its own, so for a multiplexing transport
+// pool is the number of sessions kept.
 func (r *runner) serveLocal(ctx context.Context, local string, pool int) error {
 	r.log.Info("agent started", "pool", pool)
+	s, err := r.session(ctx)
+	if err != nil {
+		r.log.Info("agent stopped")
+		return nil
+	}
+	if l, ok := s.(lazySession); ok && l.Lazy() {
+		r.serveShared(ctx, local, pool)
+		r.log.Info("agent stopped")
+		return nil
+	}
 	var workers sync.WaitGroup
-	for range pool {
-		w := r.worker()
+	for i := range pool {
+		w := r // the first worker keeps the session just dialled
+		if i > 0 {
+			w = r.worker()
+		}
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -271,6 +322,125 @@ func (r *runner) serveLocal(ctx context.Context, local string, pool int) error {
 	workers.Wait()
 	r.log.Info("agent stopped")
 	return nil
+}
+
+// serveShared runs pool workers on r's one lazy session, and up to
+// r.maxPool-pool more while clients take links as fast as they come.
+func (r *runner) serveShared(ctx context.Context, local string, pool int) {
+	var workers sync.WaitGroup
+	var spawn func(extra bool)
+	// spawn starts a worker whose place in r.workers is taken.
+	spawn = func(extra bool) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			defer r.workers.Add(-1)
+			r.acceptLoopShared(ctx, local, extra, spawn)
+		}()
+	}
+	for range pool {
+		r.workers.Add(1)
+		spawn(false)
+	}
+	workers.Wait()
+	r.closeSession()
+	r.wg.Wait()
+}
+
+// acceptLoopShared is acceptLoop for a worker of a shared lazy session.
+// Each hot accept (a link bound within hotAccept) asks for one more
+// worker while there are fewer than r.maxPool; an extra worker ends after
+// a link waited r.poolIdle unbound, or after any failure.
+func (r *runner) acceptLoopShared(ctx context.Context, local string, extra bool, spawn func(extra bool)) {
+	b := newBackoff(r.lo, r.hi)
+	for {
+		s, err := r.session(ctx)
+		if err != nil {
+			return
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if extra {
+			actx, cancel = context.WithTimeout(ctx, r.poolIdle)
+		}
+		t0 := time.Now()
+		stream, err := s.Accept(actx)
+		hot := err == nil && r.hot(time.Since(t0))
+		cancel()
+		if ctx.Err() != nil {
+			if stream != nil {
+				stream.Close()
+			}
+			return
+		}
+		if err != nil {
+			if extra {
+				return // cooled down, or the connector pushes back
+			}
+			r.acceptFailed(ctx, s, err, b)
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		r.retries.ok(ctx)
+		if hot && r.grow() {
+			spawn(true)
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.relayToLocal(ctx, stream, local)
+		}()
+	}
+}
+
+// hot reports whether an Accept that took d found a client waiting: d
+// is under hotAccept, or under three times the quickest Accept seen (a
+// dial and a handshake, over a long round trip).
+func (r *runner) hot(d time.Duration) bool {
+	for {
+		q := r.quickest.Load()
+		if q != 0 && int64(d) >= q {
+			break
+		}
+		if r.quickest.CompareAndSwap(q, int64(d)) {
+			break
+		}
+	}
+	return d < max(hotAccept, 3*time.Duration(r.quickest.Load()))
+}
+
+// grow takes a place for one more worker of a shared session, and
+// reports false when r.maxPool workers run.
+func (r *runner) grow() bool {
+	for {
+		n := r.workers.Load()
+		if int(n) >= r.maxPool {
+			return false
+		}
+		if r.workers.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// acceptFailed logs a failed Accept on s, drops s if it is dead, and
+// resets b when the connector's link limit was reached.
+func (r *runner) acceptFailed(ctx context.Context, s sdk.Session, err error, b *backoff) {
+	lvl := slog.LevelWarn
+	if errors.Is(err, sdk.ErrBadPasscode) || errors.Is(err, sdk.ErrIncompatible) {
+		lvl = slog.LevelError
+	}
+	r.retries.failed(ctx, lvl, "agent link failed; retrying", err)
+	if sessionDead(s, err) {
+		r.drop(s)
+	}
+	if errors.Is(err, sdk.ErrLinkLimit) {
+		// A place frees as soon as a stream ends: poll at the
+		// first delay rather than backing off to the cap.
+		b.reset()
+	}
 }
 
 // worker returns a runner with r's settings and a session of its own.
@@ -293,19 +463,7 @@ func (r *runner) acceptLoop(ctx context.Context, local string) {
 			return
 		}
 		if err != nil {
-			lvl := slog.LevelWarn
-			if errors.Is(err, sdk.ErrBadPasscode) || errors.Is(err, sdk.ErrIncompatible) {
-				lvl = slog.LevelError
-			}
-			r.retries.failed(ctx, lvl, "agent link failed; retrying", err)
-			if sessionDead(s, err) {
-				r.drop(s)
-			}
-			if errors.Is(err, sdk.ErrLinkLimit) {
-				// A place frees as soon as a stream ends: poll at the
-				// first delay rather than backing off to the cap.
-				b.reset()
-			}
+			r.acceptFailed(ctx, s, err, b)
 			if !b.wait(ctx) {
 				return
 			}

@@ -3,7 +3,9 @@
 //
 //   - [RunPublic] serves the agent port of a public mapping: it keeps a
 //     pool of links ready and, for each public client the connector binds
-//     to one, dials the local service and relays both ways.
+//     to one, dials the local service and relays both ways. On a transport
+//     that makes one connection per stream (tcp) the pool's workers share
+//     one session, and the pool can grow under demand (PublicConfig.MaxPool).
 //   - [RunPrivate] serves one side of a private mapping: either it dials a
 //     local service for each stream that arrives (like RunPublic), or it
 //     listens locally and carries each accepted local connection over a

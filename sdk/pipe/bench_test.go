@@ -71,3 +71,34 @@ func BenchmarkActivityTouch(b *testing.B) {
 		a.touch()
 	}
 }
+
+// BenchmarkJoinPingPong is the relay's latency: one 64-byte round trip
+// per op from a client through Join to a peer that echoes it back, the
+// message size of connector-bench's latency load.
+func BenchmarkJoinPingPong(b *testing.B) {
+	left, a := tcpPair(b)
+	c, right := tcpPair(b)
+	go Join(context.Background(), a, c)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := io.ReadFull(right, buf); err != nil {
+				return
+			}
+			if _, err := right.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	msg := make([]byte, 64)
+	buf := make([]byte, 64)
+	left.SetDeadline(time.Now().Add(time.Minute))
+	for b.Loop() {
+		if _, err := left.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(left, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,22 +1,30 @@
 // Package pipe joins two streams and copies bytes between them in both
 // directions, carrying half-close across.
 //
-// Between two TCP (or unix) sockets it moves bytes with the kernel's
-// zero-copy splice(2). Unlike io.Copy's splice, it takes a kernel pipe only
+// Between two TCP (or unix) sockets it moves bulk data with the kernel's
+// zero-copy splice(2), and small messages (a read that does not fill its
+// 32 KiB buffer) with a plain read and write, which cost less than a
+// splice into a pipe and out again: request/response traffic keeps the
+// read/write path, and a direction switches to splice once a read fills
+// the buffer and back after two splices in a row under 4 KiB. Unlike io.Copy's splice, it takes a kernel pipe only
 // while bytes are in flight and waits for data without one, so thousands of
 // idle relayed connections pin no pipes and no buffers: an idle direction
 // costs a parked goroutine and nothing else. When the source is a socket but
 // the destination is not (TLS, a multiplexed stream), it likewise waits for
-// readability before it takes a pooled buffer.
+// readability before it takes a pooled buffer, and from a crypto/tls
+// connection it waits for a record before it takes one.
 package pipe
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -117,6 +125,9 @@ func Copy(dst, src net.Conn) (int64, error) {
 
 // copyConn is [Copy] recording each transfer in m, which may be nil.
 func copyConn(dst, src net.Conn, m *meter) (int64, error) {
+	if tc, ok := src.(*tls.Conn); ok {
+		return tlsCopy(dst, tc, m)
+	}
 	if n, handled, err := spliceCopy(dst, src, m); handled {
 		return n, err
 	}
@@ -132,6 +143,66 @@ func copyConn(dst, src net.Conn, m *meter) (int64, error) {
 		return io.CopyBuffer(touchWriter{dst, m}, touchReader{src, m}, *bp)
 	}
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+}
+
+// expired is a deadline in the past: a read under it returns what is
+// buffered, or a timeout at once instead of waiting for the network.
+var expired = time.Unix(1, 0)
+
+// tlsCopy copies from a TLS connection to dst. It waits for data with a
+// one-byte read, which decrypts a whole record into src's own buffer, and
+// only then takes a pooled buffer for the rest of the record, read under
+// an expired deadline so that it never waits for the network: an idle
+// direction holds no copy buffer (io.CopyBuffer would pin 32 KiB per
+// direction for the life of the relay). A timeout is not fatal to a
+// crypto/tls connection; the read deadline is cleared after each record,
+// so src must carry none of its own.
+func tlsCopy(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
+	var (
+		first   [1]byte
+		written int64
+	)
+	for {
+		n, err := src.Read(first[:])
+		if n == 0 {
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return written, err
+		}
+		m.touch()
+		bp := getBuf()
+		buf := *bp
+		buf[0] = first[0]
+		k := 1
+		if err == nil {
+			src.SetReadDeadline(expired)
+			var r int
+			r, err = src.Read(buf[1:])
+			src.SetReadDeadline(time.Time{})
+			k += r
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+		}
+		w, werr := dst.Write(buf[:k])
+		putBuf(bp)
+		if w > 0 {
+			m.moved(int64(w))
+		}
+		written += int64(w)
+		switch {
+		case werr != nil:
+			return written, werr
+		case errors.Is(err, io.EOF):
+			return written, nil
+		case err != nil:
+			return written, err
+		}
+	}
 }
 
 // quiet drops the errors that a normal end of a relay produces.

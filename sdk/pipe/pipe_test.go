@@ -270,3 +270,44 @@ func TestIdleRelaysHoldNoPipes(t *testing.T) {
 		t.Fatalf("%d idle relays hold %d pipe descriptors beyond the %d cached pipes", relays, held-2*cached, cached)
 	}
 }
+
+// TestJoinSmallBulkSmall carries small messages (read/write path), a bulk
+// burst (which switches a socket pair to splice) and small messages again
+// (back to read/write) through one relay, each echoed back intact.
+func TestJoinSmallBulkSmall(t *testing.T) {
+	left, a := tcpPair(t)
+	c, right := tcpPair(t)
+	done := make(chan struct{})
+	go func() { defer close(done); Join(context.Background(), a, c) }()
+	go func() { io.Copy(right, right); right.(*net.TCPConn).CloseWrite() }()
+	left.SetDeadline(time.Now().Add(20 * time.Second))
+	seq := byte(0)
+	round := func(size int) {
+		t.Helper()
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = seq + byte(i*7)
+		}
+		seq++
+		errc := make(chan error, 1)
+		go func() { _, err := left.Write(msg); errc <- err }()
+		got := make([]byte, size)
+		if _, err := io.ReadFull(left, got); err != nil {
+			t.Fatalf("echo of %d bytes: %v", size, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %d bytes differs", size)
+		}
+	}
+	for _, size := range []int{1, 64, 100, 4 << 20, 3 << 20, 64, 1, 200, 8 << 20, 10} {
+		round(size)
+	}
+	left.(*net.TCPConn).CloseWrite()
+	if n, err := io.Copy(io.Discard, left); n != 0 || err != nil {
+		t.Fatalf("after half-close: %d bytes, %v", n, err)
+	}
+	<-done
+}

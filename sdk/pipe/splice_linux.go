@@ -101,7 +101,23 @@ func spliceCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err 
 	if !ok {
 		return 0, false, nil
 	}
+	// Small messages (request/response traffic) take the read/write path:
+	// a read and a write cost less than a splice in and out of a pipe
+	// and take no pipe. A read that fills the buffer means bulk data:
+	// splice from then on, and back to read/write after smallRuns
+	// splices in a row that each moved less than smallMove bytes.
+	bulk, small := false, 0
 	for {
+		if !bulk {
+			n, fill, err := readWrite(dst, srcRC, mt)
+			written += int64(n)
+			if err != nil || n == 0 {
+				return written, true, err
+			}
+			bulk = fill
+			small = 0
+			continue
+		}
 		var (
 			p     *kpipe
 			n     int64
@@ -150,7 +166,62 @@ func spliceCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err 
 		}
 		pipes.put(p)
 		written += n
+		if n < smallMove {
+			if small++; small >= smallRuns {
+				bulk = false
+			}
+		} else {
+			small = 0
+		}
 	}
+}
+
+// Thresholds of spliceCopy's switch between read/write and splice.
+const (
+	smallMove = 4 << 10
+	smallRuns = 2
+)
+
+// readWrite waits for src to be readable, reads once into a pooled buffer
+// and writes what it read to dst. n == 0 with a nil error is EOF; full
+// reports that the read filled the buffer.
+func readWrite(dst net.Conn, src syscall.RawConn, mt *meter) (n int, full bool, err error) {
+	var (
+		bp    *[]byte
+		opErr error
+	)
+	rerr := src.Read(func(fd uintptr) bool {
+		bp = getBuf()
+		for {
+			n, opErr = syscall.Read(int(fd), *bp)
+			if opErr != syscall.EINTR {
+				break
+			}
+		}
+		if opErr == syscall.EAGAIN {
+			putBuf(bp)
+			bp = nil
+			return false
+		}
+		return true
+	})
+	if rerr == nil {
+		rerr = opErr
+	}
+	if rerr != nil || n <= 0 {
+		if bp != nil {
+			putBuf(bp)
+		}
+		return 0, false, rerr
+	}
+	mt.touch()
+	full = n == len(*bp)
+	m, werr := dst.Write((*bp)[:n])
+	putBuf(bp)
+	if m > 0 {
+		mt.moved(int64(m))
+	}
+	return m, full, werr
 }
 
 // drain moves n bytes from p to the socket behind dst, waiting for it to be

@@ -181,7 +181,8 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: s.t.cfg.DialTimeout}
+	// KeepAlive -1: tuneLiveness sets the link's keepalive, once.
+	d := net.Dialer{Timeout: s.t.cfg.DialTimeout, KeepAlive: -1}
 	raw, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -238,39 +239,37 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	interval, threshold := s.timings()
+	// Beats run on a timer rather than a goroutine of their own: the
+	// link's Accept then returns without waiting for one to end. bound
+	// (under wmu) stops them for good.
 	var (
 		wmu   sync.Mutex
 		bound bool
-		wg    sync.WaitGroup
+		beat  *time.Timer
 	)
-	beatCtx, stopBeats := context.WithCancel(ctx)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-beatCtx.Done():
-				return
-			case <-t.C:
-			}
-			wmu.Lock()
-			if !bound {
-				c.SetWriteDeadline(time.Now().Add(threshold))
-				if _, err := c.Write([]byte{frameBeat}); err != nil {
-					c.SetReadDeadline(time.Unix(1, 0)) // wake the reader
-				}
-			}
-			wmu.Unlock()
+	wmu.Lock()
+	beat = time.AfterFunc(interval, func() {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if bound {
+			return
 		}
-	}()
+		c.SetWriteDeadline(time.Now().Add(threshold))
+		if _, err := c.Write([]byte{frameBeat}); err != nil {
+			c.SetReadDeadline(time.Unix(1, 0)) // wake the reader
+			return
+		}
+		beat.Reset(interval)
+	})
+	wmu.Unlock()
 	abort := func() { c.SetReadDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
 	stop2 := context.AfterFunc(s.ctx, abort)
 	origin, hasOrigin, err := s.idle(c, v, threshold, &wmu, &bound)
-	stopBeats()
-	wg.Wait()
+	wmu.Lock()
+	bound = true
+	beat.Stop()
+	wmu.Unlock()
 	ok1, ok2 := stop1(), stop2()
 	switch {
 	case err == nil && ok1 && ok2:

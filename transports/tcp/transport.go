@@ -49,7 +49,9 @@ func (t *Transport) Listen(ctx context.Context, cfg sdk.EndpointConfig) (sdk.End
 	if cfg.Passcode[0] == magicByte {
 		return nil, fmt.Errorf("%s: %w: passcode starts with the protocol's magic byte", Name, sdk.ErrInvalidConfig)
 	}
-	var lc net.ListenConfig
+	// KeepAlive -1: admit sets each link's keepalive (tuneLiveness), so
+	// the default one would cost four more setsockopt calls per link.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", Name, err)
