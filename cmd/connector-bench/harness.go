@@ -568,6 +568,12 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		if kb, err := rssKB(a.pids()); err == nil {
 			res.add(n, "rest rss", float64(kb)/1024)
 		}
+		if kb, err := memKB(a.pids(), "smaps_rollup", "Pss:"); err == nil {
+			res.add(n, "rest pss", float64(kb)/1024)
+		}
+		if kb, err := memKB(a.pids(), "status", "RssAnon:"); err == nil {
+			res.add(n, "rest anon", float64(kb)/1024)
+		}
 	}
 }
 

@@ -62,13 +62,13 @@ func renderReport(cfg benchConfig, r *results) string {
 		return []string{r.get(a, "conn/s").format(0), r.get(a, "conn fail").format(0), r.ratio(a, "direct", "conn/s"), r.ratio(a, r.ref(a), "conn/s")}
 	})
 
-	w("\n## 4. Concurrency and memory\n\nConnections are opened 64 at a time up to each N in turn (those of a smaller N stay open into the next), each verified by an echo, held, and all verified again by a second echo at each N; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) before the first connection and with all N held. KB per connection = (RSS at N − RSS before) / N held, the worst repeat: the first repeat runs on fresh processes, later ones reuse memory it left behind and read lower. RSS at rest is read once every connection of the anchor's runs is closed and a second has passed.\n\n")
+	w("\n## 4. Concurrency and memory\n\nConnections are opened 64 at a time up to each N in turn (those of a smaller N stay open into the next), each verified by an echo, held, and all verified again by a second echo at each N; fds/conn is the growth of the relay processes' open descriptors per held connection and pipes the kernel pipes they hold at N (an idle connection should pin none); RSS (VmRSS) of the relay's processes (haproxy; or daemon + agents) before the first connection and with all N held. KB per connection = (RSS at N − RSS before) / N held, the worst repeat: the first repeat runs on fresh processes, later ones reuse memory it left behind and read lower. RSS at rest is read once every connection of the anchor's runs is closed and a second has passed; VmRSS counts the pages the processes share (the same binary's text, about 17 MB each) once per process, so PSS (shared pages split between the processes) and anonymous memory (heap and stacks) are given beside it.\n\n")
 	hdr := []string{"anchor"}
 	for _, n := range cfg.HoldNs {
 		hdr = append(hdr, fmt.Sprintf("%d: held", n), fmt.Sprintf("%d: RSS MB before → at N", n), fmt.Sprintf("%d: KB/conn (worst)", n),
 			fmt.Sprintf("%d: fds/conn (pipes at N)", n))
 	}
-	hdr = append(hdr, "RSS MB at rest after the runs")
+	hdr = append(hdr, "at rest after the runs: RSS MB (PSS, anon)")
 	table(&b, hdr, measured, func(a string) []string {
 		var row []string
 		for _, n := range cfg.HoldNs {
@@ -78,7 +78,7 @@ func renderReport(cfg benchConfig, r *results) string {
 				fmtF(r.get(a, k+" KB/conn").Max, 1),
 				r.get(a, k+" fd/conn").format(2)+" ("+r.get(a, k+" pipes").format(0)+")")
 		}
-		return append(row, r.get(a, "rest rss").format(1))
+		return append(row, r.get(a, "rest rss").format(1)+" ("+r.get(a, "rest pss").format(1)+", "+r.get(a, "rest anon").format(1)+")")
 	})
 
 	w("\n## 5. CPU cost of the relay's own processes\n\nCPU time (utime+stime from /proc/PID/stat) of the relay processes during the runs above. hop 1 is haproxy or the connector daemon, hop 2 the agent; each with the processes it started (transport plugins), which also count in RSS.\n\n")
@@ -313,7 +313,7 @@ func (r *results) targets(cfg benchConfig) []target {
 			continue
 		}
 		rest := r.get(a, "rest rss").Median
-		add(a+": relay RSS at rest ≤ 64 MB", fmtF(rest, 1)+" MB", verdict(rest, 64, false))
+		add(a+": relay RSS at rest ≤ 64 MB", fmt.Sprintf("%s MB (PSS %s, anon %s)", fmtF(rest, 1), fmtF(r.get(a, "rest pss").Median, 1), fmtF(r.get(a, "rest anon").Median, 1)), verdict(rest, 64, false))
 		p50, p99 := r.get(a, "p50").Median, r.get(a, "p99").Median
 		add(a+": p99 ≤ 4 × p50", fmt.Sprintf("%s vs %s µs (%s)", fmtF(p99, 0), fmtF(p50, 0), fmtRatio(p99, p50)), verdict(p99, 4*p50, false))
 	}

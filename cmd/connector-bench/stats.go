@@ -82,21 +82,25 @@ func (s summary) format(prec int) string {
 }
 
 // parseVmRSS returns the VmRSS line of a /proc/PID/status file, in KiB.
-func parseVmRSS(r io.Reader) (int64, error) {
+func parseVmRSS(r io.Reader) (int64, error) { return parseKBField(r, "VmRSS:") }
+
+// parseKBField returns the kB value of the first line starting with key in
+// a /proc file such as status or smaps_rollup.
+func parseKBField(r io.Reader, key string) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, key)
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) < 1 {
-			return 0, fmt.Errorf("connector-bench: malformed VmRSS line %q", line)
+			return 0, fmt.Errorf("connector-bench: malformed %s line %q", key, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("connector-bench: VmRSS: %w", err)
+			return 0, fmt.Errorf("connector-bench: %s %w", key, err)
 		}
 		return kb, nil
 	}
@@ -140,6 +144,27 @@ func rssKB(pids []int) (int64, error) {
 			return 0, err
 		}
 		kb, err := parseVmRSS(f)
+		f.Close()
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		sum += kb
+	}
+	return sum, nil
+}
+
+// memKB sums one kB field of a /proc file over pids: "smaps_rollup" and
+// "Pss:" give the proportional set size, which counts the pages processes
+// share (the same binary's text) once in all, unlike VmRSS; "status" and
+// "RssAnon:" the anonymous memory (heap, stacks).
+func memKB(pids []int, file, key string) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, file))
+		if err != nil {
+			return 0, err
+		}
+		kb, err := parseKBField(f, key)
 		f.Close()
 		if err != nil {
 			return 0, fmt.Errorf("pid %d: %w", pid, err)

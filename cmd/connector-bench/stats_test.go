@@ -214,3 +214,25 @@ func TestWithDescendants(t *testing.T) {
 		t.Errorf("withDescendants(self) = %v; want self first and child %d included", got, cmd.Process.Pid)
 	}
 }
+
+func TestMemKBSelf(t *testing.T) {
+	pid := []int{os.Getpid()}
+	rss, err := rssKB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pss, err := memKB(pid, "smaps_rollup", "Pss:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := memKB(pid, "status", "RssAnon:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pss <= 0 || anon <= 0 || pss > rss || anon > rss {
+		t.Errorf("rss %d kB, pss %d kB, anon %d kB: want 0 < pss, anon ≤ rss", rss, pss, anon)
+	}
+	if _, err := memKB(pid, "status", "NoSuchField:"); err == nil {
+		t.Error("a missing field gave no error")
+	}
+}
