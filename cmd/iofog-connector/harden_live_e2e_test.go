@@ -355,9 +355,14 @@ func TestHardenLiveE2EFrozenAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		freeze(t, agent, public, 2)
-		if !strings.Contains(d.Logs.String(), "agent gone or frozen") {
-			t.Errorf("the daemon did not log why it closed the frozen agent's streams")
-		}
+		// The daemon's log reaches the test through a pipe: give the line
+		// that explains the close a moment to arrive after the clients saw it.
+		hadWaitFor(t, 5*time.Second, "the daemon logs why it closed the frozen agent's streams", func() error {
+			if !strings.Contains(d.Logs.String(), "agent gone or frozen") {
+				return errors.New("no \"agent gone or frozen\" line yet")
+			}
+			return nil
+		})
 		// Resumed, the agent links again and serves.
 		if err := pe2eWait(ctx, "agent back after SIGCONT", func() error { return pe2eRoundTrip(public, 64<<10, false, nil) }); err != nil {
 			t.Fatal(err)
