@@ -73,7 +73,9 @@ func (e *unboundedEndpoint) Accept(ctx context.Context) (net.Conn, error) {
 
 func (e *unboundedEndpoint) Close() error { return e.ln.Close() }
 
-func (e *unboundedEndpoint) Stats() sdk.EndpointStats { return sdk.EndpointStats{Links: 1, Streams: 999} }
+func (e *unboundedEndpoint) Stats() sdk.EndpointStats {
+	return sdk.EndpointStats{Links: 1, Streams: 999}
+}
 
 func (e *unboundedEndpoint) StreamClosed(c net.Conn) {
 	e.mu.Lock()
