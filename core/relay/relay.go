@@ -1,6 +1,9 @@
 // Package relay serves the public and private sides of a mapping: it takes
 // streams from transport endpoints and joins them with public clients or
-// with each other.
+// with each other. It enforces the mapping's maxconnections on every
+// transport alike, counting the streams it holds per side ([Limit]), and
+// learns that a stream ended from its own close, never by watching
+// sockets.
 package relay
 
 import (
