@@ -177,7 +177,7 @@ func TestRestoreClampsStoredThresholds(t *testing.T) {
 		t.Fatal(err)
 	}
 	legacy := store.Mapping{
-		ID: "legacy-1", Port1: pool[0], Port2: pool[1], MaxConnectionsPort1: 1, MaxConnectionsPort2: 1,
+		ID: "legacy-1", Port1: pool[0], Port2: pool[1], MaxConnections1: 1, MaxConnections2: 1,
 		PasscodePort1: "p1", PasscodePort2: "p2", HeartbeatAbsenceThresholdPort1: 1, HeartbeatAbsenceThresholdPort2: 200000,
 		IdleTimeout: 5,
 	}

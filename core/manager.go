@@ -82,13 +82,27 @@ type live struct {
 	ep1, ep2 sdk.Endpoint // ep2 is nil for a public mapping
 	pub      net.Listener // public port of a public mapping
 	counters relay.Counters
-	cancel   context.CancelFunc
-	done     chan struct{}
-	down     error // set when the mapping could not be reopened
+	// limits count the streams held on port1 and port2 and cap them at
+	// MaxConnections1 and MaxConnections2 (port2 of a public mapping is
+	// the public port: its clients are counted on port1).
+	limits [2]*relay.Limit
+	cancel context.CancelFunc
+	done   chan struct{}
+	down   error // set when the mapping could not be reopened
 	// ownsPorts is false for a restored mapping whose ports could not be
 	// reserved (another stored mapping holds them): Remove must not
 	// release them.
 	ownsPorts bool
+}
+
+// newLive returns mp, not yet open, with its stream limits.
+func newLive(mp Mapping) *live {
+	lv := &live{m: mp}
+	lv.limits[0] = relay.NewLimit(mp.MaxConnections1)
+	if mp.Type == TypePrivate {
+		lv.limits[1] = relay.NewLimit(mp.MaxConnections2)
+	}
+	return lv
 }
 
 // New returns a manager. It does not open anything until [Manager.Add] or
@@ -153,15 +167,16 @@ func (m *Manager) Add(ctx context.Context, req AddRequest) (Mapping, error) {
 	}
 	mp := Mapping{
 		ID: req.ID, Type: req.Type, Transport: req.Transport,
-		Passcode1: passcode.New(),
-		MaxConns1: req.MaxConnections1, Heartbeat1: req.Heartbeat1,
+		Passcode1:       passcode.New(),
+		MaxConnections1: req.MaxConnections1, Heartbeat1: req.Heartbeat1,
 		IdleTimeout: req.IdleTimeout, ProxyProtocol: req.ProxyProtocol,
 	}
 	if req.Type == TypePrivate {
 		mp.Passcode2 = passcode.New()
-		mp.MaxConns2, mp.Heartbeat2 = req.MaxConnections2, req.Heartbeat2
+		mp.MaxConnections2, mp.Heartbeat2 = req.MaxConnections2, req.Heartbeat2
 	}
-	lv := &live{m: mp, ownsPorts: true}
+	lv := newLive(mp)
+	lv.ownsPorts = true
 	var err error
 	mp.Port1, err = m.bindFree(func(p int) error { return m.openSide(ctx, lv, tr, 1, p) })
 	if err != nil {
@@ -326,13 +341,16 @@ func (m *Manager) openSide(ctx context.Context, lv *live, tr sdk.Transport, side
 	}
 	ecfg := sdk.EndpointConfig{
 		MappingID: lv.m.ID, Side: side, Mode: sdk.ModePublic, Addr: addr,
-		Passcode: lv.m.Passcode1, MaxLinks: lv.m.MaxConns1, HeartbeatThreshold: lv.m.Heartbeat1,
+		// MaxLinks is the transport's safety cap on links: no agent
+		// needs more links than the streams it may carry at once. The
+		// mapping's limit on streams is the relay's (lv.limits).
+		Passcode: lv.m.Passcode1, MaxLinks: lv.m.MaxConnections1, HeartbeatThreshold: lv.m.Heartbeat1,
 		TLS: m.cfg.TLS, Logger: log.With(sdk.AttrTransport, tr.Name()),
 	}
 	if lv.m.Type == TypePrivate {
 		ecfg.Mode = sdk.ModePrivate
 		if side == 2 {
-			ecfg.Passcode, ecfg.MaxLinks, ecfg.HeartbeatThreshold = lv.m.Passcode2, lv.m.MaxConns2, lv.m.Heartbeat2
+			ecfg.Passcode, ecfg.MaxLinks, ecfg.HeartbeatThreshold = lv.m.Passcode2, lv.m.MaxConnections2, lv.m.Heartbeat2
 		}
 	}
 	ep, err := tr.Listen(ctx, ecfg)
@@ -369,12 +387,12 @@ func (m *Manager) register(lv *live) error {
 				WaitTimeout: m.cfg.PublicWaitTimeout, Counters: &lv.counters, Logger: log,
 				IdleTimeout: lv.m.IdleTimeout,
 				MaxWaiting:  m.cfg.PublicMaxWaiting, MaxWaitingPerSource: m.cfg.PublicMaxWaitingPerSource,
-				Proxy: proxyVersion(lv.m.ProxyProtocol),
+				Proxy: proxyVersion(lv.m.ProxyProtocol), Limit: lv.limits[0],
 			})
 			return
 		}
 		_ = relay.ServePrivate(ctx, lv.ep1, lv.ep2, relay.PrivateConfig{Counters: &lv.counters, Logger: log,
-			IdleTimeout: lv.m.IdleTimeout})
+			IdleTimeout: lv.m.IdleTimeout, Limits: lv.limits})
 	}()
 	return nil
 }
@@ -462,7 +480,7 @@ func (m *Manager) Close() error {
 func toStored(mp Mapping) store.Mapping {
 	return store.Mapping{
 		ID: mp.ID, Port1: mp.Port1, Port2: mp.Port2,
-		MaxConnectionsPort1: mp.MaxConns1, MaxConnectionsPort2: mp.MaxConns2,
+		MaxConnections1: mp.MaxConnections1, MaxConnections2: mp.MaxConnections2,
 		PasscodePort1: mp.Passcode1, PasscodePort2: mp.Passcode2,
 		HeartbeatAbsenceThresholdPort1: mp.Heartbeat1.Milliseconds(),
 		HeartbeatAbsenceThresholdPort2: mp.Heartbeat2.Milliseconds(),
@@ -481,7 +499,7 @@ func fromStored(s store.Mapping) Mapping {
 	mp := Mapping{
 		ID: s.ID, Type: TypePrivate, Port1: s.Port1, Port2: s.Port2,
 		Passcode1: s.PasscodePort1, Passcode2: s.PasscodePort2, Transport: s.Transport,
-		MaxConns1: s.MaxConnectionsPort1, MaxConns2: s.MaxConnectionsPort2,
+		MaxConnections1: s.MaxConnections1, MaxConnections2: s.MaxConnections2,
 		Heartbeat1:    time.Duration(s.HeartbeatAbsenceThresholdPort1) * time.Millisecond,
 		Heartbeat2:    time.Duration(s.HeartbeatAbsenceThresholdPort2) * time.Millisecond,
 		IdleTimeout:   time.Duration(s.IdleTimeout) * time.Millisecond,

@@ -422,7 +422,7 @@ func TestRestoreDuplicatePortsDoNotFreeTheOwner(t *testing.T) {
 	// cope with one.
 	var stored []store.Mapping
 	for _, id := range []string{"first", "second"} {
-		stored = append(stored, store.Mapping{ID: id, Port1: pool[0], Port2: pool[1], MaxConnectionsPort1: 1, PasscodePort1: "p", Type: "public"})
+		stored = append(stored, store.Mapping{ID: id, Port1: pool[0], Port2: pool[1], MaxConnections1: 1, PasscodePort1: "p", Type: "public"})
 	}
 	f := &fixture{}
 	st, _, err := store.Open(dir, store.Options{})

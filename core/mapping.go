@@ -69,10 +69,18 @@ type AddRequest struct {
 	ID string
 	// Type is TypePublic or TypePrivate. Required.
 	Type string
-	// MaxConnections1 caps agent links on port1; must be positive.
+	// MaxConnections1 is the Controller's maxconnections (public) or
+	// maxconnectionsport1 (private): the most relayed connections at once
+	// on port1's side, on every transport alike. For a public mapping,
+	// the most public clients relayed at once (a client beyond it waits
+	// for one to end, within the public wait timeout); for a private one,
+	// the most streams held at once on port1 (a stream beyond it is
+	// closed). Must be positive. It also caps the agent links of port1
+	// (sdk.EndpointConfig.MaxLinks), a safety cap of the transport.
 	MaxConnections1 int
-	// MaxConnections2 caps agent links on port2 of a private mapping; must
-	// be positive for a private mapping, ignored for a public one.
+	// MaxConnections2 is maxconnectionsport2: the same for port2 of a
+	// private mapping. Must be positive for a private mapping, ignored
+	// for a public one.
 	MaxConnections2 int
 	// Heartbeat1 and Heartbeat2 are the heartbeat absence thresholds of
 	// port1 and port2. Zero means the transport's default; otherwise at
@@ -100,17 +108,20 @@ var ProxyProtocols = []string{"v1", "v2"}
 
 // Mapping is a created mapping as the API reports it.
 type Mapping struct {
-	ID         string
-	Type       string
-	Port1      int
-	Port2      int
-	Passcode1  string
-	Passcode2  string // empty for a public mapping
-	Transport  string
-	MaxConns1  int
-	MaxConns2  int
-	Heartbeat1 time.Duration
-	Heartbeat2 time.Duration
+	ID        string
+	Type      string
+	Port1     int
+	Port2     int
+	Passcode1 string
+	Passcode2 string // empty for a public mapping
+	Transport string
+	// MaxConnections1 and MaxConnections2 are the mapping's limits (see
+	// AddRequest.MaxConnections1); MaxConnections2 is zero for a public
+	// mapping.
+	MaxConnections1 int
+	MaxConnections2 int
+	Heartbeat1      time.Duration
+	Heartbeat2      time.Duration
 	// IdleTimeout is the relay idle timeout; zero means none.
 	IdleTimeout time.Duration
 	// ProxyProtocol is the PROXY protocol version agents write ("v1",
@@ -125,8 +136,9 @@ type SideStatus struct {
 	// Active is true when at least one agent link is open (agent ports)
 	// or a public client is being relayed (public port).
 	Active bool
-	// Links, IdleLinks and Streams come from the transport, when it
-	// reports them.
+	// Links and IdleLinks come from the transport, when it reports them.
+	// Streams is the core's own count of the streams it holds on this
+	// agent port (exact, see relay.Limit); zero on the public port.
 	Links, IdleLinks, Streams int
 	// Failed counts agent connections that did not become links (failed
 	// or refused handshakes), when the transport counts them.
@@ -152,10 +164,11 @@ type MappingStatus struct {
 	// Active, Total, Refused, BytesUp and BytesDown are the relay's
 	// counters.
 	Active, Total, Refused, BytesUp, BytesDown int64
-	// RefusedNoAgent, RefusedTooMany and RefusedTLS split Refused by
-	// reason (see relay.Counters); Waiting is the number of public clients
-	// waiting for an agent link now.
-	RefusedNoAgent, RefusedTooMany, RefusedTLS, Waiting int64
+	// RefusedNoAgent, RefusedTooMany, RefusedTLS and RefusedAtLimit
+	// split Refused by reason (see relay.Counters); Waiting is the number
+	// of public clients waiting for an agent link or for a place under
+	// maxconnections now.
+	RefusedNoAgent, RefusedTooMany, RefusedTLS, RefusedAtLimit, Waiting int64
 
 	down string
 }

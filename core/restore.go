@@ -86,7 +86,7 @@ func (m *Manager) restoreProgress(total int, done, failed *atomic.Int64, start t
 
 func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 	mp := m.restoredMapping(s)
-	lv := &live{m: mp}
+	lv := newLive(mp)
 	name := mp.Transport
 	if name == "" {
 		name = m.cfg.DefaultTransport
@@ -111,7 +111,8 @@ func (m *Manager) restoreOne(ctx context.Context, s store.Mapping) error {
 		}
 		if err != nil {
 			m.closeLive(lv)
-			lv = &live{m: mp, ownsPorts: true}
+			lv = newLive(mp)
+			lv.ownsPorts = true
 		}
 	}
 	if err != nil {

@@ -33,7 +33,7 @@ func BenchmarkRestore2000(b *testing.B) {
 	for i := range stored {
 		stored[i] = store.Mapping{
 			ID: fmt.Sprintf("m-%d", i), Port1: pool[2*i], Port2: pool[2*i+1],
-			MaxConnectionsPort1: 60, PasscodePort1: "p", Type: TypePublic,
+			MaxConnections1: 60, PasscodePort1: "p", Type: TypePublic,
 		}
 	}
 	for b.Loop() {

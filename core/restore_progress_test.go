@@ -34,7 +34,7 @@ func TestRestoreProgress10000(t *testing.T) {
 	for i := range stored {
 		stored[i] = store.Mapping{
 			ID: fmt.Sprintf("m-%d", i), Port1: pool[2*i], Port2: pool[2*i+1], Type: TypePrivate,
-			MaxConnectionsPort1: 1, MaxConnectionsPort2: 1, PasscodePort1: "p1", PasscodePort2: "p2",
+			MaxConnections1: 1, MaxConnections2: 1, PasscodePort1: "p1", PasscodePort2: "p2",
 		}
 	}
 	m, err := New(Config{

@@ -85,8 +85,12 @@ func (lv *live) status() MappingStatus {
 		RefusedNoAgent: lv.counters.RefusedNoAgent.Load(),
 		RefusedTooMany: lv.counters.RefusedTooMany.Load(),
 		RefusedTLS:     lv.counters.RefusedTLS.Load(),
+		RefusedAtLimit: lv.counters.RefusedAtLimit.Load(),
 		Waiting:        lv.counters.Waiting.Load(),
 	}
+	// Stream counts are the relay's own, exact; not the transport's.
+	st.Side1.Streams = lv.limits[0].Held()
+	st.Side2.Streams = lv.limits[1].Held()
 	if lv.m.Type == TypePublic {
 		// The public port is active while it listens.
 		st.Side2.Active = lv.pub != nil && lv.down == nil

@@ -219,6 +219,18 @@ func (s *slot) Stats() sdk.EndpointStats {
 	return sdk.EndpointStats{}
 }
 
+// StreamClosed implements [sdk.StreamObserver]: it tells the current
+// endpoint, if it observes streams (one listened again ignores the streams
+// of its predecessor).
+func (s *slot) StreamClosed(c net.Conn) {
+	s.mu.Lock()
+	ep := s.cur
+	s.mu.Unlock()
+	if o, ok := ep.(sdk.StreamObserver); ok {
+		o.StreamClosed(c)
+	}
+}
+
 // health returns why the endpoint is down ("" when it serves) and how many
 // times it was listened again.
 func (s *slot) health() (string, int) {
@@ -370,7 +382,8 @@ func (m *Manager) listenPublic(ctx context.Context, addr string) (net.Listener, 
 }
 
 var (
-	_ sdk.Endpoint      = (*slot)(nil)
-	_ sdk.StatsReporter = (*slot)(nil)
-	_ net.Listener      = (*publicListener)(nil)
+	_ sdk.Endpoint       = (*slot)(nil)
+	_ sdk.StatsReporter  = (*slot)(nil)
+	_ sdk.StreamObserver = (*slot)(nil)
+	_ net.Listener       = (*publicListener)(nil)
 )

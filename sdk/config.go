@@ -33,8 +33,24 @@ type EndpointConfig struct {
 	// Passcode is the secret an agent must present. Required; compare it
 	// in constant time.
 	Passcode string
-	// MaxLinks caps the authenticated agent connections open at once;
-	// agents beyond it are refused. Zero means no cap.
+	// MaxLinks caps the authenticated agent links (connections or
+	// sessions) open at once; agents beyond it are refused with
+	// [ErrLinkLimit]. Zero means no cap. It is a safety cap of the
+	// transport, not the mapping's limit: the core sets it to the side's
+	// maxconnections, because no agent needs more links than the streams
+	// it may carry at once.
+	//
+	// The mapping's limit is the Controller's maxconnections
+	// (maxconnectionsport1 and maxconnectionsport2 of a private mapping),
+	// with its legacy meaning on every transport alike: the most relayed
+	// connections at once per side. For a public mapping, the most public
+	// clients relayed at once through port1's agents; for a private one,
+	// the most streams held at once on each side. The core enforces it,
+	// counting the streams it holds (see [Endpoint.Open] and
+	// [Endpoint.Accept]): a public client beyond it waits, as when no link
+	// is free, and a private stream beyond it is closed. A transport need
+	// not count streams for it; how many streams share a link is its own
+	// business.
 	MaxLinks int
 	// HeartbeatThreshold is how long a link may stay silent before the
 	// transport closes it. Zero means the transport's default.

@@ -46,10 +46,17 @@ type Endpoint interface {
 	// relays it to its local service. It blocks until a link is available
 	// or ctx is done, in which case it returns ctx.Err(). Each stream is
 	// used for exactly one client and never reused. The caller closes it.
+	//
+	// The core calls Open only while it holds fewer streams on this
+	// endpoint than the mapping's maxconnections for the side (see
+	// [EndpointConfig]); a transport need not count streams itself.
 	Open(ctx context.Context) (net.Conn, error)
 
 	// Accept returns the next stream an agent started. It blocks until one
 	// arrives or ctx is done (returning ctx.Err()). The caller closes it.
+	//
+	// A stream that arrives while the core already holds the side's
+	// maxconnections streams is closed by the core at once (and logged).
 	Accept(ctx context.Context) (net.Conn, error)
 
 	// Close stops listening, closes idle links and unblocks pending calls.
@@ -87,6 +94,18 @@ type CloseWriter interface {
 	CloseWrite() error
 }
 
+// StreamObserver is an optional interface of an [Endpoint] that wants to
+// learn when the core is done with a stream, instead of watching sockets.
+// The core closes every stream it gets from Open or Accept and then calls
+// StreamClosed exactly once with that very value (the one Open or Accept
+// returned), whether the stream was relayed, refused at the mapping's
+// limit or dropped unused. After an endpoint was listened again (see
+// [Stopper]) it may be told of streams of its predecessor: it ignores
+// streams it does not know. StreamClosed must not block.
+type StreamObserver interface {
+	StreamClosed(c net.Conn)
+}
+
 // StatsReporter is an optional interface of an [Endpoint] that reports its
 // live state, shown by the connector's status command and API.
 type StatsReporter interface {
@@ -121,7 +140,9 @@ type EndpointStats struct {
 	// one-stream-per-connection transport). Zero for multiplexing transports.
 	IdleLinks int
 	// Streams is the number of streams handed out and not yet closed, when
-	// the transport can tell; otherwise zero.
+	// the transport can tell; otherwise zero. The core does not rely on
+	// it: the stream counts it reports are its own (exact) count of the
+	// streams it holds.
 	Streams int
 	// Failed counts the agent connections that did not become links since
 	// the endpoint started: failed handshakes (wrong passcode, bytes that
@@ -143,8 +164,9 @@ const (
 	// FailureBadPasscode: the agent sent a passcode that is not the
 	// endpoint's.
 	FailureBadPasscode = "bad_passcode"
-	// FailureLimit: the endpoint held its maximum of links, or the
-	// source had too many handshakes pending.
+	// FailureLimit: the endpoint held its maximum of links
+	// ([EndpointConfig.MaxLinks]), or the source had too many handshakes
+	// pending.
 	FailureLimit = "limit"
 	// FailureTimeout: the handshake did not end in time.
 	FailureTimeout = "timeout"

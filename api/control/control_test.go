@@ -40,7 +40,7 @@ func (c *memCore) Add(_ context.Context, req core.AddRequest) (core.Mapping, err
 	}
 	port := 7000 + 2*len(c.m)
 	mp := core.Mapping{ID: req.ID, Type: req.Type, Port1: port, Port2: port + 1, Passcode1: "pass-" + req.ID,
-		Transport: "tcp", MaxConns1: req.MaxConnections1, IdleTimeout: req.IdleTimeout}
+		Transport: "tcp", MaxConnections1: req.MaxConnections1, IdleTimeout: req.IdleTimeout}
 	c.m[req.ID] = core.MappingStatus{Mapping: mp, Side1: core.SideStatus{Port: port}, Side2: core.SideStatus{Port: port + 1, Active: true}}
 	return mp, nil
 }

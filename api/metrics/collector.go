@@ -19,6 +19,7 @@ const (
 	RefusedNoAgent = "no_agent_in_time" // no agent link came within the wait timeout
 	RefusedTooMany = "too_many_waiting" // the waiting caps were full
 	RefusedTLS     = "tls_handshake"    // the client's TLS handshake failed
+	RefusedAtLimit = "max_connections"  // the mapping held its maxconnections relayed connections for the whole wait timeout
 )
 
 // FailureUnknown is the reason label of the handshake failures a
@@ -174,7 +175,7 @@ func (c *collector) mapping(st *core.MappingStatus, gauge, counter emit) {
 	for _, r := range [...]struct {
 		reason string
 		n      int64
-	}{{RefusedNoAgent, st.RefusedNoAgent}, {RefusedTooMany, st.RefusedTooMany}, {RefusedTLS, st.RefusedTLS}} {
+	}{{RefusedNoAgent, st.RefusedNoAgent}, {RefusedTooMany, st.RefusedTooMany}, {RefusedTLS, st.RefusedTLS}, {RefusedAtLimit, st.RefusedAtLimit}} {
 		if r.n > 0 {
 			counter(descRefused, float64(r.n), id, r.reason)
 		}

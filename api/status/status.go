@@ -103,7 +103,7 @@ func MappingOf(st core.MappingStatus) Mapping {
 	m := Mapping{
 		ID: st.ID, Type: st.Type, Transport: st.Transport, Port1: st.Port1, Port2: st.Port2,
 		Passcode1: st.Passcode1, Passcode2: st.Passcode2,
-		MaxConnections1: st.MaxConns1, MaxConnections2: st.MaxConns2,
+		MaxConnections1: st.MaxConnections1, MaxConnections2: st.MaxConnections2,
 		HeartbeatThresholdMs1: st.Heartbeat1.Milliseconds(), HeartbeatThresholdMs2: st.Heartbeat2.Milliseconds(),
 		IdleTimeoutMs: st.IdleTimeout.Milliseconds(), ProxyProtocol: st.ProxyProtocol,
 		Links: st.Side1.Links + st.Side2.Links, Connections: st.Active, ConnectionsTotal: st.Total,

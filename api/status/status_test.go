@@ -18,12 +18,12 @@ func sample() []core.MappingStatus {
 	}
 	return []core.MappingStatus{{
 		Mapping: core.Mapping{ID: "pub", Type: core.TypePublic, Transport: "yamux", Port1: 7000, Port2: 7001,
-			Passcode1: "secret1", IdleTimeout: 90 * time.Second, ProxyProtocol: "v2", MaxConns1: 60, Heartbeat1: 200 * time.Second},
+			Passcode1: "secret1", IdleTimeout: 90 * time.Second, ProxyProtocol: "v2", MaxConnections1: 60, Heartbeat1: 200 * time.Second},
 		Side1: side(7000, true, 4, 1, 3, ""), Side2: side(7001, false, 0, 0, 0, "accept: too many open files"),
 		Active: 5, Total: 50, Refused: 7, BytesUp: 1 << 20, BytesDown: 3 << 30,
 	}, {
 		Mapping: core.Mapping{ID: "priv", Type: core.TypePrivate, Transport: "tcp", Port1: 7002, Port2: 7003,
-			Passcode1: "secret1", Passcode2: "secret2", MaxConns1: 1, MaxConns2: 1},
+			Passcode1: "secret1", Passcode2: "secret2", MaxConnections1: 1, MaxConnections2: 1},
 		Side1: side(7002, false, 0, 0, 0, ""), Side2: side(7003, true, 1, 1, 9, ""),
 	}, {
 		Mapping: core.Mapping{ID: "ok", Type: core.TypePublic, Transport: "tcp", Port1: 7004, Port2: 7005},

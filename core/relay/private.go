@@ -3,13 +3,16 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/pipe"
 )
 
@@ -28,15 +31,23 @@ type Endpoint interface {
 // stream it holds and waiting for its goroutines. It does not close the
 // endpoints. Transient Accept errors (a plugin restarting) are retried with
 // backoff; an endpoint that reports net.ErrClosed ends its side.
+//
+// Each side holds at most its PrivateConfig.Limits streams at once: a
+// stream an agent starts beyond it is closed at once, counted and logged
+// in aggregate, and a waiting stream's partner is opened only once the
+// other side has a free place.
 func ServePrivate(ctx context.Context, ep1, ep2 Endpoint, cfg PrivateConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
+	log := sdk.Logger(cfg.Logger)
 	p := &pairer{
-		ctx:  ctx,
-		eps:  [2]Endpoint{ep1, ep2},
-		cfg:  &cfg,
-		log:  sdk.Logger(cfg.Logger),
-		wait: [2][]*waiter{},
+		ctx:     ctx,
+		eps:     [2]Endpoint{ep1, ep2},
+		cfg:     &cfg,
+		log:     log,
+		wait:    [2][]*waiter{},
+		refused: admission.NewTally(admission.TallyConfig{Logger: log, Message: "private streams refused"}),
 	}
+	defer p.refused.Close()
 	for side := range 2 {
 		p.wg.Add(1)
 		go p.acceptLoop(side)
@@ -57,6 +68,8 @@ type pairer struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	wait [2][]*waiter // streams from Accept waiting for a partner, per side
+	// refused logs the streams closed at a side's limit, in aggregate.
+	refused *admission.Tally
 }
 
 // goner is implemented by streams that can tell that their agent is gone
@@ -86,7 +99,7 @@ func gone(c net.Conn) bool {
 
 // waiter is a stream waiting for a partner from the other side.
 type waiter struct {
-	conn    net.Conn
+	conn    *held
 	cancel  context.CancelFunc // stops its Open on the other side
 	claimed bool               // guarded by pairer.mu
 }
@@ -110,19 +123,59 @@ func (p *pairer) acceptLoop(side int) {
 			}
 		}
 		backoff = 0
-		p.arrive(side, s)
+		if !p.admit(side) {
+			p.refuse(side, s)
+			continue
+		}
+		p.arrive(side, hold(s, p.eps[side], p.cfg.Limits[side]))
 	}
 }
 
+// admit takes a place for a stream that arrived on side. At the limit it
+// first drops the waiting streams of side whose agent is gone (a
+// restarted legacy agent links again before its old link's waiter was
+// dropped), then tries again.
+func (p *pairer) admit(side int) bool {
+	limit := p.cfg.Limits[side]
+	if limit.tryAcquire() {
+		return true
+	}
+	p.mu.Lock()
+	var dead []*waiter
+	for _, w := range p.wait[side] {
+		if !w.claimed && gone(w.conn.Conn) {
+			w.claimed = true
+			dead = append(dead, w)
+		}
+	}
+	for _, w := range dead {
+		p.removeLocked(side, w)
+	}
+	p.mu.Unlock()
+	for _, w := range dead {
+		p.drop(side, w)
+	}
+	return limit.tryAcquire()
+}
+
+// refuse closes s, a stream that arrived on side at its limit.
+func (p *pairer) refuse(side int, s net.Conn) {
+	hold(s, p.eps[side], nil).Close()
+	p.cfg.Counters.refuse(atLimit)
+	name := "maxconnectionsport" + strconv.Itoa(side+1)
+	p.log.Debug("private stream closed: its side holds its maxconnections streams", sdk.AttrSide, side+1, name, p.cfg.Limits[side].Max())
+	p.refused.Add(admission.Source(s.RemoteAddr()), fmt.Sprintf("side %d holds its %s of %d streams", side+1, name, p.cfg.Limits[side].Max()))
+}
+
 // arrive pairs s, which came from Accept on side, or makes it wait.
-func (p *pairer) arrive(side int, s net.Conn) {
+func (p *pairer) arrive(side int, s *held) {
 	other := 1 - side
 	p.mu.Lock()
 	for len(p.wait[other]) > 0 {
 		w := p.wait[other][0]
 		p.wait[other] = p.wait[other][1:]
 		w.claimed = true
-		if gone(w.conn) {
+		if gone(w.conn.Conn) {
 			// Its agent died while it waited: never pair with it.
 			p.mu.Unlock()
 			p.drop(other, w)
@@ -145,7 +198,7 @@ func (p *pairer) arrive(side int, s net.Conn) {
 		defer wcancel()
 		p.openFor(wctx, side, w)
 	}()
-	if g, ok := s.(goner); ok {
+	if g, ok := s.Conn.(goner); ok {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -179,22 +232,39 @@ func (p *pairer) drop(side int, w *waiter) {
 // stream arriving there first.
 func (p *pairer) openFor(ctx context.Context, side int, w *waiter) {
 	other := 1 - side
+	limit := p.cfg.Limits[other]
 	var backoff time.Duration
 	for {
-		o, err := p.eps[other].Open(ctx)
+		// Open only while the other side has a free place, but take it
+		// only once the stream is there: a pending Open must not hold a
+		// place that a stream arriving on that side (which would pair
+		// with w just as well) needs.
+		if limit.waitFree(ctx) != nil {
+			return
+		}
+		raw, err := p.eps[other].Open(ctx)
 		p.mu.Lock()
 		if w.claimed || p.ctx.Err() != nil {
 			p.mu.Unlock()
-			if o != nil {
-				o.Close()
+			if raw != nil {
+				hold(raw, p.eps[other], nil).Close()
 			}
 			return
 		}
+		if err == nil && !limit.tryAcquire() {
+			// A stream arrived on that side meanwhile and took the
+			// last place: give this one back and wait again.
+			p.mu.Unlock()
+			hold(raw, p.eps[other], nil).Close()
+			p.log.Debug("private open raced with a stream at the limit; waiting for a place", sdk.AttrSide, other+1)
+			continue
+		}
 		if err == nil {
+			o := hold(raw, p.eps[other], limit)
 			w.claimed = true
 			p.removeLocked(side, w)
 			p.mu.Unlock()
-			if gone(w.conn) {
+			if gone(w.conn.Conn) {
 				o.Close()
 				p.drop(side, w)
 				return
@@ -227,7 +297,8 @@ func (p *pairer) removeLocked(side int, w *waiter) {
 }
 
 // join relays s (from side) and its partner, keeping side 1 as pipe's a.
-func (p *pairer) join(side int, s, partner net.Conn) {
+// The pipe gets the streams themselves, so that sockets keep splice.
+func (p *pairer) join(side int, s, partner *held) {
 	a, b := s, partner
 	if side == 1 {
 		a, b = partner, s
@@ -235,9 +306,11 @@ func (p *pairer) join(side int, s, partner net.Conn) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		defer b.done() // JoinWith closed both
+		defer a.done()
 		p.cfg.Counters.begin()
 		defer p.cfg.Counters.end()
-		_, err := pipe.JoinWith(p.ctx, a, b, p.cfg.Counters.pipeOptions(p.cfg.IdleTimeout))
+		_, err := pipe.JoinWith(p.ctx, a.Conn, b.Conn, p.cfg.Counters.pipeOptions(p.cfg.IdleTimeout))
 		if err != nil {
 			p.log.Debug("private relay ended with an error", "err", err)
 		}

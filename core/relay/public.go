@@ -124,9 +124,22 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 	if o, ok := sdk.OriginFromAddrs(c.RemoteAddr(), c.LocalAddr(), cfg.Proxy); ok {
 		octx = sdk.WithOrigin(octx, o)
 	}
-	s, err := ep.Open(octx)
+	// The mapping's maxconnections: wait for a place, within the same
+	// wait timeout as for a link.
+	if err := cfg.Limit.acquire(octx); err != nil {
+		ocancel()
+		if ctx.Err() == nil {
+			cfg.Counters.refuse(atLimit)
+			log.Debug("public client closed: maxconnections reached", sdk.AttrPeer, c.RemoteAddr().String(), "maxconnections", cfg.Limit.Max())
+			refuse(fmt.Sprintf("maxconnections %d reached: no relayed connection ended within %s", cfg.Limit.Max(), cfg.WaitTimeout))
+		}
+		c.Close()
+		return
+	}
+	raw, err := ep.Open(octx)
 	ocancel()
 	if err != nil {
+		cfg.Limit.release()
 		if ctx.Err() == nil {
 			cfg.Counters.refuse(noAgent) // counted before the client can see the close
 			log.Debug("public client closed: no agent link", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
@@ -139,11 +152,14 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 		c.Close()
 		return
 	}
+	s := hold(raw, ep, cfg.Limit)
+	defer s.done() // JoinWith closed it
 	leave()
 	waited()
 	cfg.Counters.begin()
 	defer cfg.Counters.end()
-	_, err = pipe.JoinWith(ctx, c, s, cfg.Counters.pipeOptions(cfg.IdleTimeout))
+	// The pipe gets the stream itself, so that a socket keeps splice.
+	_, err = pipe.JoinWith(ctx, c, s.Conn, cfg.Counters.pipeOptions(cfg.IdleTimeout))
 	if err != nil {
 		log.Debug("public relay ended with an error", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
 	}

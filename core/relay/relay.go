@@ -1,6 +1,9 @@
 // Package relay serves the public and private sides of a mapping: it takes
 // streams from transport endpoints and joins them with public clients or
-// with each other.
+// with each other. It enforces the mapping's maxconnections on every
+// transport alike, counting the streams it holds per side ([Limit]), and
+// learns that a stream ended from its own close, never by watching
+// sockets.
 package relay
 
 import (
@@ -27,8 +30,11 @@ type Counters struct {
 	Total atomic.Int64
 	// Refused counts public clients closed because no agent link came in
 	// time, because too many clients were waiting (see PublicConfig), or
-	// because their TLS handshake failed: the sum of RefusedNoAgent,
-	// RefusedTooMany and RefusedTLS.
+	// because their TLS handshake failed, or because the mapping held its
+	// maxconnections relayed connections for the whole wait timeout: the
+	// sum of RefusedNoAgent, RefusedTooMany, RefusedTLS and
+	// RefusedAtLimit. For a private mapping it counts the streams closed
+	// at the limit (RefusedAtLimit).
 	Refused atomic.Int64
 	// RefusedNoAgent counts the public clients closed because no agent
 	// link came within the wait timeout (or the endpoint failed).
@@ -39,6 +45,11 @@ type Counters struct {
 	RefusedTooMany atomic.Int64
 	// RefusedTLS counts the public clients whose TLS handshake failed.
 	RefusedTLS atomic.Int64
+	// RefusedAtLimit counts the public clients closed because the
+	// mapping's maxconnections streams stayed held for the whole wait
+	// timeout, and the private streams closed at once because their side
+	// held its maxconnectionsportN streams.
+	RefusedAtLimit atomic.Int64
 	// Waiting is the number of public clients accepted and waiting for an
 	// agent link (their TLS handshake included).
 	Waiting atomic.Int64
@@ -85,6 +96,7 @@ func (c *Counters) refuse(by func(*Counters) *atomic.Int64) {
 func noAgent(c *Counters) *atomic.Int64 { return &c.RefusedNoAgent }
 func tooMany(c *Counters) *atomic.Int64 { return &c.RefusedTooMany }
 func badTLS(c *Counters) *atomic.Int64  { return &c.RefusedTLS }
+func atLimit(c *Counters) *atomic.Int64 { return &c.RefusedAtLimit }
 
 // wait counts a public client waiting for an agent link, and returns
 // what ends its wait (idempotent).
@@ -131,6 +143,11 @@ type PublicConfig struct {
 	// Open (sdk.WithOrigin), so that the agent writes a PROXY protocol
 	// header of that version to its local service.
 	Proxy sdk.ProxyVersion
+	// Limit counts the streams of the agent port and caps them at the
+	// mapping's maxconnections: a client beyond it waits for a relayed
+	// connection to end (within WaitTimeout) before its stream is
+	// opened. Nil means no cap and no count.
+	Limit *Limit
 }
 
 // PrivateConfig configures [ServePrivate].
@@ -142,4 +159,11 @@ type PrivateConfig struct {
 	// IdleTimeout closes a joined pair of streams once no byte has moved
 	// either way for that long. Zero means never.
 	IdleTimeout time.Duration
+	// Limits count the streams of side 1 and side 2 and cap them at
+	// maxconnectionsport1 and maxconnectionsport2: a stream an agent
+	// starts beyond its side's cap is closed at once (counted in
+	// Counters.RefusedAtLimit and logged), and no stream is opened
+	// toward a side at its cap until one of its streams ends. Nil means
+	// no cap and no count.
+	Limits [2]*Limit
 }

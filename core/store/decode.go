@@ -371,7 +371,7 @@ func check(m Mapping) error {
 		return fmt.Errorf("type %q is neither public nor private", m.Type)
 	case m.Type == "private" && m.PasscodePort2 == "":
 		return errors.New("passcodeport2 of a private mapping is empty")
-	case m.MaxConnectionsPort1 < 0 || m.MaxConnectionsPort2 < 0:
+	case m.MaxConnections1 < 0 || m.MaxConnections2 < 0:
 		return errors.New("a maxconnections is negative")
 	case m.HeartbeatAbsenceThresholdPort1 < 0 || m.HeartbeatAbsenceThresholdPort2 < 0:
 		return errors.New("a heartbeatabsencethreshold is negative")

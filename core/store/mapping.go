@@ -3,11 +3,13 @@ package store
 // Mapping is one stored mapping, in the legacy configs.json format plus
 // the extra fields Type and Transport, which legacy readers ignore.
 type Mapping struct {
-	ID                             string `json:"id"`
-	Port1                          int    `json:"port1"`
-	Port2                          int    `json:"port2"`
-	MaxConnectionsPort1            int    `json:"maxconnectionsport1"`
-	MaxConnectionsPort2            int    `json:"maxconnectionsport2"`
+	ID    string `json:"id"`
+	Port1 int    `json:"port1"`
+	Port2 int    `json:"port2"`
+	// MaxConnections1 and MaxConnections2 are the mapping's limits
+	// (core.AddRequest.MaxConnections1), under their legacy file keys.
+	MaxConnections1                int    `json:"maxconnectionsport1"`
+	MaxConnections2                int    `json:"maxconnectionsport2"`
 	PasscodePort1                  string `json:"passcodeport1"`
 	PasscodePort2                  string `json:"passcodeport2"`
 	HeartbeatAbsenceThresholdPort1 int64  `json:"heartbeatabsencethresholdport1"`

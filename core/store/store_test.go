@@ -15,7 +15,7 @@ import (
 func mk(i int) Mapping {
 	return Mapping{
 		ID: fmt.Sprintf("id-%05d", i), Port1: 1000 + 2*i, Port2: 1001 + 2*i,
-		MaxConnectionsPort1: 60, MaxConnectionsPort2: 1,
+		MaxConnections1: 60, MaxConnections2: 1,
 		PasscodePort1: fmt.Sprintf("pc1-%d", i), PasscodePort2: fmt.Sprintf("pc2-%d", i),
 		HeartbeatAbsenceThresholdPort1: 200000, Type: "private", Transport: "tcp",
 	}

@@ -37,6 +37,12 @@
 //   - LinkLimit: with MaxLinks 1 a second agent gets [sdk.ErrLinkLimit] from
 //     Dial or its first Accept, the first agent's stream is unharmed, and
 //     once the first agent closes its session a new agent is admitted.
+//   - StreamLimit: what the core's enforcement of a mapping's
+//     maxconnections needs from a transport (the core sets MaxLinks to it
+//     and holds at most that many streams): with MaxLinks 3, one agent
+//     carries 3 streams at once; closing them on the connector side alone
+//     ends the agent's side, and 3 more can be opened (retried for 15s
+//     while the endpoint notices), three rounds in a row.
 //   - LargeTransfer: 8 MiB each way at once on one stream, checksummed.
 //   - ConcurrentStreams: [Options.Streams] streams opened at once, each
 //     carrying [Options.StreamBytes] each way at once, SHA-256 checked (8 MiB

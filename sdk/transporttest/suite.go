@@ -86,6 +86,7 @@ var subtests = []struct {
 	{"PingPong", testPingPong},
 	{"BadPasscode", testBadPasscode},
 	{"LinkLimit", testLinkLimit},
+	{"StreamLimit", testStreamLimit},
 	{"LargeTransfer", testLargeTransfer},
 	{"ConcurrentStreams", testConcurrentStreams},
 	{"Isolation", testIsolation},
