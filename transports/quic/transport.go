@@ -267,38 +267,11 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, c *quicgo.Conn,
 		ep.Failed(c.RemoteAddr(), admission.Reason(err))
 		return
 	}
-	st.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	stop := context.AfterFunc(hctx, func() { st.SetDeadline(time.Unix(1, 0)) })
-	answer, hello, err := proto().ReadHello(st, cfg.Passcode)
+	hello, answer, err := ep.Admit(st, c.RemoteAddr(), muxkit.AdmitConfig{
+		Handshake: proto(), Passcode: cfg.Passcode, Terms: terms(cfg), Timeout: t.cfg.HandshakeTimeout, Logger: log,
+	})
 	if err != nil {
-		stop()
-		c.CloseWithError(codeProtocol, "bad handshake")
-		log.Debug("agent handshake failed", "err", err)
-		ep.Failed(c.RemoteAddr(), admission.Reason(err))
-		return
-	}
-	reserved := false
-	if answer == muxkit.AnswerOK {
-		switch err := ep.Reserve(); {
-		case errors.Is(err, sdk.ErrLinkLimit):
-			answer = muxkit.AnswerLinkLimit
-		case err != nil:
-			stop()
-			c.CloseWithError(codeOK, "endpoint closed")
-			return
-		default:
-			reserved = true
-		}
-	}
-	err = hello.WriteAnswer(st, answer, terms(cfg))
-	if !stop() || err != nil || answer != muxkit.AnswerOK {
-		if reserved {
-			ep.Unreserve()
-		}
-		code, msg := refusal(answer)
-		c.CloseWithError(code, msg)
-		log.Debug("agent refused or gone", "answer", answer, "err", err)
-		ep.Failed(c.RemoteAddr(), muxkit.Refusal(answer, err))
+		c.CloseWithError(refusal(answer))
 		return
 	}
 	st.CancelRead(codeClosed)

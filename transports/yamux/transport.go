@@ -14,7 +14,6 @@ import (
 	hyamux "github.com/hashicorp/yamux"
 
 	"github.com/iofog/iofog-connector/sdk"
-	"github.com/iofog/iofog-connector/sdk/admission"
 	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
@@ -98,44 +97,21 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		return
 	}
 	defer leave()
-	stop := context.AfterFunc(ep.Context(), func() { conn.SetDeadline(time.Unix(1, 0)) })
-	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	c := conn
 	if cfg.TLS != nil {
 		c = tls.Server(conn, cfg.TLS)
 	}
-	answer, hello, err := proto().ReadHello(c, cfg.Passcode)
+	hello, _, err := ep.Admit(c, conn.RemoteAddr(), muxkit.AdmitConfig{
+		Handshake: proto(),
+		Passcode:  cfg.Passcode,
+		Terms:     terms(cfg),
+		Timeout:   t.cfg.HandshakeTimeout,
+		Logger:    log,
+	})
 	if err != nil {
-		stop()
 		c.Close()
-		log.Debug("agent handshake failed", "err", err)
-		ep.Failed(conn.RemoteAddr(), admission.Reason(err))
 		return
 	}
-	reserved := false
-	if answer == muxkit.AnswerOK {
-		switch err := ep.Reserve(); {
-		case errors.Is(err, sdk.ErrLinkLimit):
-			answer = muxkit.AnswerLinkLimit
-		case err != nil:
-			stop()
-			c.Close()
-			return
-		default:
-			reserved = true
-		}
-	}
-	err = hello.WriteAnswer(c, answer, terms(cfg))
-	if !stop() || err != nil || answer != muxkit.AnswerOK {
-		if reserved {
-			ep.Unreserve()
-		}
-		c.Close()
-		log.Debug("agent refused or gone", "answer", answer, "err", err)
-		ep.Failed(conn.RemoteAddr(), muxkit.Refusal(answer, err))
-		return
-	}
-	c.SetDeadline(time.Time{})
 	sess, err := hyamux.Server(c, ymc)
 	if err != nil { // only for an invalid config
 		ep.Unreserve()
