@@ -7,10 +7,11 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	hyamux "github.com/hashicorp/yamux"
+
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // stream adapts a *yamux.Stream to the semantics the sdk expects of a
@@ -32,34 +33,23 @@ type stream struct {
 	sess  *hyamux.Session
 	drain time.Duration
 
-	rmu     sync.Mutex // held by Read; the drain takes it over
-	closed  atomic.Bool
-	once    sync.Once
-	rd, wd  atomic.Int64 // deadlines, unix nanoseconds; 0 means none
-	onClose func()       // set before the stream is handed out
+	muxkit.StreamState
+	rmu sync.Mutex // held by Read; the drain takes it over
 }
 
 func newStream(st *hyamux.Stream, sess *hyamux.Session, drain time.Duration) *stream {
 	return &stream{st: st, sess: sess, drain: drain}
 }
 
-func past(d *atomic.Int64) bool {
-	n := d.Load()
-	return n != 0 && time.Now().UnixNano() >= n
-}
-
 // Read implements net.Conn.
 func (s *stream) Read(b []byte) (int, error) {
-	if s.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	if past(&s.rd) {
-		return 0, os.ErrDeadlineExceeded
+	if err := s.CheckRead(); err != nil {
+		return 0, err
 	}
 	s.rmu.Lock()
 	n, err := s.st.Read(b)
 	s.rmu.Unlock()
-	if err != nil && s.closed.Load() {
+	if err != nil && s.IsClosed() {
 		return n, net.ErrClosed
 	}
 	if err == io.EOF && s.sess.IsClosed() {
@@ -73,11 +63,8 @@ func (s *stream) Read(b []byte) (int, error) {
 
 // Write implements net.Conn.
 func (s *stream) Write(b []byte) (int, error) {
-	if s.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	if past(&s.wd) {
-		return 0, os.ErrDeadlineExceeded
+	if err := s.CheckWrite(); err != nil {
+		return 0, err
 	}
 	// At most maxFrame per yamux frame: yamux bounds each frame write by
 	// its ConnectionWriteTimeout, which a window-sized frame on a slow
@@ -89,7 +76,7 @@ func (s *stream) Write(b []byte) (int, error) {
 		n += m
 		b = b[m:]
 		if err != nil {
-			if s.closed.Load() {
+			if s.IsClosed() {
 				return n, net.ErrClosed
 			}
 			if s.sess.IsClosed() {
@@ -107,7 +94,7 @@ const maxFrame = 64 << 10
 // CloseWrite implements sdk.CloseWriter: the peer reads io.EOF once it has
 // read everything written; reads here go on.
 func (s *stream) CloseWrite() error {
-	if s.closed.Load() {
+	if s.IsClosed() {
 		return net.ErrClosed
 	}
 	return mapErr(s.st.Close())
@@ -116,22 +103,11 @@ func (s *stream) CloseWrite() error {
 // Close implements net.Conn. It unblocks this stream's pending Read and
 // Write, and the peer reads io.EOF.
 func (s *stream) Close() error {
-	first := false
-	s.once.Do(func() {
-		first = true
-		s.closed.Store(true)
+	return s.CloseOnce(func() {
 		s.st.Close()
-		wake := time.Unix(1, 0)
-		s.st.SetDeadline(wake)
+		s.st.SetDeadline(time.Unix(1, 0))
 		go s.discard()
-		if s.onClose != nil {
-			s.onClose()
-		}
 	})
-	if !first {
-		return net.ErrClosed
-	}
-	return nil
 }
 
 // discard reads and drops what the peer still sends after Close, until it
@@ -147,9 +123,6 @@ type readOnly struct{ r io.Reader }
 
 func (r readOnly) Read(b []byte) (int, error) { return r.r.Read(b) }
 
-// OnClose implements muxkit.Stream: f runs at the first Close.
-func (s *stream) OnClose(f func()) { s.onClose = f }
-
 // LocalAddr implements net.Conn.
 func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }
 
@@ -164,27 +137,12 @@ func (s *stream) SetDeadline(t time.Time) error {
 
 // SetReadDeadline implements net.Conn.
 func (s *stream) SetReadDeadline(t time.Time) error {
-	if s.closed.Load() {
-		return net.ErrClosed
-	}
-	s.rd.Store(nanos(t))
-	return s.st.SetReadDeadline(t)
+	return s.SetReadDeadlineWith(t, s.st.SetReadDeadline)
 }
 
 // SetWriteDeadline implements net.Conn.
 func (s *stream) SetWriteDeadline(t time.Time) error {
-	if s.closed.Load() {
-		return net.ErrClosed
-	}
-	s.wd.Store(nanos(t))
-	return s.st.SetWriteDeadline(t)
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
+	return s.SetWriteDeadlineWith(t, s.st.SetWriteDeadline)
 }
 
 func mapErr(err error) error {

@@ -1,0 +1,91 @@
+package muxkit
+
+import (
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// StreamState is the bookkeeping every transport's [Stream] adapter
+// needs, whatever its multiplexer: a Close that runs once and then calls
+// the hook the [Endpoint] or [Session] set ([StreamState.OnClose]), reads
+// and writes that fail with net.ErrClosed after it, and deadlines that
+// apply even when data or window is available (a multiplexer's stream
+// often checks its deadline only when it has to wait). Embed it in the
+// adapter; the zero value is ready. Its methods are safe for concurrent
+// use, except OnClose (see [Stream]).
+type StreamState struct {
+	closed  atomic.Bool
+	once    sync.Once
+	rd, wd  atomic.Int64 // deadlines, unix nanoseconds; 0 means none
+	onClose func()       // set before the stream is handed out
+}
+
+// OnClose implements [Stream.OnClose].
+func (s *StreamState) OnClose(f func()) { s.onClose = f }
+
+// IsClosed reports whether [StreamState.CloseOnce] ran.
+func (s *StreamState) IsClosed() bool { return s.closed.Load() }
+
+// CheckRead returns what a Read must return before it reads: net.ErrClosed
+// after Close, os.ErrDeadlineExceeded once the read deadline has passed,
+// else nil.
+func (s *StreamState) CheckRead() error { return s.check(&s.rd) }
+
+// CheckWrite is [StreamState.CheckRead] for a Write.
+func (s *StreamState) CheckWrite() error { return s.check(&s.wd) }
+
+func (s *StreamState) check(d *atomic.Int64) error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	if n := d.Load(); n != 0 && time.Now().UnixNano() >= n {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// SetReadDeadlineWith records t as the read deadline and passes it to set
+// (the multiplexer stream's own SetReadDeadline); after Close it returns
+// net.ErrClosed.
+func (s *StreamState) SetReadDeadlineWith(t time.Time, set func(time.Time) error) error {
+	return s.setDeadline(&s.rd, t, set)
+}
+
+// SetWriteDeadlineWith is [StreamState.SetReadDeadlineWith] for writes.
+func (s *StreamState) SetWriteDeadlineWith(t time.Time, set func(time.Time) error) error {
+	return s.setDeadline(&s.wd, t, set)
+}
+
+func (s *StreamState) setDeadline(d *atomic.Int64, t time.Time, set func(time.Time) error) error {
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	d.Store(n)
+	return set(t)
+}
+
+// CloseOnce is the adapter's Close: the first call marks the stream
+// closed, runs f (which ends the multiplexer's stream) and then the
+// OnClose hook, and returns nil; later calls return net.ErrClosed.
+func (s *StreamState) CloseOnce(f func()) error {
+	first := false
+	s.once.Do(func() {
+		first = true
+		s.closed.Store(true)
+		f()
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+	if !first {
+		return net.ErrClosed
+	}
+	return nil
+}
