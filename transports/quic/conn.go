@@ -6,11 +6,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/iofog/iofog-connector/sdk/muxkit"
 )
 
 // stream adapts a *quicgo.Stream to net.Conn as the sdk expects it:
@@ -23,10 +23,7 @@ type stream struct {
 	local net.Addr
 	peer  net.Addr
 
-	closed  atomic.Bool
-	once    sync.Once
-	rd, wd  atomic.Int64 // deadlines, unix nanoseconds; 0 means none
-	onClose func()       // set before the stream is handed out
+	muxkit.StreamState // close once, the OnClose hook, deadlines
 }
 
 // codeClosed is the stream error code of CancelRead in Close.
@@ -36,21 +33,13 @@ func newStream(st *quicgo.Stream, c *quicgo.Conn) *stream {
 	return &stream{st: st, local: c.LocalAddr(), peer: c.RemoteAddr()}
 }
 
-func past(d *atomic.Int64) bool {
-	n := d.Load()
-	return n != 0 && time.Now().UnixNano() >= n
-}
-
 // Read implements net.Conn.
 func (s *stream) Read(b []byte) (int, error) {
-	if s.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	if past(&s.rd) {
-		return 0, os.ErrDeadlineExceeded
+	if err := s.CheckRead(); err != nil {
+		return 0, err
 	}
 	n, err := s.st.Read(b)
-	if err != nil && s.closed.Load() {
+	if err != nil && s.IsClosed() {
 		return n, net.ErrClosed
 	}
 	return n, mapErr(err)
@@ -62,18 +51,15 @@ func (s *stream) Read(b []byte) (int, error) {
 // returns io.EOF) and otherwise what Read would. The relay (sdk/pipe)
 // waits with it, so that an idle stream holds no copy buffer.
 func (s *stream) WaitRead() error {
-	if s.closed.Load() {
-		return net.ErrClosed
-	}
-	if past(&s.rd) {
-		return os.ErrDeadlineExceeded
+	if err := s.CheckRead(); err != nil {
+		return err
 	}
 	var b [1]byte
 	_, err := s.st.Peek(b[:])
 	switch {
 	case err == nil, err == io.EOF:
 		return nil
-	case s.closed.Load():
+	case s.IsClosed():
 		return net.ErrClosed
 	}
 	return mapErr(err)
@@ -81,14 +67,11 @@ func (s *stream) WaitRead() error {
 
 // Write implements net.Conn.
 func (s *stream) Write(b []byte) (int, error) {
-	if s.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	if past(&s.wd) {
-		return 0, os.ErrDeadlineExceeded
+	if err := s.CheckWrite(); err != nil {
+		return 0, err
 	}
 	n, err := s.st.Write(b)
-	if err != nil && s.closed.Load() {
+	if err != nil && s.IsClosed() {
 		return n, net.ErrClosed
 	}
 	return n, mapErr(err)
@@ -97,7 +80,7 @@ func (s *stream) Write(b []byte) (int, error) {
 // CloseWrite implements sdk.CloseWriter: the peer reads io.EOF after the
 // bytes written; reads here go on.
 func (s *stream) CloseWrite() error {
-	if s.closed.Load() {
+	if s.IsClosed() {
 		return net.ErrClosed
 	}
 	return mapErr(s.st.Close())
@@ -107,25 +90,12 @@ func (s *stream) CloseWrite() error {
 // then the peer reads io.EOF; the peer's further writes fail; this
 // stream's pending Read and Write return net.ErrClosed.
 func (s *stream) Close() error {
-	first := false
-	s.once.Do(func() {
-		first = true
-		s.closed.Store(true)
+	return s.CloseOnce(func() {
 		s.st.SetWriteDeadline(time.Unix(1, 0)) // unblock a pending Write
 		s.st.CancelRead(codeClosed)
 		s.st.Close()
-		if s.onClose != nil {
-			s.onClose()
-		}
 	})
-	if !first {
-		return net.ErrClosed
-	}
-	return nil
 }
-
-// OnClose implements muxkit.Stream: f runs at the first Close.
-func (s *stream) OnClose(f func()) { s.onClose = f }
 
 // LocalAddr implements net.Conn: the connection's local address.
 func (s *stream) LocalAddr() net.Addr { return s.local }
@@ -141,27 +111,12 @@ func (s *stream) SetDeadline(t time.Time) error {
 
 // SetReadDeadline implements net.Conn.
 func (s *stream) SetReadDeadline(t time.Time) error {
-	if s.closed.Load() {
-		return net.ErrClosed
-	}
-	s.rd.Store(nanos(t))
-	return s.st.SetReadDeadline(t)
+	return s.SetReadDeadlineWith(t, s.st.SetReadDeadline)
 }
 
 // SetWriteDeadline implements net.Conn.
 func (s *stream) SetWriteDeadline(t time.Time) error {
-	if s.closed.Load() {
-		return net.ErrClosed
-	}
-	s.wd.Store(nanos(t))
-	return s.st.SetWriteDeadline(t)
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
+	return s.SetWriteDeadlineWith(t, s.st.SetWriteDeadline)
 }
 
 func mapErr(err error) error {
