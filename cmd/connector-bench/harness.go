@@ -560,10 +560,10 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		res.add(n, "cpu µs/conn", (cpuOf(a.pids())-c0)*1e6/float64(rr.OK))
 	}
 	time.Sleep(500 * time.Millisecond) // let TIME_WAIT and relay cleanup settle
-	// (4) concurrency and memory.
-	measureHold(ctx, log, res, a, cfg.HoldNs, func() { notes(prof.heap(ctx, n, "held")) })
-	// Memory at rest: every connection of this anchor is closed (and
-	// measureHold waited a second for the relays to notice).
+	// Memory at rest after the throughput, latency and rate runs, with no
+	// connection open (before the hold test, whose thousands of held
+	// connections leave memory the Go runtime returns to the kernel only
+	// over minutes).
 	if len(a.pids()) > 0 {
 		if kb, err := rssKB(a.pids()); err == nil {
 			res.add(n, "rest rss", float64(kb)/1024)
@@ -575,6 +575,8 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 			res.add(n, "rest anon", float64(kb)/1024)
 		}
 	}
+	// (4) concurrency and memory.
+	measureHold(ctx, log, res, a, cfg.HoldNs, func() { notes(prof.heap(ctx, n, "held")) })
 }
 
 // measureHold opens connections up to each count of ns in turn (ascending;
