@@ -268,44 +268,11 @@ func readyCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err e
 		return 0, false, nil
 	}
 	for {
-		var (
-			bp    *[]byte
-			n     int
-			opErr error
-		)
-		rerr := srcRC.Read(func(fd uintptr) bool {
-			bp = getBuf()
-			for {
-				n, opErr = syscall.Read(int(fd), *bp)
-				if opErr != syscall.EINTR {
-					break
-				}
-			}
-			if opErr == syscall.EAGAIN {
-				putBuf(bp)
-				bp = nil
-				return false
-			}
-			return true
-		})
-		if rerr == nil {
-			rerr = opErr
-		}
-		if rerr != nil || n <= 0 {
-			if bp != nil {
-				putBuf(bp)
-			}
-			return written, true, rerr // n == 0 is EOF
-		}
-		mt.touch()
-		m, werr := dst.Write((*bp)[:n])
-		putBuf(bp)
-		if m > 0 {
-			mt.moved(int64(m))
-		}
+		// readWrite returns 0 and a nil error at EOF.
+		m, _, err := readWrite(dst, srcRC, mt)
 		written += int64(m)
-		if werr != nil {
-			return written, true, werr
+		if err != nil || m == 0 {
+			return written, true, err
 		}
 	}
 }
