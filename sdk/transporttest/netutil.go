@@ -41,7 +41,17 @@ type tlsPair struct {
 	server, client *tls.Config
 }
 
-func newTLSPair(t *testing.T) *tlsPair {
+// TLSConfigs returns a server config with a fresh self-signed ECDSA P-256
+// certificate for 127.0.0.1, ::1 and localhost (what the connector
+// generates), and a client config that trusts exactly it. The suite's
+// Options.TLS uses the same; transports' own tests and benchmarks can too.
+func TLSConfigs(tb testing.TB) (server, client *tls.Config) {
+	tb.Helper()
+	p := newTLSPair(tb)
+	return p.server, p.client
+}
+
+func newTLSPair(t testing.TB) *tlsPair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -2,50 +2,20 @@ package tcp_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
-// benchTLS returns a server config with a fresh self-signed ECDSA P-256
-// certificate for 127.0.0.1 (what the connector generates) and a client
-// config that verifies it.
-func benchTLS(b testing.TB) (server, client *tls.Config) {
-	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}, MinVersion: tls.VersionTLS12}
-	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return server, client
-}
+// benchTLS returns the suite's TLS identity for 127.0.0.1 (a fresh
+// self-signed ECDSA P-256 certificate, what the connector generates) and a
+// client config that verifies it.
+func benchTLS(b testing.TB) (server, client *tls.Config) { return transporttest.TLSConfigs(b) }
 
 // BenchmarkOpenTLS is the TLS path's connection rate at the transport:
 // each iteration binds a pooled agent link (Endpoint.Open), carries a
