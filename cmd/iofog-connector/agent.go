@@ -59,8 +59,9 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 
 // resolve checks the security flags (and the environment) and keeps what
 // they resolve to in f.sec.
-func (f *agentFlags) resolve(cmd *cobra.Command) error {
+func (f *agentFlags) resolve(cmd *cobra.Command, quicPinned bool) error {
 	in := securityInput{
+		QuicPinned:   quicPinned,
 		Transport:    f.transport,
 		CA:           f.ca,
 		ServerName:   f.serverName,
@@ -117,21 +118,19 @@ func (f *agentFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
 
 // run sets up logging, signals and the transport, then calls serve.
 func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t sdk.Transport, dial sdk.DialConfig, log *slog.Logger) error) error {
-	if err := f.resolve(cmd); err != nil {
-		return err
-	}
-	log, err := f.logger(cmd)
-	if err != nil {
-		return err
-	}
 	// plugins.dir (--plugin-dir), plugins.checksums and transports.<name>
 	// from the flags, the environment and --config (core/settings).
 	tset, err := csettings.LoadTransports(csettings.Source{Flags: cmd.Flags(), Transports: transportConfigs()})
 	if err != nil {
 		return err
 	}
-	if q, _ := tset.Configs["quic"].(quic.Config); f.transport == "quic" && q.PinSHA256 != "" && f.sec.TLS == nil {
-		log.Info("quic: the connector's certificate must match transports.quic.pin-sha256")
+	q, _ := tset.Configs["quic"].(quic.Config)
+	if err := f.resolve(cmd, q.PinSHA256 != ""); err != nil {
+		return err
+	}
+	log, err := f.logger(cmd)
+	if err != nil {
+		return err
 	}
 	for _, w := range f.sec.Warnings {
 		log.Warn(w)

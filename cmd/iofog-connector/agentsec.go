@@ -47,6 +47,9 @@ type securityInput struct {
 	PasscodeSet  bool // --passcode given, even empty
 	PasscodeFile string
 	Getenv       func(string) (string, bool)
+	// QuicPinned is set when transports.quic.pin-sha256 names the
+	// connector's certificate, so quic verifies it even in dev mode.
+	QuicPinned bool
 }
 
 // resolveSecurity checks the TLS and passcode flags for conflicts and
@@ -76,6 +79,9 @@ func resolveSecurity(in securityInput) (agentSecurity, error) {
 	}
 
 	switch {
+	case in.Plaintext && in.Transport == "quic" && in.QuicPinned:
+		s.Infos = append(s.Infos, "quic: the connector's certificate must match transports.quic.pin-sha256")
+		return s, nil
 	case in.Plaintext && in.Transport == "quic":
 		// QUIC always encrypts: dev mode means the connector's dev
 		// identity is accepted without verification (the transport

@@ -80,6 +80,18 @@ func TestAgentSecurityModes(t *testing.T) {
 		t.Fatalf("plaintext: %+v %v %q", s.TLS, err, s.Warnings)
 	}
 
+	// quic in dev mode warns that the connector is not verified, unless
+	// a pin names its certificate.
+	in = base
+	in.Plaintext, in.PlaintextSet, in.Transport = true, "--plaintext", "quic"
+	if s, err = resolveSecurity(in); err != nil || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "NOT verified") {
+		t.Fatalf("quic dev unpinned: %v %q", err, s.Warnings)
+	}
+	in.QuicPinned = true
+	if s, err = resolveSecurity(in); err != nil || len(s.Warnings) != 0 || len(s.Infos) != 1 || !strings.Contains(s.Infos[0], "pin-sha256") {
+		t.Fatalf("quic dev pinned: %v warnings %q infos %q", err, s.Warnings, s.Infos)
+	}
+
 	in = base
 	in.CA = agentsecFile(t, "not a certificate")
 	if _, err = resolveSecurity(in); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {

@@ -142,6 +142,9 @@ func TestSettingsQuicPinE2E(t *testing.T) {
 	if !strings.Contains(good.out.String(), "must match transports.quic.pin-sha256") {
 		t.Errorf("the agent does not say it verifies the pin:\n%s", good.out.String())
 	}
+	if strings.Contains(good.out.String(), "NOT verified") {
+		t.Errorf("a pinned agent warns that the connector is not verified:\n%s", good.out.String())
+	}
 }
 
 func writeFile(t *testing.T, body string) string {
