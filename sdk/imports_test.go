@@ -36,9 +36,10 @@ var testExceptions = map[[2]string]string{
 		"the daemon runs; a stand-in relay would test the stand-in",
 }
 
-// stdlibOnly lists the sdk packages that third parties import for the
-// contract itself; they bring no dependency along. Their tests may import
-// more (a test's imports do not reach an importer).
+// stdlibOnly lists the sdk packages a third-party transport is built from
+// (the contract and the kits it needs, see "Stability" in package sdk);
+// they bring no dependency along. Their tests may import more (a test's
+// imports do not reach an importer).
 var stdlibOnly = map[string]bool{"sdk": true, "sdk/pipe": true, "sdk/muxkit": true, "sdk/streamkit": true, "sdk/proxyproto": true}
 
 // TestImportGraph enforces rules on every package of the module, on what

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,6 +228,42 @@ func TestMentions(t *testing.T) {
 	} {
 		if got := mentions(line, "sdk/pipe"); got != want {
 			t.Errorf("mentions(%q, sdk/pipe) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestPackageDocsSayClass: each classified sdk package says in its doc
+// comment what classes says it is, so the documentation and the check
+// cannot drift apart.
+func TestPackageDocsSayClass(t *testing.T) {
+	root := filepath.Join("..", "..")
+	for name, class := range classes {
+		dir := filepath.Join(root, filepath.FromSlash(name))
+		fset := token.NewFileSet()
+		pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") },
+			parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var doc strings.Builder
+		for _, p := range pkgs {
+			for _, f := range p.Files {
+				if f.Doc != nil {
+					doc.WriteString(f.Doc.Text())
+				}
+			}
+		}
+		text := strings.Join(strings.Fields(doc.String()), " ")
+		want := map[Class]string{Stable: "stable contract", Kit: "is a kit"}[class]
+		if name == "sdk" {
+			want = "# Stability"
+			text = doc.String()
+		}
+		if !strings.Contains(text, want) {
+			t.Errorf("the package doc of %s (%s) does not say %q", name, class, want)
+		}
+		if class == Stable && strings.Contains(text, "is a kit") {
+			t.Errorf("the package doc of stable %s calls it a kit", name)
 		}
 	}
 }
