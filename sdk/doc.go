@@ -1,8 +1,9 @@
 // Package sdk is the stable contract between the iofog-connector core and
 // the transports that carry bytes between the connector and its agents.
 //
-// It is the only package tree of this module with a compatibility promise:
-// exported names here change only in a backwards-compatible way, and new
+// It heads the only package tree of this module with a compatibility
+// promise, fenced in the section Stability below: in the stable packages,
+// exported names change only in a backwards-compatible way, and new
 // capabilities arrive as optional interfaces rather than new methods.
 //
 // # The model
@@ -61,4 +62,48 @@
 //
 // Run the conformance suite in sdk/transporttest from the transport's tests,
 // and serve it out of process with sdk/plugin.
+//
+// # Stability
+//
+// The packages under sdk/ are of three kinds; each says which in its own
+// documentation.
+//
+// Stable, the contract: their exported names change only in a
+// backwards-compatible way (names are added, never removed or changed; a
+// new method of an interface that others implement arrives as a new
+// optional interface; a configuration struct gains fields whose zero value
+// keeps the old behaviour). A change that breaks this is a new major
+// version of the module.
+//
+//   - sdk: the transport contract ([Transport], [Endpoint], [Session],
+//     their configs, errors, capabilities, origins, [ProtocolVersion]).
+//   - sdk/plugin: serving a transport from a separate executable, and the
+//     host side that loads it; the plugin protocol is versioned by
+//     [ProtocolVersion].
+//   - sdk/transporttest: the conformance suite and its helpers. Its
+//     functions and options are stable; the checks grow with the contract,
+//     so a later release may add a subtest a transport then has to pass.
+//   - sdk/agent: the agent side of a mapping over any transport.
+//   - sdk/proxyproto: PROXY protocol headers (versions 1 and 2).
+//
+// Kits, exported building blocks with no compatibility promise: a
+// transport or a tool may use them, and any release may change them (the
+// release notes list what changed). A stable package never exposes a kit's
+// type in its own API.
+//
+//   - sdk/streamkit: a whole one-connection-per-stream transport, given
+//     its dial and listen functions.
+//   - sdk/muxkit: the bookkeeping of a multiplexing transport.
+//   - sdk/pipe: joining two streams, half-close and splice included.
+//   - sdk/admission: accept loops, per-source limits and aggregate logging.
+//
+// Internal (sdk/internal/..., sdk/plugin/internal/...): not importable
+// from outside this module, no promise at all.
+//
+// make api-check enforces the promise: it compares the exported API of
+// these packages with sdk/api/v0.txt, the snapshot of the last release,
+// fails when a stable package loses a name or changes one, and reports
+// additions and kit changes. make api-snapshot records a new baseline,
+// deliberately (see docs/sdk-api.md). The classification lives in
+// internal/apicheck; an sdk package it does not classify fails the check.
 package sdk

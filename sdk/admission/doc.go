@@ -19,4 +19,9 @@
 //
 // The package imports the standard library only. Every type is safe for
 // concurrent use except [Retry], which belongs to one loop.
+//
+// This package is a kit, not part of the stable contract (see "Stability"
+// in package sdk): transports and tools may use it, and any release may
+// change its API; make api-check reports such changes for the release
+// notes.
 package admission

@@ -13,7 +13,6 @@ import (
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
 	"github.com/iofog/iofog-connector/sdk/internal/reftransport"
-	"github.com/iofog/iofog-connector/transports/tcp"
 )
 
 func watchdog(t *testing.T, d time.Duration) {
@@ -92,12 +91,15 @@ func openEcho(ctx context.Context, ep sdk.Endpoint, msg string) error {
 	return nil
 }
 
+// transports are the transports the agent's tests run over. sdk/ may not
+// import transports/ (TestImportGraph, test imports included), so here it
+// is the reference transport (sdk/internal/reftransport: streamkit over
+// TCP, one connection per stream, origins carried); the same tests run
+// over tcp in transports/tcp/agent_side_test.go (TestAgentSide*), which
+// also has the pool growth test that needs tcp's lazy shared session.
 func transports(t *testing.T) map[string]sdk.Transport {
-	tt, err := tcp.New(tcp.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]sdk.Transport{"tcp": tt, "ref": reftransport.New()}
+	t.Helper()
+	return map[string]sdk.Transport{"ref": reftransport.New()}
 }
 
 // TestRunPublicReconnects: the agent starts before the connector listens,
@@ -200,7 +202,7 @@ func TestRunPrivateListen(t *testing.T) {
 }
 
 func TestInvalidConfig(t *testing.T) {
-	tr := transports(t)["tcp"]
+	tr := transports(t)["ref"]
 	ctx := context.Background()
 	dial := sdk.DialConfig{Addr: "127.0.0.1:1", Passcode: "pc"}
 	for name, err := range map[string]error{

@@ -19,4 +19,8 @@
 // Both reconnect with exponential backoff and jitter, log with the
 // injected slog.Logger, and return nil once their context is cancelled,
 // after every relay they started has ended.
+//
+// This package is part of the stable contract of the sdk (see "Stability"
+// in package sdk): its exported names change only in a
+// backwards-compatible way, and make api-check enforces it.
 package agent

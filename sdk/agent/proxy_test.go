@@ -14,8 +14,8 @@ import (
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
+	"github.com/iofog/iofog-connector/sdk/internal/reftransport"
 	"github.com/iofog/iofog-connector/sdk/proxyproto"
-	"github.com/iofog/iofog-connector/transports/tcp"
 )
 
 // proxyService reads a PROXY header, if the connection starts with one
@@ -62,13 +62,11 @@ func proxyService(t *testing.T) string {
 // TestRunPublicWritesProxyHeader: for a stream whose origin the connector
 // sent, the agent writes a PROXY header of the origin's version with the
 // client's and the local address, exactly, before the client's bytes; a
-// stream without an origin gets none.
+// stream without an origin gets none. It runs over the reference
+// transport (streamkit), which carries origins.
 func TestRunPublicWritesProxyHeader(t *testing.T) {
 	watchdog(t, time.Minute)
-	tr, err := tcp.New(tcp.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := reftransport.New() // over tcp: transports/tcp TestAgentSideWritesProxyHeader
 	addr := freeAddr(t)
 	ep := listen(t, tr, addr, sdk.ModePublic)
 	defer ep.Close()

@@ -35,4 +35,9 @@
 // it over an in-memory [Conn] made of net.Pipe streams; the stream
 // semantics themselves are the transport's, and are checked by each
 // transport's run of sdk/transporttest.
+//
+// This package is a kit, not part of the stable contract (see "Stability"
+// in package sdk): transports and tools may use it, and any release may
+// change its API; make api-check reports such changes for the release
+// notes.
 package muxkit

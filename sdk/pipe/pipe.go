@@ -13,6 +13,11 @@
 // the destination is not (TLS, a multiplexed stream), it likewise waits for
 // readability before it takes a pooled buffer, and from a crypto/tls
 // connection it waits for a record before it takes one.
+//
+// This package is a kit, not part of the stable contract (see "Stability"
+// in package sdk): transports and tools may use it, and any release may
+// change its API; make api-check reports such changes for the release
+// notes.
 package pipe
 
 import (

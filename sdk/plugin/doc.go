@@ -89,4 +89,8 @@
 // Loggers stay in the host: the plugin logs JSON lines to its stderr, which
 // the host (package plugins) re-logs under the plugin's name. Streams seen
 // by the host report the unix socket's addresses, not the agent's.
+//
+// This package is part of the stable contract of the sdk (see "Stability"
+// in package sdk): its exported names change only in a
+// backwards-compatible way, and make api-check enforces it.
 package plugin

@@ -8,6 +8,10 @@
 // header of at most 16+[MaxV2Len] bytes); they exist for tests and for
 // services written in Go, and refuse what the specification does not
 // allow rather than guess.
+//
+// This package is part of the stable contract of the sdk (see "Stability"
+// in package sdk): its exported names change only in a
+// backwards-compatible way, and make api-check enforces it.
 package proxyproto
 
 import (

@@ -60,4 +60,7 @@
 //
 // The reference transport (sdk/internal/reftransport, over TCP) and the
 // WebSocket example (examples/websocket-transport) are built on this kit.
+//
+// As a kit (see "Stability" in package sdk), its API may change in any
+// release; make api-check reports such changes for the release notes.
 package streamkit

@@ -117,4 +117,10 @@
 // A subtest a transport cannot pass yet is listed in [Options.Skip] with a
 // reason (an issue link); it is then reported as skipped, never as passed.
 // Like nettest, the suite can miss races: run it under the race detector.
+//
+// This package is part of the stable contract of the sdk (see "Stability"
+// in package sdk): its functions, types and [Options] change only in a
+// backwards-compatible way, and make api-check enforces it. What it checks
+// grows with the contract: a later release may add a subtest that a
+// transport then has to pass (or list in [Options.Skip]).
 package transporttest

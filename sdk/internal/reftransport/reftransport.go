@@ -5,6 +5,9 @@
 //
 // It is package sdk/streamkit over TCP (TLS when the config has it): the
 // kit's wire format, which the WebSocket example speaks inside WebSockets.
+//
+// Being internal, it has no compatibility promise (see "Stability" in
+// package sdk).
 package reftransport
 
 import (
