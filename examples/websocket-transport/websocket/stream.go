@@ -1,6 +1,8 @@
 package websocket
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -13,10 +15,10 @@ import (
 	"github.com/iofog/iofog-connector/sdk/streamkit"
 )
 
-// frames is the codec of a stream: binary frames carry data, the text
-// frame "FIN" is a half-close (the peer reads io.EOF and may go on
-// writing). WebSocket close frames cannot half-close: the protocol expects
-// the peer to answer one and hang up.
+// frames is the codec a stream writes with: binary frames carry data,
+// the text frame "FIN" is a half-close (the peer reads io.EOF and may go
+// on writing). WebSocket close frames cannot half-close: the protocol
+// expects the peer to answer one and hang up.
 func frames() xws.Codec {
 	return xws.Codec{
 		Marshal: func(v any) ([]byte, byte, error) {
@@ -25,18 +27,21 @@ func frames() xws.Codec {
 			}
 			return v.([]byte), xws.BinaryFrame, nil
 		},
-		Unmarshal: func(data []byte, payloadType byte, v any) error {
-			m := v.(*message)
-			m.data, m.text = data, payloadType == xws.TextFrame
-			return nil
-		},
 	}
 }
 
-type message struct {
-	data []byte
-	text bool
+// frameReader is what the WebSocket package's frame reader offers (its
+// type is unexported; its methods are not).
+type frameReader interface {
+	io.Reader
+	PayloadType() byte
+	TrailerReader() io.Reader
+	Len() int
 }
+
+// maxTextFrame bounds what a stream keeps of a text frame: "FIN" is the
+// only one it sends.
+const maxTextFrame = 125
 
 const finMessage = "FIN"
 
@@ -52,45 +57,112 @@ type stream struct {
 	raw   net.Conn // the connection under the WebSocket, for addresses and deadlines
 	codec xws.Codec
 
-	rmu  sync.Mutex
-	rbuf []byte
-	eof  bool
+	rmu       sync.Mutex
+	frame     frameReader // the binary frame being read, nil between frames
+	eof       bool
+	readLimit int // the largest frame read, header included
 
 	fin  atomic.Bool // the FIN message was sent
 	once sync.Once
 	done chan struct{} // closed by Close and Abort
 }
 
-func newStream(ws *xws.Conn, raw net.Conn) *stream {
+func newStream(ws *xws.Conn, raw net.Conn, readLimit int) *stream {
 	ws.PayloadType = xws.BinaryFrame
-	return &stream{ws: ws, raw: raw, codec: frames(), done: make(chan struct{})}
+	if readLimit <= 0 {
+		readLimit = xws.DefaultMaxPayloadBytes
+	}
+	return &stream{ws: ws, raw: raw, codec: frames(), done: make(chan struct{}), readLimit: readLimit}
 }
 
+// Read reads a binary frame's payload straight into b, frame by frame
+// (a frame is never buffered whole: no allocation per frame), and takes
+// the text frame "FIN" as the end of the stream.
 func (s *stream) Read(b []byte) (int, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	for len(s.rbuf) == 0 {
+	for {
 		if s.eof {
 			return 0, io.EOF
 		}
-		var m message
-		if err := s.codec.Receive(s.ws, &m); err != nil {
-			if err == io.EOF {
-				return 0, io.ErrUnexpectedEOF // no FIN: the peer was lost
+		if s.frame == nil {
+			f, err := s.next()
+			if err != nil {
+				return 0, err
 			}
-			return 0, err
-		}
-		if m.text {
-			if string(m.data) == finMessage {
-				s.eof = true
+			if f == nil {
+				continue // a text frame
 			}
-			continue
+			s.frame = f
 		}
-		s.rbuf = m.data
+		if len(b) == 0 {
+			return 0, nil
+		}
+		n, err := s.frame.Read(b)
+		if err == io.EOF {
+			if tr := s.frame.TrailerReader(); tr != nil {
+				io.Copy(io.Discard, tr)
+			}
+			s.frame, err = nil, nil
+			if n == 0 {
+				continue
+			}
+		}
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = io.ErrUnexpectedEOF // cut inside a frame: the peer was lost
+		}
+		return n, err
 	}
-	n := copy(b, s.rbuf)
-	s.rbuf = s.rbuf[n:]
-	return n, nil
+}
+
+// next reads the next data frame's header: a binary frame is returned to
+// be read; a text frame is read whole (FIN sets eof) and nil returned.
+// Control frames are answered by the WebSocket package.
+func (s *stream) next() (frameReader, error) {
+	for {
+		raw, err := s.ws.NewFrameReader()
+		if err != nil {
+			if err == io.EOF {
+				return nil, io.ErrUnexpectedEOF // no FIN: the peer was lost
+			}
+			return nil, err
+		}
+		h, err := s.ws.HandleFrame(raw)
+		if err != nil {
+			if err == io.EOF {
+				return nil, io.ErrUnexpectedEOF // a close frame, without FIN
+			}
+			return nil, err
+		}
+		if h == nil {
+			continue // ping or pong, answered
+		}
+		f, ok := h.(frameReader)
+		if !ok {
+			return nil, errors.New("websocket: unexpected frame reader")
+		}
+		if f.Len() > s.readLimit {
+			return nil, fmt.Errorf("websocket: a frame of %d bytes is over the read limit of %d: %w", f.Len(), s.readLimit, xws.ErrFrameTooLarge)
+		}
+		if f.PayloadType() == xws.BinaryFrame {
+			return f, nil
+		}
+		// A text frame: FIN, or one this release does not know, skipped.
+		msg, err := io.ReadAll(io.LimitReader(f, maxTextFrame+1))
+		if err == nil {
+			_, err = io.Copy(io.Discard, f)
+		}
+		if err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if tr := f.TrailerReader(); tr != nil {
+			io.Copy(io.Discard, tr)
+		}
+		if string(msg) == finMessage {
+			s.eof = true
+			return nil, nil
+		}
+	}
 }
 
 func (s *stream) Write(b []byte) (int, error) {

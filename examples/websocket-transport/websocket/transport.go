@@ -164,8 +164,7 @@ func (l *listener) serveWS(ws *xws.Conn) {
 		ws.Close()
 		return
 	}
-	ws.MaxPayloadBytes = l.readLimit
-	s := newStream(ws, raw)
+	s := newStream(ws, raw, l.readLimit)
 	if err := l.Put(ws.Request().Context(), s); err != nil {
 		s.Abort()
 		return
@@ -207,8 +206,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig) (net.Conn, err
 		}
 		return nil, fmt.Errorf("websocket handshake: %w", err)
 	}
-	ws.MaxPayloadBytes = opts.ReadLimit
-	return newStream(ws, raw), nil
+	return newStream(ws, raw, opts.ReadLimit), nil
 }
 
 var _ plugin.Configurable = (*Transport)(nil)
