@@ -180,7 +180,7 @@ func (s *stream) next() (frameReader, error) {
 		if !ok {
 			return nil, errors.New("websocket: unexpected frame reader")
 		}
-		if f.Len() > s.readLimit {
+		if f.Len() < 0 || f.Len() > s.readLimit {
 			return nil, fmt.Errorf("websocket: a frame of %d bytes is over the read limit of %d: %w", f.Len(), s.readLimit, xws.ErrFrameTooLarge)
 		}
 		if f.PayloadType() == xws.BinaryFrame {
