@@ -23,6 +23,7 @@ type endpoint struct {
 	inner   sdk.Endpoint  // nil while the plugin is down
 	changed chan struct{} // closed and replaced when inner changes
 	closed  bool
+	last    sdk.Endpoint // the last inner, kept past Close for StreamClosed
 
 	// sdk.Stopper: done is closed by Close or when the endpoint is lost
 	// for good (the plugin's endpoint stopped on its own, or listening it
@@ -33,7 +34,7 @@ type endpoint struct {
 }
 
 func newEndpoint(t *Transport, cfg sdk.EndpointConfig, inner sdk.Endpoint) *endpoint {
-	e := &endpoint{t: t, cfg: cfg, inner: inner, changed: make(chan struct{}), done: make(chan struct{})}
+	e := &endpoint{t: t, cfg: cfg, inner: inner, last: inner, changed: make(chan struct{}), done: make(chan struct{})}
 	e.watch(inner)
 	return e
 }
@@ -91,6 +92,9 @@ func (e *endpoint) setInner(in sdk.Endpoint) {
 		return
 	}
 	e.inner = in
+	if in != nil {
+		e.last = in
+	}
 	close(e.changed)
 	e.changed = make(chan struct{})
 }
@@ -192,6 +196,21 @@ func (e *endpoint) Close() error {
 	return err
 }
 
+// StreamClosed implements [sdk.StreamObserver]: it tells the plugin's
+// endpoint (see sdk/plugin), which ignores streams it did not hand out,
+// such as those of an incarnation of the plugin that died.
+func (e *endpoint) StreamClosed(c net.Conn) {
+	e.mu.Lock()
+	in := e.inner
+	if in == nil {
+		in = e.last
+	}
+	e.mu.Unlock()
+	if o, ok := in.(sdk.StreamObserver); ok {
+		o.StreamClosed(c)
+	}
+}
+
 func (e *endpoint) Stats() sdk.EndpointStats {
 	e.mu.Lock()
 	in := e.inner
@@ -203,7 +222,8 @@ func (e *endpoint) Stats() sdk.EndpointStats {
 }
 
 var (
-	_ sdk.Endpoint      = (*endpoint)(nil)
-	_ sdk.StatsReporter = (*endpoint)(nil)
-	_ sdk.Stopper       = (*endpoint)(nil)
+	_ sdk.Endpoint       = (*endpoint)(nil)
+	_ sdk.StatsReporter  = (*endpoint)(nil)
+	_ sdk.Stopper        = (*endpoint)(nil)
+	_ sdk.StreamObserver = (*endpoint)(nil)
 )

@@ -33,6 +33,11 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the restart delay. Zero means 1s
 	// and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// Settings returns the settings of the transport a plugin reports it
+	// serves (the operator's transports.<name>), which the plugin is
+	// given each time its process starts, before any other call (see
+	// plugin.Remote.Configure). Nil, or no settings, gives none.
+	Settings func(name string) map[string]any
 }
 
 // Transport is a transport served by a plugin process that it supervises.
@@ -131,6 +136,14 @@ func (t *Transport) start(ctx context.Context) error {
 	if t.info.Name != "" && remote.Name() != t.info.Name {
 		return fail(fmt.Errorf("plugins: %s now reports name %q, was %q", t.path, remote.Name(), t.info.Name))
 	}
+	if t.cfg.Settings != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := remote.Configure(cctx, t.cfg.Settings(remote.Name()))
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("plugins: %s (transport %q) refused its settings: %w", t.path, remote.Name(), err))
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -138,7 +151,6 @@ func (t *Transport) start(ctx context.Context) error {
 	}
 	t.client, t.remote, t.stderr = client, remote, stderr
 	close(t.up)
-	_ = ctx
 	return nil
 }
 

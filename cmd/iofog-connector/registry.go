@@ -114,6 +114,7 @@ func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.
 	if err != nil {
 		return nil, nil, err
 	}
+	pcfg.Settings = opts.Settings.PluginSettings // transports.<name> of each plugin
 	loaded, err := plugins.Load(ctx, dir, pcfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading transport plugins from %q: %w", dir, err)
@@ -127,23 +128,19 @@ func loadTransports(ctx context.Context, opts transportOptions) (map[string]sdk.
 		sdk.Logger(opts.Logger).Info("transport plugin loaded", sdk.AttrTransport, p.Name(), "path", p.Path(),
 			"sdk_version", p.Info().SDKVersion, "pid", p.Pid())
 	}
-	if err := checkPluginSettings(opts.Settings.Plugins, byName); err != nil {
+	// Each plugin was given its transports.<name> as it started; settings
+	// that reached no transport are refused (core/settings).
+	names := make([]string, 0, len(loaded))
+	for _, p := range loaded {
+		names = append(names, p.Name())
+	}
+	builtinNames := make([]string, 0, len(builtin))
+	for _, t := range builtin {
+		builtinNames = append(builtinNames, t.Name())
+	}
+	if err := opts.Settings.CheckPlugins(slices.Collect(maps.Keys(byName)), builtinNames, names); err != nil {
 		plugins.CloseAll(loaded)
 		return nil, nil, err
 	}
 	return byName, func() error { return plugins.CloseAll(loaded) }, nil
-}
-
-// checkPluginSettings refuses transports.<name> subtrees that name no
-// transport (a typo would otherwise drop a setting, such as a pin,
-// silently) or a plugin: the plugin protocol has no way to pass settings
-// yet, and a setting must not look applied when it is not.
-func checkPluginSettings(subtrees map[string]map[string]any, have map[string]sdk.Transport) error {
-	for _, name := range slices.Sorted(maps.Keys(subtrees)) {
-		if _, ok := have[name]; ok {
-			return fmt.Errorf("transports.%s: %s is a plugin, and plugins cannot be given settings yet; remove the subtree", name, name)
-		}
-		return fmt.Errorf("transports.%s: there is no transport %q (have: %s)", name, name, strings.Join(slices.Sorted(maps.Keys(have)), ", "))
-	}
-	return nil
 }

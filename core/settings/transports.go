@@ -3,6 +3,7 @@ package settings
 import (
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -28,6 +29,110 @@ type Transports struct {
 	// Plugins holds the transports.<name> subtrees that name no built-in
 	// transport, as decoded JSON, for the transports of plugins.
 	Plugins map[string]map[string]any
+	// PluginEnv holds the environment variables
+	// IOFOG_CONNECTOR_TRANSPORTS_<NAME>_<KEY> that set no built-in
+	// transport's key, by the part after IOFOG_CONNECTOR_TRANSPORTS_
+	// (NAME_KEY): which plugin NAME is can only be told once the plugins
+	// reported their names ([Transports.PluginSettings]).
+	PluginEnv map[string]string
+}
+
+// pluginEnvPrefix starts the environment variables of transports.<name>.
+const pluginEnvPrefix = EnvPrefix + "_TRANSPORTS_"
+
+// envForm is a transport name as it appears in an environment variable:
+// upper case, dashes as underscores.
+func envForm(name string) string {
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// PluginSettings returns the settings of the plugin transport name: its
+// transports.<name> subtree of the settings file, overridden key by key
+// by IOFOG_CONNECTOR_TRANSPORTS_<NAME>_<KEY> (the key in lower case with
+// dashes for underscores: _READ_LIMIT sets read-limit, as
+// read-limit, read_limit or readLimit in the file). Values from the
+// environment are strings; the plugin reads numbers, booleans and
+// durations from them (sdk/plugin Settings.Decode). Nil means none.
+func (t Transports) PluginSettings(name string) map[string]any {
+	var out map[string]any
+	if sub := t.Plugins[name]; len(sub) > 0 {
+		out = maps.Clone(sub)
+	}
+	prefix := envForm(name) + "_"
+	for _, suffix := range slices.Sorted(maps.Keys(t.PluginEnv)) {
+		rest, ok := strings.CutPrefix(suffix, prefix)
+		if !ok || rest == "" {
+			continue
+		}
+		key := strings.ToLower(strings.ReplaceAll(rest, "_", "-"))
+		if out == nil {
+			out = map[string]any{}
+		}
+		for k := range out {
+			if squash(k) == squash(key) {
+				delete(out, k)
+			}
+		}
+		out[key] = t.PluginEnv[suffix]
+	}
+	return out
+}
+
+// CheckPlugins refuses settings for plugins that are not there: a
+// transports.<name> subtree that names no transport of have (a typo would
+// otherwise drop a setting, such as a pin, silently), and an environment
+// variable IOFOG_CONNECTOR_TRANSPORTS_<NAME>_<KEY> whose NAME is no
+// plugin of plugins or could be two of them. Variables that start with a
+// built-in transport's name (builtin) and match no plugin are left to
+// the built-in's keys, as before plugins took settings. have lists every
+// transport, plugins every plugin.
+func (t Transports) CheckPlugins(have, builtin, plugins []string) error {
+	for _, name := range slices.Sorted(maps.Keys(t.Plugins)) {
+		if !slices.Contains(have, name) {
+			return fmt.Errorf("transports.%s: there is no transport %q (have: %s)", name, name, strings.Join(slices.Sorted(slices.Values(have)), ", "))
+		}
+	}
+	for _, suffix := range slices.Sorted(maps.Keys(t.PluginEnv)) {
+		var match []string
+		for _, p := range plugins {
+			if strings.HasPrefix(suffix, envForm(p)+"_") && len(suffix) > len(p)+1 {
+				match = append(match, p)
+			}
+		}
+		switch {
+		case len(match) > 1:
+			return fmt.Errorf("%s%s: names a key of the plugins %s alike; set it in the settings file instead", pluginEnvPrefix, suffix, strings.Join(match, " and "))
+		case len(match) == 1:
+			continue
+		}
+		if slices.ContainsFunc(builtin, func(b string) bool { return strings.HasPrefix(suffix, envForm(b)+"_") }) {
+			continue
+		}
+		return fmt.Errorf("%s%s: there is no transport plugin of that name (have: %s)", pluginEnvPrefix, suffix, strings.Join(slices.Sorted(slices.Values(have)), ", "))
+	}
+	return nil
+}
+
+// pluginEnv reads the environment variables of transports.<name> that
+// set none of the keys of the built-in transports (known).
+func pluginEnv(known []string) map[string]string {
+	bound := map[string]bool{}
+	for _, k := range known {
+		bound[EnvName(k)] = true
+	}
+	var out map[string]string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		suffix, ok := strings.CutPrefix(k, pluginEnvPrefix)
+		if !ok || suffix == "" || v == "" || bound[k] {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[suffix] = v
+	}
+	return out
 }
 
 // transportKeys lists the keys of plugins and of the fields of each
@@ -148,6 +253,7 @@ func (l *loader) transports(protos map[string]any) (Transports, error) {
 		}
 		t.Configs[name] = cfg
 	}
+	t.PluginEnv = pluginEnv(transportKeys(protos))
 	return t, nil
 }
 

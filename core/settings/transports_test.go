@@ -151,3 +151,51 @@ func TestParseLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSettingsPlugins: a plugin's settings are its transports.<name>
+// subtree, overridden key by key by IOFOG_CONNECTOR_TRANSPORTS_<NAME>_<KEY>
+// (matched to the file's key whatever its spelling); variables of the
+// built-ins' keys stay theirs; settings that reach no plugin, or could
+// reach two, are refused by name.
+func TestSettingsPlugins(t *testing.T) {
+	t.Setenv("IOFOG_CONNECTOR_TRANSPORTS_WS_READ_LIMIT", "4096")
+	t.Setenv("IOFOG_CONNECTOR_TRANSPORTS_MY_WS_PATH", "/env")
+	t.Setenv("IOFOG_CONNECTOR_TRANSPORTS_FAST_BACKLOG", "8") // a built-in's key
+	t.Setenv("IOFOG_CONNECTOR_TRANSPORTS_FAST_NOTAKEY", "1") // a built-in's prefix: ignored, as before
+	t.Setenv("IOFOG_CONNECTOR_TRANSPORTS_EMPTY_X", "")       // empty: unset
+	s, _, err := loadFile(t, minimal+`,"transports":{"ws":{"path":"/file","readLimit":10,"deep":{"a":[1]}},"my-ws":{"x":true}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := s.Transports
+	if got, want := tr.PluginEnv, map[string]string{"WS_READ_LIMIT": "4096", "MY_WS_PATH": "/env", "FAST_NOTAKEY": "1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("PluginEnv = %v, want %v", got, want)
+	}
+	if got, want := tr.PluginSettings("ws"), map[string]any{"path": "/file", "read-limit": "4096", "deep": map[string]any{"a": []any{float64(1)}}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("PluginSettings(ws) = %v, want %v", got, want)
+	}
+	if got, want := tr.PluginSettings("my-ws"), map[string]any{"x": true, "path": "/env"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("PluginSettings(my-ws) = %v, want %v", got, want)
+	}
+	if got := tr.PluginSettings("other"); got != nil {
+		t.Fatalf("PluginSettings(other) = %v, want nil", got)
+	}
+	builtin := []string{"fast", "slow"}
+	have := []string{"fast", "slow", "ws", "my-ws"}
+	if err := tr.CheckPlugins(have, builtin, []string{"ws", "my-ws"}); err != nil {
+		t.Fatalf("CheckPlugins: %v", err)
+	}
+	if err := tr.CheckPlugins([]string{"fast", "slow", "ws"}, builtin, []string{"ws"}); err == nil ||
+		!strings.Contains(err.Error(), `transports.my-ws: there is no transport "my-ws" (have: fast, slow, ws)`) {
+		t.Fatalf("a subtree of no transport: %v", err)
+	}
+	tr.Plugins = nil
+	if err := tr.CheckPlugins([]string{"fast", "slow", "ws"}, builtin, []string{"ws"}); err == nil ||
+		!strings.Contains(err.Error(), "IOFOG_CONNECTOR_TRANSPORTS_MY_WS_PATH: there is no transport plugin of that name") {
+		t.Fatalf("a variable of no transport: %v", err)
+	}
+	if err := tr.CheckPlugins([]string{"fast", "slow", "my", "my-ws", "ws"}, builtin, []string{"my", "my-ws", "ws"}); err == nil ||
+		!strings.Contains(err.Error(), "IOFOG_CONNECTOR_TRANSPORTS_MY_WS_PATH: names a key of the plugins my and my-ws alike") {
+		t.Fatalf("a variable two plugins could take: %v", err)
+	}
+}

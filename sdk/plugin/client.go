@@ -2,9 +2,12 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -113,6 +116,39 @@ func (r *Remote) Capabilities() sdk.Capabilities { return r.info.Capabilities }
 // directory is the plugin's to remove, or the host's once the plugin died.
 func (r *Remote) StreamSocket() string { return r.socket }
 
+// Configure hands the plugin its settings (the transports.<name> subtree
+// the operator wrote, keys to JSON values), once, before any Listen or
+// Dial. No settings send nothing, so that a plugin of an earlier release
+// runs as before; given some, such a plugin, or one whose transport is
+// not [Configurable], is refused with an error naming the first key. The
+// JSON of settings must fit in [MaxSettingsSize]. An error the plugin's
+// transport returns names the key it refused.
+func (r *Remote) Configure(ctx context.Context, settings map[string]any) error {
+	if len(settings) == 0 {
+		return nil
+	}
+	first := slices.Sorted(maps.Keys(settings))[0]
+	b, err := json.Marshal(settings)
+	if err != nil {
+		return fmt.Errorf("transports.%s: settings: %w: %v", r.info.Name, sdk.ErrInvalidConfig, err)
+	}
+	if len(b) > MaxSettingsSize {
+		return fmt.Errorf("transports.%s: %d bytes of settings, more than the %d allowed: %w", r.info.Name, len(b), MaxSettingsSize, sdk.ErrInvalidConfig)
+	}
+	resp, err := r.c.Configure(ctx, &pb.ConfigureRequest{SettingsJson: b})
+	if status.Code(err) == codes.Unimplemented {
+		return fmt.Errorf("transports.%s.%s: the %s plugin (sdk %s) predates plugin settings and takes none: %w",
+			r.info.Name, first, r.info.Name, r.info.SDKVersion, sdk.ErrInvalidConfig)
+	}
+	if err != nil {
+		return callError(ctx, "configure", err)
+	}
+	if err := fromPB(resp.Error); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Listen starts an endpoint in the plugin process. cfg.TLS crosses as its
 // first certificate (and key); cfg.Logger stays in the host, the plugin
 // logs to its stderr, which the host collects.
@@ -208,20 +244,27 @@ type streamCall func(context.Context, *pb.Handle, ...grpc.CallOption) (*pb.Strea
 
 // stream makes a stream-yielding call and claims the stream it yields.
 func (r *Remote) stream(ctx context.Context, op string, closed <-chan struct{}, call streamCall, h *pb.Handle) (net.Conn, error) {
+	c, _, err := r.streamTicket(ctx, op, closed, call, h)
+	return c, err
+}
+
+// streamTicket is stream, which also returns the stream's ticket.
+func (r *Remote) streamTicket(ctx context.Context, op string, closed <-chan struct{}, call streamCall, h *pb.Handle) (net.Conn, ticket, error) {
+	var none ticket
 	select {
 	case <-closed:
-		return nil, sdk.ErrClosed
+		return nil, none, sdk.ErrClosed
 	default:
 	}
 	resp, err := call(ctx, h)
 	if err != nil {
-		return nil, callError(ctx, op, err)
+		return nil, none, callError(ctx, op, err)
 	}
 	if err := fromPB(resp.Error); err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if len(resp.Ticket) != ticketLen {
-		return nil, fmt.Errorf("plugin: %s: bad ticket length %d", op, len(resp.Ticket))
+		return nil, none, fmt.Errorf("plugin: %s: bad ticket length %d", op, len(resp.Ticket))
 	}
 	t := ticket(resp.Ticket)
 	r.watch.expect(t)
@@ -229,23 +272,25 @@ func (r *Remote) stream(ctx context.Context, op string, closed <-chan struct{}, 
 	if err != nil {
 		r.watch.forget(t)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, none, ctx.Err()
 		}
-		return nil, fmt.Errorf("plugin: %s: claiming the stream: %w: %v", op, sdk.ErrTransportUnavailable, err)
+		return nil, none, fmt.Errorf("plugin: %s: claiming the stream: %w: %v", op, sdk.ErrTransportUnavailable, err)
 	}
 	if !r.watch.claimed(t, conn) {
 		conn.Close()
-		return nil, fmt.Errorf("plugin: %s: the stream broke as it was claimed: %w", op, io.ErrUnexpectedEOF)
+		r.watch.streamClosed(t) // no core will: the plugin's endpoint learns it now
+		return nil, none, fmt.Errorf("plugin: %s: the stream broke as it was claimed: %w", op, io.ErrUnexpectedEOF)
 	}
 	o, ok, err := fromPBOrigin(resp.Origin)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("plugin: %s: %w", op, err)
+		r.watch.streamClosed(t)
+		return nil, none, fmt.Errorf("plugin: %s: %w", op, err)
 	}
 	if ok {
-		return &originConn{Conn: conn, origin: o}, nil
+		return &originConn{Conn: conn, origin: o}, t, nil
 	}
-	return conn, nil
+	return conn, t, nil
 }
 
 type remoteEndpoint struct {
@@ -264,6 +309,8 @@ type remoteEndpoint struct {
 	done       chan struct{}
 	stopMu     sync.Mutex
 	stopErr    error
+
+	handed handedStreams // streams handed out, for StreamClosed
 }
 
 func newRemoteEndpoint(r *Remote, h *pb.Handle) *remoteEndpoint {
@@ -315,11 +362,33 @@ func (e *remoteEndpoint) Open(ctx context.Context) (net.Conn, error) {
 	open := func(ctx context.Context, h *pb.Handle, opts ...grpc.CallOption) (*pb.StreamResponse, error) {
 		return e.r.c.EndpointOpen(ctx, &pb.OpenRequest{Id: h.GetId(), Origin: toPBOrigin(sdk.OriginFrom(ctx))}, opts...)
 	}
-	return e.r.stream(ctx, "endpoint open", e.closed, open, e.h)
+	return e.handOut(e.r.streamTicket(ctx, "endpoint open", e.closed, open, e.h))
 }
 
 func (e *remoteEndpoint) Accept(ctx context.Context) (net.Conn, error) {
-	return e.r.stream(ctx, "endpoint accept", e.closed, e.r.c.EndpointAccept, e.h)
+	return e.handOut(e.r.streamTicket(ctx, "endpoint accept", e.closed, e.r.c.EndpointAccept, e.h))
+}
+
+// handOut records the stream c, whose ticket is t, for StreamClosed,
+// when the plugin can be told.
+func (e *remoteEndpoint) handOut(c net.Conn, t ticket, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	if e.r.watch.reports() {
+		e.handed.add(c, t)
+	}
+	return c, nil
+}
+
+// StreamClosed implements [sdk.StreamObserver]: it sends the stream's
+// ticket to the plugin (on the Watch stream, without blocking), which
+// tells its endpoint if that is an sdk.StreamObserver. Streams it did not
+// hand out are ignored; a plugin of an earlier release is not told.
+func (e *remoteEndpoint) StreamClosed(c net.Conn) {
+	if t, ok := e.handed.take(c); ok {
+		e.r.watch.streamClosed(t)
+	}
 }
 
 // Close closes the endpoint in the plugin, which unblocks pending calls.
@@ -414,5 +483,6 @@ var (
 	_ sdk.Endpoint           = (*remoteEndpoint)(nil)
 	_ sdk.StatsReporter      = (*remoteEndpoint)(nil)
 	_ sdk.Stopper            = (*remoteEndpoint)(nil)
+	_ sdk.StreamObserver     = (*remoteEndpoint)(nil)
 	_ sdk.Session            = (*remoteSession)(nil)
 )

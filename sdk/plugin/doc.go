@@ -67,6 +67,41 @@
 // is treated as before. Endpoint stats cross with their split of failures
 // by reason (at most 16 reasons).
 //
+// # Settings
+//
+// An operator configures a plugin's transport like a built-in one: the
+// subtree transports.<name> of the connector's (or agent's) settings file,
+// and environment variables IOFOG_CONNECTOR_TRANSPORTS_<NAME>_<KEY>, which
+// win key by key (core/settings). The host sends them once, as a JSON
+// object of at most [MaxSettingsSize] bytes, in a Configure call right
+// after Info, before any Listen or Dial, each time the plugin process
+// starts. A transport that implements [Configurable] gets them as
+// [Settings] and decodes them into its own Config struct with
+// [Settings.Decode], which refuses unknown keys; its error stops the
+// host's start with a message naming the plugin and the key. No settings
+// send nothing, so a plugin of an earlier release runs as before; given
+// settings, it (or a transport that is not Configurable) is refused with
+// the first key named, never left silently unconfigured.
+//
+// # Stream ends
+//
+// The host's endpoint of a plugin is an [sdk.StreamObserver]: when the
+// core is done with a stream it handed out, the host sends that stream's
+// ticket on the Watch stream (with the next beat, at once), and the plugin
+// tells its own endpoint, if that is an sdk.StreamObserver, with the very
+// net.Conn the endpoint returned. Streams that never reached the host's
+// core (unclaimed, or dropped as they were handed over) are reported by
+// the plugin itself, and so are all streams, as they end in the plugin,
+// when the host is of an earlier release. A plugin of an earlier release
+// ignores the tickets.
+//
+// # Profiling and memory
+//
+// A plugin process serves Go's profiling endpoints on the loopback
+// address [PprofEnv] names (it inherits the variable from its host). Once
+// it goes quiet after a burst of traffic, it returns the memory the burst
+// left to the kernel at once rather than over minutes.
+//
 // # Versions and errors
 //
 // The handshake's ProtocolVersion is [sdk.ProtocolVersion]; a host refuses

@@ -58,7 +58,10 @@ type hub struct {
 	// onFail, when set, is called if the socket stops accepting claims for
 	// good; Serve exits the plugin then, so that the host restarts it.
 	onFail func(error)
-	log    *slog.Logger
+	// onEnd, when set, is called once for every stream put, when the hub
+	// closed it: joined is false when the host never claimed it.
+	onEnd func(t ticket, joined bool)
+	log   *slog.Logger
 }
 
 type pendingStream struct {
@@ -98,20 +101,33 @@ func newHub(log *slog.Logger, onFail func(error)) (*hub, error) {
 }
 
 // put registers conn, yielded for owner, and returns the ticket that
-// claims it. An unclaimed stream is closed after claimTimeout.
-func (h *hub) put(conn net.Conn, owner uint64) (ticket, error) {
+// claims it; register, when not nil, is called with the ticket before the
+// stream can be claimed. An unclaimed stream is closed after
+// claimTimeout.
+func (h *hub) put(conn net.Conn, owner uint64, register func(ticket)) (ticket, error) {
 	var t ticket
 	if _, err := rand.Read(t[:]); err != nil {
 		return t, fmt.Errorf("plugin: ticket: %w", err)
+	}
+	if register != nil {
+		register(t)
 	}
 	h.mu.Lock()
 	h.pending[t] = &pendingStream{conn: conn, owner: owner, timer: time.AfterFunc(claimTimeout, func() {
 		if c, _ := h.take(t); c != nil {
 			c.Close()
+			h.ended(t, false)
 		}
 	})}
 	h.mu.Unlock()
 	return t, nil
+}
+
+// ended reports that the hub closed the stream t.
+func (h *hub) ended(t ticket, joined bool) {
+	if h.onEnd != nil {
+		h.onEnd(t, joined)
+	}
 }
 
 func (h *hub) take(t ticket) (net.Conn, uint64) {
@@ -174,6 +190,7 @@ func (h *hub) serve() {
 			h.mu.Lock()
 			delete(h.joined, t)
 			h.mu.Unlock()
+			h.ended(t, true)
 		}()
 	}
 }
@@ -198,10 +215,12 @@ func (h *hub) event(t ticket) bool {
 func (h *hub) closeOwner(owner uint64) int {
 	h.mu.Lock()
 	var conns []net.Conn
+	var unclaimed []ticket
 	for t, p := range h.pending {
 		if p.owner == owner {
 			p.timer.Stop()
 			conns = append(conns, p.conn)
+			unclaimed = append(unclaimed, t)
 			delete(h.pending, t)
 		}
 	}
@@ -213,6 +232,9 @@ func (h *hub) closeOwner(owner uint64) int {
 	h.mu.Unlock()
 	for _, c := range conns {
 		abort(c)
+	}
+	for _, t := range unclaimed {
+		h.ended(t, false)
 	}
 	return len(conns)
 }
@@ -311,12 +333,17 @@ func (h *hub) join(t ticket, uc *net.UnixConn, conn net.Conn) {
 func (h *hub) Close() error {
 	h.ln.Close()
 	h.mu.Lock()
+	var unclaimed []ticket
 	for t, p := range h.pending {
 		p.timer.Stop()
 		p.conn.Close()
+		unclaimed = append(unclaimed, t)
 		delete(h.pending, t)
 	}
 	h.mu.Unlock()
+	for _, t := range unclaimed {
+		h.ended(t, false)
+	}
 	os.RemoveAll(h.dir)
 	return nil
 }

@@ -96,8 +96,17 @@ func (s *server) Watch(stream pb.Transport_WatchServer) error {
 	go func() {
 		defer close(recvDone)
 		for {
-			if _, err := stream.Recv(); err != nil {
+			beat, err := stream.Recv()
+			if err != nil {
 				return
+			}
+			if beat.GetReportsClosed() {
+				s.obs.hostReports.Store(true)
+			}
+			for _, t := range beat.GetClosed() {
+				if len(t) == ticketLen {
+					s.obs.done(ticket(t))
+				}
 			}
 			select {
 			case beats <- struct{}{}:

@@ -1,15 +1,18 @@
 package plugin
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/iofog/iofog-connector/api/profiling"
 	"github.com/iofog/iofog-connector/sdk"
 )
 
@@ -35,7 +38,13 @@ func Serve(impl sdk.Transport) {
 	// Without its stream socket the plugin can hand no stream to the
 	// host: exit, and the host starts it again.
 	tp.onHubFail = func(error) { os.Exit(1) }
+	if addr := os.Getenv(PprofEnv); addr != "" {
+		if err := profiling.Start(context.Background(), addr, pluginLogger(tp.stderr).With("pid", os.Getpid())); err != nil {
+			pluginLogger(tp.stderr).Error("profiling endpoints not served", "env", PprofEnv, "err", err)
+		}
+	}
 	go exitWithParent(os.Getppid(), tp)
+	go reclaimWhenIdle(context.Background(), debug.FreeOSMemory)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		VersionedPlugins: map[int]goplugin.PluginSet{
@@ -49,6 +58,14 @@ func Serve(impl sdk.Transport) {
 		}),
 	})
 }
+
+// PprofEnv names the environment variable that makes a plugin process
+// serve Go's profiling endpoints (net/http/pprof), for performance work:
+// a loopback HOST:PORT, such as 127.0.0.1:0 (any free port; the plugin
+// logs the URL, which its host re-logs under the plugin's name). Plugin
+// processes inherit it from their host (the connector or its agent). Off
+// when unset; any other address is refused.
+const PprofEnv = "IOFOG_CONNECTOR_PLUGIN_PPROF"
 
 // pluginLogger returns a logger for code running in the plugin process:
 // JSON lines on w (the process's stderr) in hclog's format, which the host

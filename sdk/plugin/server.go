@@ -29,11 +29,14 @@ type server struct {
 	broker *goplugin.GRPCBroker // nil in tests without one
 	log    *slog.Logger         // the plugin process's stderr
 
-	mu        sync.Mutex
-	next      uint64
-	endpoints map[uint64]sdk.Endpoint
-	sessions  map[uint64]*servedSession
-	verifiers map[uint32]*grpc.ClientConn // the host's Verifier, by broker id
+	mu         sync.Mutex
+	next       uint64
+	endpoints  map[uint64]sdk.Endpoint
+	sessions   map[uint64]*servedSession
+	verifiers  map[uint32]*grpc.ClientConn // the host's Verifier, by broker id
+	configured bool                        // Configure ran
+
+	obs observed // endpoint streams to tell their endpoint about (sdk.StreamObserver)
 }
 
 // servedSession is an agent session the plugin holds for its host.
@@ -54,12 +57,14 @@ func newServer(impl sdk.Transport, broker *goplugin.GRPCBroker, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return &server{
+	s := &server{
 		impl: impl, hub: h, broker: broker, log: log,
 		endpoints: map[uint64]sdk.Endpoint{},
 		sessions:  map[uint64]*servedSession{},
 		verifiers: map[uint32]*grpc.ClientConn{},
-	}, nil
+	}
+	h.onEnd = s.obs.ended
+	return s, nil
 }
 
 func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
@@ -71,6 +76,19 @@ func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
 		StreamSocket:    s.hub.path,
 		Capabilities:    &pb.Capabilities{Multiplexed: c.Multiplexed, HalfClose: c.HalfClose, Origins: c.Origins},
 	}, nil
+}
+
+// Configure hands the host's settings to the transport, once, before any
+// other call (see [Configurable]).
+func (s *server) Configure(ctx context.Context, r *pb.ConfigureRequest) (*pb.ErrorResponse, error) {
+	s.mu.Lock()
+	again := s.configured
+	s.configured = true
+	s.mu.Unlock()
+	if again {
+		return &pb.ErrorResponse{Error: toPB(fmt.Errorf("plugin: %s was configured already: %w", s.impl.Name(), sdk.ErrInvalidConfig))}, nil
+	}
+	return &pb.ErrorResponse{Error: toPB(configure(ctx, s.impl, r.GetSettingsJson()))}, nil
 }
 
 func (s *server) Listen(ctx context.Context, r *pb.ListenRequest) (*pb.HandleResponse, error) {
@@ -183,8 +201,9 @@ func (s *server) session(h *pb.Handle) sdk.Session {
 }
 
 // stream runs a call that yields a stream and parks the stream in the hub
-// under owner (the session's handle, or 0 for an endpoint).
-func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
+// under owner (the session's handle, or 0 for an endpoint). obs, when not
+// nil, is the endpoint that yielded it and wants to learn its end.
+func (s *server) stream(ctx context.Context, ok bool, owner uint64, obs sdk.StreamObserver, f func(context.Context) (net.Conn, error)) (*pb.StreamResponse, error) {
 	if !ok {
 		return &pb.StreamResponse{Error: toPB(fmt.Errorf("plugin: unknown handle: %w", sdk.ErrClosed))}, nil
 	}
@@ -192,14 +211,25 @@ func (s *server) stream(ctx context.Context, ok bool, owner uint64, f func(conte
 	if err != nil {
 		return &pb.StreamResponse{Error: toPB(err)}, nil
 	}
-	if ctx.Err() != nil { // the host gave up as the stream arrived
+	given := conn // the value the endpoint returned, for StreamClosed
+	dropped := func() {
 		conn.Close()
+		if obs != nil {
+			obs.StreamClosed(given)
+		}
+	}
+	if ctx.Err() != nil { // the host gave up as the stream arrived
+		dropped()
 		return &pb.StreamResponse{Error: toPB(ctx.Err())}, nil
 	}
 	conn, origin := streamOrigin(conn)
-	t, err := s.hub.put(conn, owner)
+	var register func(ticket)
+	if obs != nil {
+		register = func(t ticket) { s.obs.add(t, obs, given) }
+	}
+	t, err := s.hub.put(conn, owner, register)
 	if err != nil {
-		conn.Close()
+		dropped()
 		return &pb.StreamResponse{Error: toPB(err)}, nil
 	}
 	resp := &pb.StreamResponse{Ticket: t[:], Origin: origin}
@@ -218,7 +248,7 @@ func (s *server) EndpointOpen(ctx context.Context, r *pb.OpenRequest) (*pb.Strea
 	if err != nil {
 		return &pb.StreamResponse{Error: toPB(fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, err))}, nil
 	}
-	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) {
+	return s.stream(ctx, ep != nil, 0, observer(ep), func(ctx context.Context) (net.Conn, error) {
 		if ok {
 			ctx = sdk.WithOrigin(ctx, o)
 		}
@@ -226,19 +256,25 @@ func (s *server) EndpointOpen(ctx context.Context, r *pb.OpenRequest) (*pb.Strea
 	})
 }
 
+// observer returns ep as an sdk.StreamObserver, or nil.
+func observer(ep sdk.Endpoint) sdk.StreamObserver {
+	o, _ := ep.(sdk.StreamObserver)
+	return o
+}
+
 func (s *server) EndpointAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ep := s.endpoint(h)
-	return s.stream(ctx, ep != nil, 0, func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
+	return s.stream(ctx, ep != nil, 0, observer(ep), func(ctx context.Context) (net.Conn, error) { return ep.Accept(ctx) })
 }
 
 func (s *server) SessionAccept(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), nil, func(ctx context.Context) (net.Conn, error) { return ss.Accept(ctx) })
 }
 
 func (s *server) SessionOpen(ctx context.Context, h *pb.Handle) (*pb.StreamResponse, error) {
 	ss := s.session(h)
-	return s.stream(ctx, ss != nil, h.GetId(), func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
+	return s.stream(ctx, ss != nil, h.GetId(), nil, func(ctx context.Context) (net.Conn, error) { return ss.Open(ctx) })
 }
 
 func (s *server) EndpointClose(_ context.Context, h *pb.Handle) (*pb.ErrorResponse, error) {

@@ -26,7 +26,9 @@ type watcher struct {
 	mu        sync.Mutex
 	streams   map[ticket]*watched // claimed or being claimed
 	pruneAt   int
-	untracked bool // the plugin does not watch (older release), or is gone
+	untracked bool          // the plugin does not watch (older release), or is gone
+	closedQ   []ticket      // endpoint streams the core is done with, to send
+	kick      chan struct{} // a ticket was queued
 }
 
 // watched is one stream being claimed (conn nil) or claimed.
@@ -40,7 +42,7 @@ type watched struct {
 const minPrune = 256
 
 func newWatcher() *watcher {
-	return &watcher{streams: map[ticket]*watched{}, pruneAt: minPrune}
+	return &watcher{streams: map[ticket]*watched{}, pruneAt: minPrune, kick: make(chan struct{}, 1)}
 }
 
 // run keeps the Watch stream of c until it breaks.
@@ -59,6 +61,7 @@ func (w *watcher) run(c pb.TransportClient) {
 			if !first {
 				select {
 				case <-t.C:
+				case <-w.kick:
 				case <-ctx.Done():
 					return
 				}
@@ -66,8 +69,12 @@ func (w *watcher) run(c pb.TransportClient) {
 			if w.paused.Load() {
 				continue
 			}
-			if stream.Send(&pb.HostBeat{}) != nil {
-				return
+			for beat := true; beat; {
+				closed := w.takeClosed()
+				if stream.Send(&pb.HostBeat{Closed: closed, ReportsClosed: true}) != nil {
+					return
+				}
+				beat = len(closed) == maxClosedBatch
 			}
 		}
 	}()
@@ -86,12 +93,57 @@ func (w *watcher) run(c pb.TransportClient) {
 	}
 }
 
+// streamClosed queues t, an endpoint stream the core is done with, for
+// the plugin. It never blocks.
+func (w *watcher) streamClosed(t ticket) {
+	w.mu.Lock()
+	if w.untracked || len(w.closedQ) >= maxClosedQueue {
+		w.mu.Unlock()
+		return
+	}
+	w.closedQ = append(w.closedQ, t)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeClosed returns up to maxClosedBatch queued tickets.
+func (w *watcher) takeClosed() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(len(w.closedQ), maxClosedBatch)
+	if n == 0 {
+		return nil
+	}
+	out := make([][]byte, n)
+	for i := range n {
+		t := w.closedQ[i]
+		out[i] = t[:]
+	}
+	w.closedQ = w.closedQ[n:]
+	if len(w.closedQ) == 0 {
+		w.closedQ = nil
+	}
+	return out
+}
+
+// reports says whether the plugin is watched, so that closed streams
+// reach it.
+func (w *watcher) reports() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.untracked
+}
+
 // stop ends tracking; with closeAll, every stream known is closed.
 func (w *watcher) stop(closeAll bool) {
 	w.mu.Lock()
 	streams := w.streams
 	w.streams = map[ticket]*watched{}
 	w.untracked = true
+	w.closedQ = nil
 	w.mu.Unlock()
 	if !closeAll {
 		return

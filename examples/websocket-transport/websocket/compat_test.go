@@ -52,7 +52,7 @@ func TestOlderAgent(t *testing.T) {
 	defer cancel()
 	ep, addr := transporttest.Listen(t, New(), "tcp", sdk.EndpointConfig{HeartbeatThreshold: 2 * time.Second})
 	cfg := sdk.DialConfig{Addr: addr, Passcode: "pw"}
-	ctrl, err := dial(ctx, cfg)
+	ctrl, err := New().dial(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestOlderAgent(t *testing.T) {
 	if _, err := io.ReadFull(ctrl, req); err != nil || req[0] != 'P' {
 		t.Fatalf("stream request %q, %v; want 'P' and an id", req, err)
 	}
-	data, err := dial(ctx, cfg)
+	data, err := New().dial(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestOlderAgent(t *testing.T) {
 func TestOlderConnector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ln, err := listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
+	ln, err := New().listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,14 @@ const (
 )
 
 type HostBeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// closed are the tickets of endpoint streams the host's core is done
+	// with (sdk.StreamObserver), for the plugin to tell its endpoint. A
+	// plugin of an earlier release ignores them.
+	Closed [][]byte `protobuf:"bytes,1,rep,name=closed,proto3" json:"closed,omitempty"`
+	// reports_closed is true from a host that reports closed streams, so
+	// that the plugin waits for its word rather than guessing.
+	ReportsClosed bool `protobuf:"varint,2,opt,name=reports_closed,json=reportsClosed,proto3" json:"reports_closed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -62,6 +69,65 @@ func (*HostBeat) Descriptor() ([]byte, []int) {
 	return file_transport_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *HostBeat) GetClosed() [][]byte {
+	if x != nil {
+		return x.Closed
+	}
+	return nil
+}
+
+func (x *HostBeat) GetReportsClosed() bool {
+	if x != nil {
+		return x.ReportsClosed
+	}
+	return false
+}
+
+type ConfigureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// settings_json is a JSON object of at most 64 KiB.
+	SettingsJson  []byte `protobuf:"bytes,1,opt,name=settings_json,json=settingsJson,proto3" json:"settings_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigureRequest) Reset() {
+	*x = ConfigureRequest{}
+	mi := &file_transport_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureRequest) ProtoMessage() {}
+
+func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
+func (*ConfigureRequest) Descriptor() ([]byte, []int) {
+	return file_transport_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConfigureRequest) GetSettingsJson() []byte {
+	if x != nil {
+		return x.SettingsJson
+	}
+	return nil
+}
+
 type StreamEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ticket is the stream's ticket, as in StreamResponse.
@@ -74,7 +140,7 @@ type StreamEvent struct {
 
 func (x *StreamEvent) Reset() {
 	*x = StreamEvent{}
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -86,7 +152,7 @@ func (x *StreamEvent) String() string {
 func (*StreamEvent) ProtoMessage() {}
 
 func (x *StreamEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[1]
+	mi := &file_transport_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -99,7 +165,7 @@ func (x *StreamEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEvent.ProtoReflect.Descriptor instead.
 func (*StreamEvent) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{1}
+	return file_transport_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StreamEvent) GetTicket() []byte {
@@ -127,7 +193,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +205,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[2]
+	mi := &file_transport_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +218,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{2}
+	return file_transport_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VerifyRequest) GetToken() uint64 {
@@ -184,7 +250,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +262,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[3]
+	mi := &file_transport_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +275,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{3}
+	return file_transport_proto_rawDescGZIP(), []int{4}
 }
 
 // Error carries an error and the sentinel it wraps, by kind.
@@ -223,7 +289,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +301,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[4]
+	mi := &file_transport_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +314,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{4}
+	return file_transport_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Error) GetKind() string {
@@ -282,7 +348,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +360,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[5]
+	mi := &file_transport_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +373,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{5}
+	return file_transport_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -361,7 +427,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +439,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[6]
+	mi := &file_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +452,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{6}
+	return file_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Capabilities) GetMultiplexed() bool {
@@ -420,7 +486,7 @@ type TLSIdentity struct {
 
 func (x *TLSIdentity) Reset() {
 	*x = TLSIdentity{}
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +498,7 @@ func (x *TLSIdentity) String() string {
 func (*TLSIdentity) ProtoMessage() {}
 
 func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[7]
+	mi := &file_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +511,7 @@ func (x *TLSIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSIdentity.ProtoReflect.Descriptor instead.
 func (*TLSIdentity) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{7}
+	return file_transport_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TLSIdentity) GetCertificateDer() [][]byte {
@@ -478,7 +544,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +556,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[8]
+	mi := &file_transport_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +569,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{8}
+	return file_transport_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListenRequest) GetMappingId() string {
@@ -582,7 +648,7 @@ type DialRequest struct {
 
 func (x *DialRequest) Reset() {
 	*x = DialRequest{}
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +660,7 @@ func (x *DialRequest) String() string {
 func (*DialRequest) ProtoMessage() {}
 
 func (x *DialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[9]
+	mi := &file_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +673,7 @@ func (x *DialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialRequest.ProtoReflect.Descriptor instead.
 func (*DialRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{9}
+	return file_transport_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DialRequest) GetAddr() string {
@@ -689,7 +755,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +767,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[10]
+	mi := &file_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +780,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{10}
+	return file_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Handle) GetId() uint64 {
@@ -742,7 +808,7 @@ type Origin struct {
 
 func (x *Origin) Reset() {
 	*x = Origin{}
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +820,7 @@ func (x *Origin) String() string {
 func (*Origin) ProtoMessage() {}
 
 func (x *Origin) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[11]
+	mi := &file_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +833,7 @@ func (x *Origin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Origin.ProtoReflect.Descriptor instead.
 func (*Origin) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{11}
+	return file_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Origin) GetClientIp() []byte {
@@ -818,7 +884,7 @@ type OpenRequest struct {
 
 func (x *OpenRequest) Reset() {
 	*x = OpenRequest{}
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +896,7 @@ func (x *OpenRequest) String() string {
 func (*OpenRequest) ProtoMessage() {}
 
 func (x *OpenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[12]
+	mi := &file_transport_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +909,7 @@ func (x *OpenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenRequest.ProtoReflect.Descriptor instead.
 func (*OpenRequest) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{12}
+	return file_transport_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OpenRequest) GetId() uint64 {
@@ -870,7 +936,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +948,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[13]
+	mi := &file_transport_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +961,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{13}
+	return file_transport_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HandleResponse) GetId() uint64 {
@@ -928,7 +994,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_transport_proto_msgTypes[14]
+	mi := &file_transport_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1006,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[14]
+	mi := &file_transport_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1019,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{14}
+	return file_transport_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamResponse) GetTicket() []byte {
@@ -1000,7 +1066,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_transport_proto_msgTypes[15]
+	mi := &file_transport_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1078,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[15]
+	mi := &file_transport_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1091,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{15}
+	return file_transport_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ErrorResponse) GetError() *Error {
@@ -1052,7 +1118,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_transport_proto_msgTypes[16]
+	mi := &file_transport_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1130,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_proto_msgTypes[16]
+	mi := &file_transport_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1143,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_proto_rawDescGZIP(), []int{16}
+	return file_transport_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatsResponse) GetSupported() bool {
@@ -1126,9 +1192,12 @@ var File_transport_proto protoreflect.FileDescriptor
 
 const file_transport_proto_rawDesc = "" +
 	"\n" +
-	"\x0ftransport.proto\x12\x12iofog.transport.v1\"\n" +
-	"\n" +
-	"\bHostBeat\"?\n" +
+	"\x0ftransport.proto\x12\x12iofog.transport.v1\"I\n" +
+	"\bHostBeat\x12\x16\n" +
+	"\x06closed\x18\x01 \x03(\fR\x06closed\x12%\n" +
+	"\x0ereports_closed\x18\x02 \x01(\bR\rreportsClosed\"7\n" +
+	"\x10ConfigureRequest\x12#\n" +
+	"\rsettings_json\x18\x01 \x01(\fR\fsettingsJson\"?\n" +
 	"\vStreamEvent\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x18\n" +
 	"\aaborted\x18\x02 \x01(\bR\aaborted\"o\n" +
@@ -1215,7 +1284,7 @@ const file_transport_proto_rawDesc = "" +
 	"\x10failed_by_reason\x18\x06 \x03(\v25.iofog.transport.v1.StatsResponse.FailedByReasonEntryR\x0efailedByReason\x1aA\n" +
 	"\x13FailedByReasonEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xbf\a\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\x95\b\n" +
 	"\tTransport\x12C\n" +
 	"\x04Info\x12\x19.iofog.transport.v1.Empty\x1a .iofog.transport.v1.InfoResponse\x12O\n" +
 	"\x06Listen\x12!.iofog.transport.v1.ListenRequest\x1a\".iofog.transport.v1.HandleResponse\x12S\n" +
@@ -1228,7 +1297,8 @@ const file_transport_proto_rawDesc = "" +
 	"\rSessionAccept\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
 	"\vSessionOpen\x12\x1a.iofog.transport.v1.Handle\x1a\".iofog.transport.v1.StreamResponse\x12M\n" +
 	"\fSessionClose\x12\x1a.iofog.transport.v1.Handle\x1a!.iofog.transport.v1.ErrorResponse\x12J\n" +
-	"\x05Watch\x12\x1c.iofog.transport.v1.HostBeat\x1a\x1f.iofog.transport.v1.StreamEvent(\x010\x012Z\n" +
+	"\x05Watch\x12\x1c.iofog.transport.v1.HostBeat\x1a\x1f.iofog.transport.v1.StreamEvent(\x010\x01\x12T\n" +
+	"\tConfigure\x12$.iofog.transport.v1.ConfigureRequest\x1a!.iofog.transport.v1.ErrorResponse2Z\n" +
 	"\bVerifier\x12N\n" +
 	"\x06Verify\x12!.iofog.transport.v1.VerifyRequest\x1a!.iofog.transport.v1.ErrorResponseB9Z7github.com/iofog/iofog-connector/sdk/plugin/internal/pbb\x06proto3"
 
@@ -1244,65 +1314,68 @@ func file_transport_proto_rawDescGZIP() []byte {
 	return file_transport_proto_rawDescData
 }
 
-var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_transport_proto_goTypes = []any{
-	(*HostBeat)(nil),       // 0: iofog.transport.v1.HostBeat
-	(*StreamEvent)(nil),    // 1: iofog.transport.v1.StreamEvent
-	(*VerifyRequest)(nil),  // 2: iofog.transport.v1.VerifyRequest
-	(*Empty)(nil),          // 3: iofog.transport.v1.Empty
-	(*Error)(nil),          // 4: iofog.transport.v1.Error
-	(*InfoResponse)(nil),   // 5: iofog.transport.v1.InfoResponse
-	(*Capabilities)(nil),   // 6: iofog.transport.v1.Capabilities
-	(*TLSIdentity)(nil),    // 7: iofog.transport.v1.TLSIdentity
-	(*ListenRequest)(nil),  // 8: iofog.transport.v1.ListenRequest
-	(*DialRequest)(nil),    // 9: iofog.transport.v1.DialRequest
-	(*Handle)(nil),         // 10: iofog.transport.v1.Handle
-	(*Origin)(nil),         // 11: iofog.transport.v1.Origin
-	(*OpenRequest)(nil),    // 12: iofog.transport.v1.OpenRequest
-	(*HandleResponse)(nil), // 13: iofog.transport.v1.HandleResponse
-	(*StreamResponse)(nil), // 14: iofog.transport.v1.StreamResponse
-	(*ErrorResponse)(nil),  // 15: iofog.transport.v1.ErrorResponse
-	(*StatsResponse)(nil),  // 16: iofog.transport.v1.StatsResponse
-	nil,                    // 17: iofog.transport.v1.StatsResponse.FailedByReasonEntry
+	(*HostBeat)(nil),         // 0: iofog.transport.v1.HostBeat
+	(*ConfigureRequest)(nil), // 1: iofog.transport.v1.ConfigureRequest
+	(*StreamEvent)(nil),      // 2: iofog.transport.v1.StreamEvent
+	(*VerifyRequest)(nil),    // 3: iofog.transport.v1.VerifyRequest
+	(*Empty)(nil),            // 4: iofog.transport.v1.Empty
+	(*Error)(nil),            // 5: iofog.transport.v1.Error
+	(*InfoResponse)(nil),     // 6: iofog.transport.v1.InfoResponse
+	(*Capabilities)(nil),     // 7: iofog.transport.v1.Capabilities
+	(*TLSIdentity)(nil),      // 8: iofog.transport.v1.TLSIdentity
+	(*ListenRequest)(nil),    // 9: iofog.transport.v1.ListenRequest
+	(*DialRequest)(nil),      // 10: iofog.transport.v1.DialRequest
+	(*Handle)(nil),           // 11: iofog.transport.v1.Handle
+	(*Origin)(nil),           // 12: iofog.transport.v1.Origin
+	(*OpenRequest)(nil),      // 13: iofog.transport.v1.OpenRequest
+	(*HandleResponse)(nil),   // 14: iofog.transport.v1.HandleResponse
+	(*StreamResponse)(nil),   // 15: iofog.transport.v1.StreamResponse
+	(*ErrorResponse)(nil),    // 16: iofog.transport.v1.ErrorResponse
+	(*StatsResponse)(nil),    // 17: iofog.transport.v1.StatsResponse
+	nil,                      // 18: iofog.transport.v1.StatsResponse.FailedByReasonEntry
 }
 var file_transport_proto_depIdxs = []int32{
-	6,  // 0: iofog.transport.v1.InfoResponse.capabilities:type_name -> iofog.transport.v1.Capabilities
-	7,  // 1: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
-	7,  // 2: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
-	11, // 3: iofog.transport.v1.OpenRequest.origin:type_name -> iofog.transport.v1.Origin
-	4,  // 4: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
-	4,  // 5: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
-	11, // 6: iofog.transport.v1.StreamResponse.origin:type_name -> iofog.transport.v1.Origin
-	4,  // 7: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
-	17, // 8: iofog.transport.v1.StatsResponse.failed_by_reason:type_name -> iofog.transport.v1.StatsResponse.FailedByReasonEntry
-	3,  // 9: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
-	8,  // 10: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
-	12, // 11: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.OpenRequest
-	10, // 12: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
-	10, // 13: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
-	10, // 14: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
-	10, // 15: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
-	9,  // 16: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
-	10, // 17: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
-	10, // 18: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
-	10, // 19: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
+	7,  // 0: iofog.transport.v1.InfoResponse.capabilities:type_name -> iofog.transport.v1.Capabilities
+	8,  // 1: iofog.transport.v1.ListenRequest.tls:type_name -> iofog.transport.v1.TLSIdentity
+	8,  // 2: iofog.transport.v1.DialRequest.client_identity:type_name -> iofog.transport.v1.TLSIdentity
+	12, // 3: iofog.transport.v1.OpenRequest.origin:type_name -> iofog.transport.v1.Origin
+	5,  // 4: iofog.transport.v1.HandleResponse.error:type_name -> iofog.transport.v1.Error
+	5,  // 5: iofog.transport.v1.StreamResponse.error:type_name -> iofog.transport.v1.Error
+	12, // 6: iofog.transport.v1.StreamResponse.origin:type_name -> iofog.transport.v1.Origin
+	5,  // 7: iofog.transport.v1.ErrorResponse.error:type_name -> iofog.transport.v1.Error
+	18, // 8: iofog.transport.v1.StatsResponse.failed_by_reason:type_name -> iofog.transport.v1.StatsResponse.FailedByReasonEntry
+	4,  // 9: iofog.transport.v1.Transport.Info:input_type -> iofog.transport.v1.Empty
+	9,  // 10: iofog.transport.v1.Transport.Listen:input_type -> iofog.transport.v1.ListenRequest
+	13, // 11: iofog.transport.v1.Transport.EndpointOpen:input_type -> iofog.transport.v1.OpenRequest
+	11, // 12: iofog.transport.v1.Transport.EndpointAccept:input_type -> iofog.transport.v1.Handle
+	11, // 13: iofog.transport.v1.Transport.EndpointClose:input_type -> iofog.transport.v1.Handle
+	11, // 14: iofog.transport.v1.Transport.EndpointStats:input_type -> iofog.transport.v1.Handle
+	11, // 15: iofog.transport.v1.Transport.EndpointWait:input_type -> iofog.transport.v1.Handle
+	10, // 16: iofog.transport.v1.Transport.Dial:input_type -> iofog.transport.v1.DialRequest
+	11, // 17: iofog.transport.v1.Transport.SessionAccept:input_type -> iofog.transport.v1.Handle
+	11, // 18: iofog.transport.v1.Transport.SessionOpen:input_type -> iofog.transport.v1.Handle
+	11, // 19: iofog.transport.v1.Transport.SessionClose:input_type -> iofog.transport.v1.Handle
 	0,  // 20: iofog.transport.v1.Transport.Watch:input_type -> iofog.transport.v1.HostBeat
-	2,  // 21: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
-	5,  // 22: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
-	13, // 23: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
-	14, // 24: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
-	14, // 25: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
-	15, // 26: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
-	16, // 27: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
-	15, // 28: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
-	13, // 29: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
-	14, // 30: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
-	14, // 31: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
-	15, // 32: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
-	1,  // 33: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
-	15, // 34: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
-	22, // [22:35] is the sub-list for method output_type
-	9,  // [9:22] is the sub-list for method input_type
+	1,  // 21: iofog.transport.v1.Transport.Configure:input_type -> iofog.transport.v1.ConfigureRequest
+	3,  // 22: iofog.transport.v1.Verifier.Verify:input_type -> iofog.transport.v1.VerifyRequest
+	6,  // 23: iofog.transport.v1.Transport.Info:output_type -> iofog.transport.v1.InfoResponse
+	14, // 24: iofog.transport.v1.Transport.Listen:output_type -> iofog.transport.v1.HandleResponse
+	15, // 25: iofog.transport.v1.Transport.EndpointOpen:output_type -> iofog.transport.v1.StreamResponse
+	15, // 26: iofog.transport.v1.Transport.EndpointAccept:output_type -> iofog.transport.v1.StreamResponse
+	16, // 27: iofog.transport.v1.Transport.EndpointClose:output_type -> iofog.transport.v1.ErrorResponse
+	17, // 28: iofog.transport.v1.Transport.EndpointStats:output_type -> iofog.transport.v1.StatsResponse
+	16, // 29: iofog.transport.v1.Transport.EndpointWait:output_type -> iofog.transport.v1.ErrorResponse
+	14, // 30: iofog.transport.v1.Transport.Dial:output_type -> iofog.transport.v1.HandleResponse
+	15, // 31: iofog.transport.v1.Transport.SessionAccept:output_type -> iofog.transport.v1.StreamResponse
+	15, // 32: iofog.transport.v1.Transport.SessionOpen:output_type -> iofog.transport.v1.StreamResponse
+	16, // 33: iofog.transport.v1.Transport.SessionClose:output_type -> iofog.transport.v1.ErrorResponse
+	2,  // 34: iofog.transport.v1.Transport.Watch:output_type -> iofog.transport.v1.StreamEvent
+	16, // 35: iofog.transport.v1.Transport.Configure:output_type -> iofog.transport.v1.ErrorResponse
+	16, // 36: iofog.transport.v1.Verifier.Verify:output_type -> iofog.transport.v1.ErrorResponse
+	23, // [23:37] is the sub-list for method output_type
+	9,  // [9:23] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1319,7 +1392,7 @@ func file_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_proto_rawDesc), len(file_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

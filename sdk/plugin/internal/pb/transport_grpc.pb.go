@@ -36,6 +36,7 @@ const (
 	Transport_SessionOpen_FullMethodName    = "/iofog.transport.v1.Transport/SessionOpen"
 	Transport_SessionClose_FullMethodName   = "/iofog.transport.v1.Transport/SessionClose"
 	Transport_Watch_FullMethodName          = "/iofog.transport.v1.Transport/Watch"
+	Transport_Configure_FullMethodName      = "/iofog.transport.v1.Transport/Configure"
 )
 
 // TransportClient is the client API for Transport service.
@@ -69,6 +70,12 @@ type TransportClient interface {
 	// end of the stream's unix connection instead of reading a mere EOF.
 	// A plugin of an earlier release answers Unimplemented.
 	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HostBeat, StreamEvent], error)
+	// Configure hands the plugin its settings (the operator's
+	// transports.<name> subtree, as a JSON object) once, right after Info
+	// and before any other call. A host sends it only when there are
+	// settings; a plugin of an earlier release answers Unimplemented, which
+	// the host turns into a refusal naming the first key.
+	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 }
 
 type transportClient struct {
@@ -202,6 +209,16 @@ func (c *transportClient) Watch(ctx context.Context, opts ...grpc.CallOption) (g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_WatchClient = grpc.BidiStreamingClient[HostBeat, StreamEvent]
 
+func (c *transportClient) Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Transport_Configure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -233,6 +250,12 @@ type TransportServer interface {
 	// end of the stream's unix connection instead of reading a mere EOF.
 	// A plugin of an earlier release answers Unimplemented.
 	Watch(grpc.BidiStreamingServer[HostBeat, StreamEvent]) error
+	// Configure hands the plugin its settings (the operator's
+	// transports.<name> subtree, as a JSON object) once, right after Info
+	// and before any other call. A host sends it only when there are
+	// settings; a plugin of an earlier release answers Unimplemented, which
+	// the host turns into a refusal naming the first key.
+	Configure(context.Context, *ConfigureRequest) (*ErrorResponse, error)
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -278,6 +301,9 @@ func (UnimplementedTransportServer) SessionClose(context.Context, *Handle) (*Err
 }
 func (UnimplementedTransportServer) Watch(grpc.BidiStreamingServer[HostBeat, StreamEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedTransportServer) Configure(context.Context, *ConfigureRequest) (*ErrorResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Configure not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -505,6 +531,24 @@ func _Transport_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_WatchServer = grpc.BidiStreamingServer[HostBeat, StreamEvent]
 
+func _Transport_Configure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).Configure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_Configure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).Configure(ctx, req.(*ConfigureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -555,6 +599,10 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SessionClose",
 			Handler:    _Transport_SessionClose_Handler,
+		},
+		{
+			MethodName: "Configure",
+			Handler:    _Transport_Configure_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
