@@ -96,6 +96,8 @@
 //   - sdk/muxkit: the bookkeeping of a multiplexing transport.
 //   - sdk/pipe: joining two streams, half-close and splice included.
 //   - sdk/admission: accept loops, per-source limits and aggregate logging.
+//   - sdk/profiling: Go's profiling endpoints on a loopback address, for
+//     the daemon, the agent and plugin processes.
 //
 // Internal (sdk/internal/..., sdk/plugin/internal/...): not importable
 // from outside this module, no promise at all.

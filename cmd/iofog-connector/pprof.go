@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/iofog/iofog-connector/api/profiling"
+	"github.com/iofog/iofog-connector/sdk/profiling"
 )
 
 // pprofEnv names the environment variable that turns on Go's profiling
 // endpoints (net/http/pprof) in the daemon and in the agent, for
 // performance work: IOFOG_CONNECTOR_PPROF=127.0.0.1:6060. It is off when
-// unset, and only a loopback address is accepted (api/profiling).
+// unset, and only a loopback address is accepted (sdk/profiling).
 const pprofEnv = "IOFOG_CONNECTOR_PPROF"
 
 // startPprof serves the profiling endpoints on the address pprofEnv names

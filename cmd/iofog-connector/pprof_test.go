@@ -8,7 +8,7 @@ import (
 )
 
 // TestStartPprofEnv: unset, nothing starts; a refused address names the
-// variable (api/profiling tests the endpoints themselves).
+// variable (sdk/profiling tests the endpoints themselves).
 func TestStartPprofEnv(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

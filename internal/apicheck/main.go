@@ -68,6 +68,7 @@ var classes = map[string]Class{
 	"sdk/admission":     Kit,
 	"sdk/muxkit":        Kit,
 	"sdk/pipe":          Kit,
+	"sdk/profiling":     Kit,
 	"sdk/streamkit":     Kit,
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
-	"github.com/iofog/iofog-connector/api/profiling"
+	"github.com/iofog/iofog-connector/sdk/profiling"
 	"github.com/iofog/iofog-connector/sdk"
 )
 

@@ -1,8 +1,13 @@
 // Package profiling serves Go's profiling endpoints (net/http/pprof) on a
-// loopback address, for performance work on the daemon and the agent.
-// Profiles expose the process's memory layout and goroutine stacks, so
-// they never face the network: only a literal loopback address is
-// accepted.
+// loopback address, for performance work on the daemon, the agent and
+// plugin processes. Profiles expose the process's memory layout and
+// goroutine stacks, so they never face the network: only a literal
+// loopback address is accepted.
+//
+// This package is a kit, not part of the stable contract (see "Stability"
+// in package sdk): transports and tools may use it, and any release may
+// change its API; make api-check reports such changes for the release
+// notes.
 package profiling
 
 import (
