@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
-	"github.com/iofog/iofog-connector/sdk/profiling"
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/profiling"
 )
 
 // Serve serves impl as a transport plugin and returns when the host is
