@@ -393,12 +393,13 @@ func TestHandshake(t *testing.T) {
 		wantVersion byte
 		wantErr     error
 	}{
-		{"right passcode", hello(0, "pw"), muxkit.AnswerOK, muxkit.Version3, nil},
+		{"right passcode", hello(0, "pw"), muxkit.AnswerOK, muxkit.Version4, nil},
+		{"right passcode, version 3", hello(3, "pw"), muxkit.AnswerOK, muxkit.Version3, nil},
 		{"right passcode, version 2", hello(2, "pw"), muxkit.AnswerOK, muxkit.Version2, nil},
 		{"right passcode, version 1", hello(1, "pw"), muxkit.AnswerOK, muxkit.Version1, nil},
-		{"wrong passcode", hello(0, "nope"), muxkit.AnswerBadPasscode, muxkit.Version3, nil},
+		{"wrong passcode", hello(0, "nope"), muxkit.AnswerBadPasscode, muxkit.Version4, nil},
 		{"wrong passcode, version 1", hello(1, "nope"), muxkit.AnswerBadPasscode, muxkit.Version1, nil},
-		{"future version", append([]byte("IOFY\x04"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
+		{"future version", append([]byte("IOFY\x05"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
 		{"version 0", append([]byte("IOFY\x00"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
 		{"bad magic", []byte("HTTP/1.1"), 0, 0, errMine},
 		{"passcode too long", []byte("IOFY\x02\xff\xff"), 0, 0, errMine},

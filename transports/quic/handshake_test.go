@@ -126,8 +126,8 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !bytes.Equal(hellos, []byte{3, 2, 1}) {
-		t.Errorf("hello versions sent: %v, want [3 2 1] (the newest, then each older one)", hellos)
+	if !bytes.Equal(hellos, []byte{4, 3, 2, 1}) {
+		t.Errorf("hello versions sent: %v, want [4 3 2 1] (the newest, then each older one)", hellos)
 	}
 }
 

@@ -254,7 +254,7 @@ func (p *prefixed) Read(b []byte) (int, error) {
 }
 
 // TestNewAgentFallsBackToVersion1: against a connector that knows only
-// hello version 1 (it answers AnswerIncompatible to versions 3 and 2 and
+// hello version 1 (it answers AnswerIncompatible to versions 4, 3 and 2 and
 // closes), Dial dials again in each older version and the session works.
 func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -318,7 +318,7 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !bytes.Equal(hellos, []byte{3, 2, 1}) {
-		t.Errorf("hello versions sent: %v, want [3 2 1] (the newest, then each older one)", hellos)
+	if !bytes.Equal(hellos, []byte{4, 3, 2, 1}) {
+		t.Errorf("hello versions sent: %v, want [4 3 2 1] (the newest, then each older one)", hellos)
 	}
 }
