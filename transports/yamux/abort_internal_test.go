@@ -100,7 +100,7 @@ func TestAbort(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatalf("the writer still writes 20s after the peer closed (%d bytes since)", written.Load()-closedAt)
 			}
-			// At most what was in flight: the 16 MiB window and a frame.
+			// At most what was in flight: a window and a frame.
 			if more := written.Load() - closedAt; more > DefaultMaxStreamWindowSize+(1<<20) {
 				t.Errorf("the writer wrote %d bytes after the peer closed, want at most a window", more)
 			}
