@@ -1,11 +1,13 @@
 package muxkit
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"time"
 
@@ -283,4 +285,19 @@ func BeatInterval(threshold, interval time.Duration) time.Duration {
 		every = interval
 	}
 	return every
+}
+
+// DialVersions is an agent's dial with hello version fallback: it calls
+// dial with [Version] and, while the connector refuses the hello as
+// incompatible (an error wrapping [sdk.ErrIncompatible]: a connector of
+// an earlier release) and ctx lasts, with each older version down to
+// [Version1]. It returns what the last call returned. log (nil discards)
+// gets a debug line per retry.
+func DialVersions(ctx context.Context, log *slog.Logger, dial func(version byte) (sdk.Session, error)) (sdk.Session, error) {
+	s, err := dial(Version)
+	for v := Version - 1; v >= Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
+		sdk.Logger(log).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
+		s, err = dial(v)
+	}
+	return s, err
 }

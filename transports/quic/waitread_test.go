@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 	"github.com/iofog/iofog-connector/transports/quic"
 )
 
@@ -29,7 +30,7 @@ func TestWaitRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: listenAddr(t, ep), Passcode: "pw"})
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: transporttest.Addr(t, ep), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ type stream struct {
 
 func newStream(st *hyamux.Stream, m *ymux) *stream {
 	s := &stream{st: st, m: m}
+	s.Bind(st)
 	if m.aborting() {
 		m.streams.add(s)
 	}
@@ -168,22 +169,6 @@ func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }
 
 // RemoteAddr implements net.Conn.
 func (s *stream) RemoteAddr() net.Addr { return s.st.RemoteAddr() }
-
-// SetDeadline implements net.Conn.
-func (s *stream) SetDeadline(t time.Time) error {
-	s.SetReadDeadline(t)
-	return s.SetWriteDeadline(t)
-}
-
-// SetReadDeadline implements net.Conn.
-func (s *stream) SetReadDeadline(t time.Time) error {
-	return s.SetReadDeadlineWith(t, s.st.SetReadDeadline)
-}
-
-// SetWriteDeadline implements net.Conn.
-func (s *stream) SetWriteDeadline(t time.Time) error {
-	return s.SetWriteDeadlineWith(t, s.st.SetWriteDeadline)
-}
 
 func mapErr(err error) error {
 	switch {
