@@ -133,3 +133,9 @@ func TestDevIdentity(t *testing.T) {
 func TestMultiplexer(t *testing.T) {
 	transporttest.TestMultiplexer(t, "udp", func(t *testing.T) sdk.Transport { return newTransport(t, quic.Config{}) })
 }
+
+// TestWaitRead checks the streams' WaitRead (transporttest.CheckWaitRead).
+func TestWaitRead(t *testing.T) {
+	ep, s := transporttest.Setup(t, newTransport(t, quic.Config{}), "udp", sdk.EndpointConfig{}, sdk.DialConfig{})
+	transporttest.CheckWaitRead(t, ep, s)
+}

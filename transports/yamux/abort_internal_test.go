@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +210,28 @@ func TestControlProtocolError(t *testing.T) {
 	case <-m.s.CloseChan():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session is still open 10s after the agent sent a go-away")
+	}
+}
+
+// TestOriginStreamWaits: a stream that carries an origin to the agent
+// keeps WaitRead (sdk/pipe then holds no buffer while it is idle).
+func TestOriginStreamWaits(t *testing.T) {
+	ep, s := setupVersion(t, muxkit.Version4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := sdk.Origin{Client: netip.MustParseAddrPort("127.0.0.2:40123"), Local: netip.MustParseAddrPort("127.0.0.1:7001"), Proxy: sdk.ProxyV1}
+	c, a := transporttest.Pair(t, sdk.WithOrigin(ctx, o), ep, s)
+	if got, ok := a.(sdk.OriginStream); !ok {
+		t.Fatalf("%T reports no origin", a)
+	} else if g, ok := got.Origin(); !ok || g != o {
+		t.Fatalf("origin %+v, %v; want %+v", g, ok, o)
+	}
+	w, ok := a.(interface{ WaitRead() error })
+	if !ok {
+		t.Fatalf("%T has no WaitRead", a)
+	}
+	c.Write([]byte("x"))
+	if err := w.WaitRead(); err != nil {
+		t.Fatalf("WaitRead with a byte there: %v", err)
 	}
 }

@@ -74,6 +74,28 @@ func (s *stream) Read(b []byte) (int, error) {
 	return n, mapErr(err)
 }
 
+// WaitRead blocks until Read would return without waiting, taking no
+// bytes: bytes are there, the stream ended, it failed, or the read
+// deadline passed. It returns nil at the end of the stream (Read then
+// returns io.EOF, or ErrSessionLost) and otherwise what Read would. The
+// relay (sdk/pipe) waits with it, so that an idle stream holds no copy
+// buffer. (A zero-length yamux Read waits for data and takes none.)
+func (s *stream) WaitRead() error {
+	if err := s.CheckRead(); err != nil {
+		return err
+	}
+	s.rmu.Lock()
+	_, err := s.st.Read(nil)
+	s.rmu.Unlock()
+	switch {
+	case err == nil, err == io.EOF:
+		return nil
+	case s.IsClosed():
+		return net.ErrClosed
+	}
+	return mapErr(err)
+}
+
 // Write implements net.Conn.
 func (s *stream) Write(b []byte) (int, error) {
 	if err := s.CheckWrite(); err != nil {

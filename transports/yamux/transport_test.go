@@ -64,3 +64,9 @@ func TestConfigValidate(t *testing.T) {
 func TestMultiplexer(t *testing.T) {
 	transporttest.TestMultiplexer(t, "tcp", func(t *testing.T) sdk.Transport { return newTransport(t) })
 }
+
+// TestWaitRead checks the streams' WaitRead (transporttest.CheckWaitRead).
+func TestWaitRead(t *testing.T) {
+	ep, s := transporttest.Setup(t, newTransport(t), "tcp", sdk.EndpointConfig{}, sdk.DialConfig{})
+	transporttest.CheckWaitRead(t, ep, s)
+}
