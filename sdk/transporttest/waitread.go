@@ -21,12 +21,27 @@ type waiter interface{ WaitRead() error }
 // ep opens and s accepts: it blocks while nothing is there, returns once
 // bytes arrive without taking them, returns nil at the end of the stream
 // (Read then says io.EOF), honours the read deadline and is ended by
-// Close with net.ErrClosed.
+// Close with net.ErrClosed; on the agent's side, then on the connector's.
 func CheckWaitRead(t *testing.T, ep sdk.Endpoint, s sdk.Session) {
 	t.Helper()
+	for _, side := range []string{"agent", "connector"} {
+		pair := func(ctx context.Context) (c, a net.Conn) {
+			c, a = Pair(t, ctx, ep, s)
+			if side == "connector" {
+				return a, c
+			}
+			return c, a
+		}
+		t.Run(side, func(t *testing.T) { checkWaitRead(t, pair) })
+	}
+}
+
+// checkWaitRead is CheckWaitRead on the a side of the pairs from pair,
+// c writing.
+func checkWaitRead(t *testing.T, pair func(context.Context) (c, a net.Conn)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, a := Pair(t, ctx, ep, s)
+	c, a := pair(ctx)
 	w, ok := a.(waiter)
 	if !ok {
 		t.Fatalf("%T has no WaitRead", a)
@@ -63,7 +78,7 @@ func CheckWaitRead(t *testing.T, ep sdk.Endpoint, s sdk.Session) {
 	c.Close()
 	a.Close()
 
-	c, a = Pair(t, ctx, ep, s)
+	c, a = pair(ctx)
 	defer c.Close()
 	w = a.(waiter)
 	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
