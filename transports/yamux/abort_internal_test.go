@@ -235,3 +235,70 @@ func TestOriginStreamWaits(t *testing.T) {
 		t.Fatalf("WaitRead with a byte there: %v", err)
 	}
 }
+
+// TestAbortBeforeAccept: a stream the connector opens and closes before
+// the agent accepts it is aborted once accepted: the agent reads what was
+// written, then io.EOF, and its writes fail with ErrAborted at once.
+func TestAbortBeforeAccept(t *testing.T) {
+	ep, s := setupVersion(t, muxkit.Version4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := ep.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	m := s.Conn().(*ymux)
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m.streams.mu.Lock()
+		n := len(m.streams.early)
+		m.streams.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the agent keeps %d early aborts 10s after the connector's Close, want 1", n)
+		}
+	}
+	a, err := s.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Write([]byte("x")); !errors.Is(err, ErrAborted) {
+		t.Errorf("the agent's Write on a stream closed before it was accepted: %v, want ErrAborted", err)
+	}
+	got, err := io.ReadAll(io.LimitReader(a, 1<<10))
+	if err != nil || string(got) != "early" {
+		t.Errorf("the agent read %q, %v; want \"early\" then io.EOF", got, err)
+	}
+	if !waitStreams(s, 1) {
+		t.Errorf("the agent's session still tracks %d streams, want 1 (the control stream)", agentStreams(s))
+	}
+	m.streams.mu.Lock()
+	defer m.streams.mu.Unlock()
+	if len(m.streams.early) != 0 {
+		t.Errorf("%d early aborts kept after the accept, want 0", len(m.streams.early))
+	}
+}
+
+// TestAbortOfClosedStreamIsDropped: an abort of a stream already closed
+// here is not kept (the early aborts stay bounded).
+func TestAbortOfClosedStreamIsDropped(t *testing.T) {
+	m := &ymux{version: muxkit.Version4, agent: true}
+	m.streams.accepted = 8
+	m.streams.abort(6, true) // accepted and closed already
+	m.streams.abort(5, false)
+	for id := uint32(10); id < 10+2*(maxEarly+10); id += 2 {
+		m.streams.abort(id, true)
+	}
+	if n := len(m.streams.early); n != maxEarly {
+		t.Errorf("%d early aborts kept, want %d (none for closed or own streams, and at most maxEarly)", n, maxEarly)
+	}
+	if _, ok := m.streams.early[6]; ok {
+		t.Error("the abort of a stream closed already was kept")
+	}
+}

@@ -42,11 +42,12 @@ type stream struct {
 	aborted atomic.Bool // the peer closed the stream and reads no more
 }
 
-func newStream(st *hyamux.Stream, m *ymux) *stream {
+// newStream adapts st, a stream of m; accepted says the peer opened it.
+func newStream(st *hyamux.Stream, m *ymux, accepted bool) *stream {
 	s := &stream{st: st, m: m}
 	s.Bind(st)
-	if m.aborting() {
-		m.streams.add(s)
+	if m.aborting() && m.streams.add(s, accepted) {
+		s.abort() // the peer closed it before it was accepted here
 	}
 	return s
 }

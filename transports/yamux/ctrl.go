@@ -51,19 +51,40 @@ func appendAbort(b []byte, id uint32) []byte {
 }
 
 // aborts tracks a version 4 session's open streams by id, so that the
-// peer's abort reaches the right one.
+// peer's abort reaches the right one, and the aborts of streams the peer
+// opened that this side has not accepted yet: yamux hands out streams in
+// the order the peer opened them, so an unknown id above the last one
+// accepted is still in the accept queue (one at or below it was closed
+// here already).
 type aborts struct {
-	mu sync.Mutex
-	m  map[uint32]*stream
+	mu       sync.Mutex
+	m        map[uint32]*stream
+	early    map[uint32]struct{} // at most maxEarly
+	accepted uint32              // the highest id of a peer-opened stream handed out
 }
 
-func (a *aborts) add(s *stream) {
+// maxEarly bounds the aborts kept for streams not yet accepted; past it
+// they are dropped (those streams are drained as before version 4).
+const maxEarly = 1024
+
+// add registers s; peerOpened says the peer opened it (an accepted
+// stream). It reports whether the peer aborted s already.
+func (a *aborts) add(s *stream, peerOpened bool) (aborted bool) {
+	id := s.st.StreamID()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.m == nil {
 		a.m = make(map[uint32]*stream)
 	}
-	a.m[s.st.StreamID()] = s
-	a.mu.Unlock()
+	a.m[id] = s
+	if peerOpened {
+		a.accepted = max(a.accepted, id)
+		if _, ok := a.early[id]; ok {
+			delete(a.early, id)
+			return true
+		}
+	}
+	return false
 }
 
 func (a *aborts) remove(s *stream) {
@@ -72,11 +93,19 @@ func (a *aborts) remove(s *stream) {
 	a.mu.Unlock()
 }
 
-// abort stops the writes of stream id, if it is open here; ids of streams
-// already closed here are ignored (their close ends them anyway).
-func (a *aborts) abort(id uint32) {
+// abort stops the writes of stream id if it is open here, or keeps the
+// abort for when it is accepted (peerOpened: id is of a stream the peer
+// opens); ids of streams already closed here are ignored (their close
+// ends them anyway).
+func (a *aborts) abort(id uint32, peerOpened bool) {
 	a.mu.Lock()
 	s := a.m[id]
+	if s == nil && peerOpened && id > a.accepted && len(a.early) < maxEarly {
+		if a.early == nil {
+			a.early = make(map[uint32]struct{})
+		}
+		a.early[id] = struct{}{}
+	}
 	a.mu.Unlock()
 	if s != nil {
 		s.abort()

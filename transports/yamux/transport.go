@@ -248,6 +248,10 @@ type ymux struct {
 	streams aborts
 }
 
+// peerOpens reports whether stream id is one the peer opens: yamux's
+// client (the agent) opens odd ids, its server (the connector) even ones.
+func (m *ymux) peerOpens(id uint32) bool { return (id%2 == 0) == m.agent }
+
 // aborting reports whether the session's streams abort (hello version 4).
 func (m *ymux) aborting() bool { return m.version >= muxkit.Version4 }
 
@@ -280,7 +284,7 @@ func (m *ymux) watch() {
 				close(m.awayCh)
 			}
 		case ctrlAbort:
-			m.streams.abort(id)
+			m.streams.abort(id, m.peerOpens(id))
 		}
 	}
 }
@@ -297,7 +301,7 @@ func (m *ymux) OpenStream(ctx context.Context) (muxkit.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newStream(st, m), nil
+	return newStream(st, m, false), nil
 }
 
 // AcceptStream implements muxkit.Conn.
@@ -321,7 +325,7 @@ func (m *ymux) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
 		}
 		return nil, err
 	}
-	return newStream(st, m), nil
+	return newStream(st, m, true), nil
 }
 
 // errGoAway is returned by an agent's AcceptStream once the connector said
