@@ -1,6 +1,7 @@
 package muxkit
 
 import (
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -103,6 +104,26 @@ func (s *StreamState) setDeadline(d *atomic.Int64, t time.Time, set func(time.Ti
 	}
 	d.Store(n)
 	return set(t)
+}
+
+// WaitReadWith is an adapter's WaitRead (the method sdk/pipe waits with,
+// so that an idle stream holds no copy buffer): after
+// [StreamState.CheckRead] it runs wait, the multiplexer's own wait for
+// bytes to read that takes none, and returns net.ErrClosed if the stream
+// was closed meanwhile, nil when wait returned nil or io.EOF (Read then
+// returns the bytes or the end of the stream), else mapErr(err).
+func (s *StreamState) WaitReadWith(wait func() error, mapErr func(error) error) error {
+	if err := s.CheckRead(); err != nil {
+		return err
+	}
+	err := wait()
+	switch {
+	case s.closed.Load():
+		return net.ErrClosed
+	case err == nil, err == io.EOF:
+		return nil
+	}
+	return mapErr(err)
 }
 
 // CloseOnce is the adapter's Close: the first call marks the stream

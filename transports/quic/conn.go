@@ -53,18 +53,11 @@ func (s *stream) Read(b []byte) (int, error) {
 // returns io.EOF) and otherwise what Read would. The relay (sdk/pipe)
 // waits with it, so that an idle stream holds no copy buffer.
 func (s *stream) WaitRead() error {
-	if err := s.CheckRead(); err != nil {
+	return s.WaitReadWith(func() error {
+		var b [1]byte
+		_, err := s.st.Peek(b[:])
 		return err
-	}
-	var b [1]byte
-	_, err := s.st.Peek(b[:])
-	switch {
-	case err == nil, err == io.EOF:
-		return nil
-	case s.IsClosed():
-		return net.ErrClosed
-	}
-	return mapErr(err)
+	}, mapErr)
 }
 
 // Write implements net.Conn.

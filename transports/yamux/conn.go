@@ -82,19 +82,12 @@ func (s *stream) Read(b []byte) (int, error) {
 // relay (sdk/pipe) waits with it, so that an idle stream holds no copy
 // buffer. (A zero-length yamux Read waits for data and takes none.)
 func (s *stream) WaitRead() error {
-	if err := s.CheckRead(); err != nil {
+	return s.WaitReadWith(func() error {
+		s.rmu.Lock()
+		defer s.rmu.Unlock()
+		_, err := s.st.Read(nil)
 		return err
-	}
-	s.rmu.Lock()
-	_, err := s.st.Read(nil)
-	s.rmu.Unlock()
-	switch {
-	case err == nil, err == io.EOF:
-		return nil
-	case s.IsClosed():
-		return net.ErrClosed
-	}
-	return mapErr(err)
+	}, mapErr)
 }
 
 // Write implements net.Conn.
