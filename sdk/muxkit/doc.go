@@ -23,7 +23,9 @@
 //     client's address, [sdk.Origin]) at the start of the streams it
 //     opens: a transport passes the hello to [Endpoint.AddHello] and its
 //     version to [NewSessionVersion], and the agent's streams then report
-//     it ([sdk.OriginStream]).
+//     it ([sdk.OriginStream]). [Version4] announces the transport's stream
+//     abort (transports/yamux's, on its control stream); [DialVersions] is
+//     the agent's fallback to older versions.
 //
 // A transport implements [Conn] over its multiplexed connection and
 // [Stream] over its streams (a [net.Conn] with the semantics of the sdk:

@@ -59,7 +59,7 @@ func FuzzReadHello(f *testing.F) {
 		if len(want) > 4096 {
 			return
 		}
-		for _, v := range []byte{muxkit.Version1, muxkit.Version2, muxkit.Version3} {
+		for _, v := range []byte{muxkit.Version1, muxkit.Version2, muxkit.Version3, muxkit.Version4} {
 			var b bytes.Buffer
 			if err := (muxkit.Handshake{Version: v}).WriteHello(&b, want); err != nil {
 				t.Fatalf("WriteHello: %v", err)

@@ -1,11 +1,13 @@
 package muxkit
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"time"
 
@@ -22,9 +24,12 @@ import (
 //	version 2: answer (1 byte), and after AnswerOK only:
 //	           heartbeat threshold in milliseconds (4 bytes, big endian)
 //	version 3: as version 2
+//	version 4: as version 2
 //
 // Version 3 announces that the agent reads an origin header at the start
 // of every stream the connector opens on the link (see [Version3]).
+// Version 4 announces that the agent understands its transport's stream
+// abort (see [Version4]).
 //
 // A version 2 agent that meets a version 1 connector gets
 // AnswerIncompatible (the connector then closes the connection) and dials
@@ -50,10 +55,17 @@ const (
 	// where the origin is [sdk.Origin]'s wire form, and length 0 means
 	// none. Streams the agent opens carry no header.
 	Version3 byte = 3
+	// Version4 is version 3, and both ends may abort a stream: the side
+	// that closes a stream before the peer's end of it tells the peer to
+	// stop writing to it. How is the transport's: transports/yamux sends a
+	// message on its control stream (yamux has no stream reset); a
+	// multiplexer with its own (QUIC's STOP_SENDING) needs nothing more,
+	// and treats version 4 as version 3.
+	Version4 byte = 4
 	// Version is the newest version: what agents send first, and the
 	// highest a connector reads. An agent refused as incompatible dials
 	// again with the version before.
-	Version = Version3
+	Version = Version4
 )
 
 // Answer is the connector's one-byte answer to an agent's hello.
@@ -273,4 +285,19 @@ func BeatInterval(threshold, interval time.Duration) time.Duration {
 		every = interval
 	}
 	return every
+}
+
+// DialVersions is an agent's dial with hello version fallback: it calls
+// dial with [Version] and, while the connector refuses the hello as
+// incompatible (an error wrapping [sdk.ErrIncompatible]: a connector of
+// an earlier release) and ctx lasts, with each older version down to
+// [Version1]. It returns what the last call returned. log (nil discards)
+// gets a debug line per retry.
+func DialVersions(ctx context.Context, log *slog.Logger, dial func(version byte) (sdk.Session, error)) (sdk.Session, error) {
+	s, err := dial(Version)
+	for v := Version - 1; v >= Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
+		sdk.Logger(log).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
+		s, err = dial(v)
+	}
+	return s, err
 }

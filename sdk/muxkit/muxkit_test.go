@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -393,12 +394,13 @@ func TestHandshake(t *testing.T) {
 		wantVersion byte
 		wantErr     error
 	}{
-		{"right passcode", hello(0, "pw"), muxkit.AnswerOK, muxkit.Version3, nil},
+		{"right passcode", hello(0, "pw"), muxkit.AnswerOK, muxkit.Version4, nil},
+		{"right passcode, version 3", hello(3, "pw"), muxkit.AnswerOK, muxkit.Version3, nil},
 		{"right passcode, version 2", hello(2, "pw"), muxkit.AnswerOK, muxkit.Version2, nil},
 		{"right passcode, version 1", hello(1, "pw"), muxkit.AnswerOK, muxkit.Version1, nil},
-		{"wrong passcode", hello(0, "nope"), muxkit.AnswerBadPasscode, muxkit.Version3, nil},
+		{"wrong passcode", hello(0, "nope"), muxkit.AnswerBadPasscode, muxkit.Version4, nil},
 		{"wrong passcode, version 1", hello(1, "nope"), muxkit.AnswerBadPasscode, muxkit.Version1, nil},
-		{"future version", append([]byte("IOFY\x04"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
+		{"future version", append([]byte("IOFY\x05"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
 		{"version 0", append([]byte("IOFY\x00"), hello(0, "pw")[5:]...), muxkit.AnswerIncompatible, muxkit.Version1, nil},
 		{"bad magic", []byte("HTTP/1.1"), 0, 0, errMine},
 		{"passcode too long", []byte("IOFY\x02\xff\xff"), 0, 0, errMine},
@@ -513,5 +515,48 @@ func TestBeatInterval(t *testing.T) {
 		if got := muxkit.BeatInterval(tt.threshold, tt.interval); got != tt.want {
 			t.Errorf("BeatInterval(%v, %v) = %v, want %v", tt.threshold, tt.interval, got, tt.want)
 		}
+	}
+}
+
+// TestDialVersions: refused as incompatible, the dial goes down one
+// version at a time to 1; another error, or the end of ctx, stops it.
+func TestDialVersions(t *testing.T) {
+	errOther := errors.New("connection refused")
+	for _, tt := range []struct {
+		name     string
+		accept   byte // the version the fake connector admits; 0: none
+		fail     error
+		cancel   bool
+		want     []byte
+		wantErr  error
+		wantSess bool
+	}{
+		{"first release connector", 1, sdk.ErrIncompatible, false, []byte{muxkit.Version, 3, 2, 1}, nil, true},
+		{"version 3 connector", 3, sdk.ErrIncompatible, false, []byte{muxkit.Version, 3}, nil, true},
+		{"current connector", muxkit.Version, sdk.ErrIncompatible, false, []byte{muxkit.Version}, nil, true},
+		{"other error", 0, errOther, false, []byte{muxkit.Version}, errOther, false},
+		{"ctx ended", 0, sdk.ErrIncompatible, true, []byte{muxkit.Version}, sdk.ErrIncompatible, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var got []byte
+			s, err := muxkit.DialVersions(ctx, nil, func(v byte) (sdk.Session, error) {
+				got = append(got, v)
+				if tt.cancel {
+					cancel()
+				}
+				if v == tt.accept {
+					return muxkit.NewSession("fake", nil), nil
+				}
+				return nil, fmt.Errorf("dial: %w", tt.fail)
+			})
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("versions dialled %v, want %v", got, tt.want)
+			}
+			if (s != nil) != tt.wantSess || (tt.wantErr == nil) != (err == nil) || (err != nil && !errors.Is(err, tt.wantErr)) {
+				t.Errorf("DialVersions = %v, %v; want a session %v, error %v", s, err, tt.wantSess, tt.wantErr)
+			}
+		})
 	}
 }

@@ -80,6 +80,26 @@ func (s *originStream) CloseWrite() error {
 	return fmt.Errorf("muxkit: %T cannot half-close", s.Stream)
 }
 
+// readWaiter is a stream that can wait for bytes without taking them
+// (transports/quic's and transports/yamux's: sdk/pipe copies from one
+// without holding a buffer while it is idle).
+type readWaiter interface{ WaitRead() error }
+
+// waitOriginStream is an originStream over a readWaiter, which keeps its
+// WaitRead.
+type waitOriginStream struct{ originStream }
+
+// WaitRead is the wrapped stream's.
+func (s *waitOriginStream) WaitRead() error { return s.Stream.(readWaiter).WaitRead() }
+
+// withOrigin wraps st to report origin o, keeping its WaitRead if any.
+func withOrigin(st Stream, o sdk.Origin) net.Conn {
+	if _, ok := st.(readWaiter); ok {
+		return &waitOriginStream{originStream{Stream: st, origin: o}}
+	}
+	return &originStream{Stream: st, origin: o}
+}
+
 var (
 	_ sdk.OriginStream = (*originStream)(nil)
 	_ sdk.CloseWriter  = (*originStream)(nil)

@@ -81,7 +81,7 @@ func (s *Session) Accept(ctx context.Context) (net.Conn, error) {
 		if !ok {
 			return st, nil
 		}
-		return &originStream{Stream: st, origin: o}, nil
+		return withOrigin(st, o), nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package muxkit
 
 import (
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -14,13 +15,47 @@ import (
 // and writes that fail with net.ErrClosed after it, and deadlines that
 // apply even when data or window is available (a multiplexer's stream
 // often checks its deadline only when it has to wait). Embed it in the
-// adapter; the zero value is ready. Its methods are safe for concurrent
-// use, except OnClose (see [Stream]).
+// adapter and [StreamState.Bind] the multiplexer's stream to it, which
+// gives the adapter net.Conn's deadline methods. Its methods are safe for
+// concurrent use, except OnClose (see [Stream]) and Bind.
 type StreamState struct {
 	closed  atomic.Bool
 	once    sync.Once
 	rd, wd  atomic.Int64 // deadlines, unix nanoseconds; 0 means none
 	onClose func()       // set before the stream is handed out
+	inner   Deadliner    // set by Bind before the stream is handed out
+}
+
+// Deadliner is the deadline half of a multiplexer's stream, which
+// [StreamState.Bind] takes.
+type Deadliner interface {
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// Bind sets the multiplexer stream that [StreamState.SetDeadline],
+// [StreamState.SetReadDeadline] and [StreamState.SetWriteDeadline] pass
+// deadlines on to. Call it once, before the stream is handed out; those
+// methods must not be called on an unbound StreamState.
+func (s *StreamState) Bind(d Deadliner) { s.inner = d }
+
+// SetDeadline implements net.Conn: both deadlines, as
+// [StreamState.SetReadDeadline] and [StreamState.SetWriteDeadline] set them.
+func (s *StreamState) SetDeadline(t time.Time) error {
+	s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn: it records t (see
+// [StreamState.CheckRead]) and passes it to the bound stream; after Close
+// it returns net.ErrClosed.
+func (s *StreamState) SetReadDeadline(t time.Time) error {
+	return s.SetReadDeadlineWith(t, s.inner.SetReadDeadline)
+}
+
+// SetWriteDeadline is [StreamState.SetReadDeadline] for writes.
+func (s *StreamState) SetWriteDeadline(t time.Time) error {
+	return s.SetWriteDeadlineWith(t, s.inner.SetWriteDeadline)
 }
 
 // OnClose implements [Stream.OnClose].
@@ -69,6 +104,26 @@ func (s *StreamState) setDeadline(d *atomic.Int64, t time.Time, set func(time.Ti
 	}
 	d.Store(n)
 	return set(t)
+}
+
+// WaitReadWith is an adapter's WaitRead (the method sdk/pipe waits with,
+// so that an idle stream holds no copy buffer): after
+// [StreamState.CheckRead] it runs wait, the multiplexer's own wait for
+// bytes to read that takes none, and returns net.ErrClosed if the stream
+// was closed meanwhile, nil when wait returned nil or io.EOF (Read then
+// returns the bytes or the end of the stream), else mapErr(err).
+func (s *StreamState) WaitReadWith(wait func() error, mapErr func(error) error) error {
+	if err := s.CheckRead(); err != nil {
+		return err
+	}
+	err := wait()
+	switch {
+	case s.closed.Load():
+		return net.ErrClosed
+	case err == nil, err == io.EOF:
+		return nil
+	}
+	return mapErr(err)
 }
 
 // CloseOnce is the adapter's Close: the first call marks the stream

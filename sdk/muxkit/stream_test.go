@@ -2,6 +2,7 @@ package muxkit_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"testing"
@@ -66,5 +67,42 @@ func TestStreamState(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("%s after Close: %v, want net.ErrClosed", name, err)
 		}
+	}
+}
+
+// TestWaitReadWith: the multiplexer's wait decides, except that a stream
+// closed meanwhile says net.ErrClosed and the end of the stream is nil.
+func TestWaitReadWith(t *testing.T) {
+	errMapped := errors.New("mapped")
+	mapErr := func(error) error { return errMapped }
+	for _, tt := range []struct {
+		name      string
+		waitErr   error
+		closeWait bool // Close while waiting
+		want      error
+	}{
+		{"bytes there", nil, false, nil},
+		{"end of stream", io.EOF, false, nil},
+		{"failed", errors.New("reset"), false, errMapped},
+		{"closed while waiting, then EOF", io.EOF, true, net.ErrClosed},
+		{"closed while waiting, then nil", nil, true, net.ErrClosed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var s muxkit.StreamState
+			err := s.WaitReadWith(func() error {
+				if tt.closeWait {
+					s.CloseOnce(func() {})
+				}
+				return tt.waitErr
+			}, mapErr)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("WaitReadWith = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	var s muxkit.StreamState
+	s.CloseOnce(func() {})
+	if err := s.WaitReadWith(func() error { t.Error("wait ran on a closed stream"); return nil }, mapErr); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WaitReadWith after Close = %v, want net.ErrClosed", err)
 	}
 }

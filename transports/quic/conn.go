@@ -23,14 +23,16 @@ type stream struct {
 	local net.Addr
 	peer  net.Addr
 
-	muxkit.StreamState // close once, the OnClose hook, deadlines
+	muxkit.StreamState // close once, the OnClose hook, deadlines (bound to st)
 }
 
 // codeClosed is the stream error code of CancelRead in Close.
 const codeClosed quicgo.StreamErrorCode = 0
 
 func newStream(st *quicgo.Stream, c *quicgo.Conn) *stream {
-	return &stream{st: st, local: c.LocalAddr(), peer: c.RemoteAddr()}
+	s := &stream{st: st, local: c.LocalAddr(), peer: c.RemoteAddr()}
+	s.Bind(st)
+	return s
 }
 
 // Read implements net.Conn.
@@ -51,18 +53,11 @@ func (s *stream) Read(b []byte) (int, error) {
 // returns io.EOF) and otherwise what Read would. The relay (sdk/pipe)
 // waits with it, so that an idle stream holds no copy buffer.
 func (s *stream) WaitRead() error {
-	if err := s.CheckRead(); err != nil {
+	return s.WaitReadWith(func() error {
+		var b [1]byte
+		_, err := s.st.Peek(b[:])
 		return err
-	}
-	var b [1]byte
-	_, err := s.st.Peek(b[:])
-	switch {
-	case err == nil, err == io.EOF:
-		return nil
-	case s.IsClosed():
-		return net.ErrClosed
-	}
-	return mapErr(err)
+	}, mapErr)
 }
 
 // Write implements net.Conn.
@@ -102,22 +97,6 @@ func (s *stream) LocalAddr() net.Addr { return s.local }
 
 // RemoteAddr implements net.Conn: the connection's peer address.
 func (s *stream) RemoteAddr() net.Addr { return s.peer }
-
-// SetDeadline implements net.Conn.
-func (s *stream) SetDeadline(t time.Time) error {
-	s.SetReadDeadline(t)
-	return s.SetWriteDeadline(t)
-}
-
-// SetReadDeadline implements net.Conn.
-func (s *stream) SetReadDeadline(t time.Time) error {
-	return s.SetReadDeadlineWith(t, s.st.SetReadDeadline)
-}
-
-// SetWriteDeadline implements net.Conn.
-func (s *stream) SetWriteDeadline(t time.Time) error {
-	return s.SetWriteDeadlineWith(t, s.st.SetWriteDeadline)
-}
 
 func mapErr(err error) error {
 	switch {

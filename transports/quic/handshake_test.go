@@ -9,10 +9,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"io"
 	"math/big"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 	"github.com/iofog/iofog-connector/transports/quic"
 )
 
@@ -42,7 +43,7 @@ func TestOldAgentIsAnsweredInVersion1(t *testing.T) {
 		{1, []byte{0}},
 		{2, []byte{0, 0, 0, 0x0b, 0xb8}}, // OK, then 3000 ms
 	} {
-		c, err := quicgo.DialAddr(ctx, listenAddr(t, ep), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quic.ALPN}}, nil)
+		c, err := quicgo.DialAddr(ctx, transporttest.Addr(t, ep), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quic.ALPN}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,8 +63,9 @@ func TestOldAgentIsAnsweredInVersion1(t *testing.T) {
 }
 
 // TestNewAgentFallsBackToVersion1: against a connector that knows only
-// hello version 1 (it refuses version 2 and closes the connection), Dial
-// dials again in version 1 and the session works.
+// hello version 1 (it refuses every other version and closes the
+// connection), Dial dials again in each older version and the session
+// works.
 func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -74,6 +76,11 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	defer ln.Close()
 	var mu sync.Mutex
 	var hellos []byte
+	record := func(v byte) {
+		mu.Lock()
+		hellos = append(hellos, v)
+		mu.Unlock()
+	}
 	go func() { // the connector of the previous release, in short
 		for {
 			c, err := ln.Accept(ctx)
@@ -85,20 +92,10 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 				if err != nil {
 					return
 				}
-				var hdr [7]byte
-				if _, err := io.ReadFull(st, hdr[:]); err != nil {
-					return
-				}
-				mu.Lock()
-				hellos = append(hellos, hdr[4])
-				mu.Unlock()
-				if hdr[4] != 1 {
-					st.Write([]byte{3})
+				if !transporttest.FirstReleaseHello(st, record) {
 					c.CloseWithError(0x103, "incompatible version")
 					return
 				}
-				io.ReadFull(st, make([]byte, binary.BigEndian.Uint16(hdr[5:])))
-				st.Write([]byte{0})
 				st.Close()
 				s, err := c.OpenStreamSync(ctx)
 				if err != nil {
@@ -114,21 +111,11 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 		t.Fatalf("Dial of a version 1 connector: %v", err)
 	}
 	defer s.Close()
-	a, err := s.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	buf := make([]byte, 2)
-	a.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "hi" {
-		t.Fatalf("stream from a version 1 connector: %q, %v", buf, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !bytes.Equal(hellos, []byte{3, 2, 1}) {
-		t.Errorf("hello versions sent: %v, want [3 2 1] (the newest, then each older one)", hellos)
-	}
+	transporttest.CheckHelloFallback(t, ctx, s, func() []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(hellos)
+	})
 }
 
 func selfSigned(t *testing.T) *tls.Config {

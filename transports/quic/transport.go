@@ -301,12 +301,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	s, err := t.dial(ctx, cfg, muxkit.Version)
-	for v := muxkit.Version - 1; v >= muxkit.Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
-		s, err = t.dial(ctx, cfg, v)
-	}
-	return s, err
+	return muxkit.DialVersions(ctx, cfg.Logger, func(v byte) (sdk.Session, error) { return t.dial(ctx, cfg, v) })
 }
 
 func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) (sdk.Session, error) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hyamux "github.com/hashicorp/yamux"
@@ -21,7 +22,10 @@ import (
 //
 // yamux has no stream reset, so after Close the stream keeps reading and
 // discarding what the peer still sends, for up to drain, so that the peer's
-// writes do not stall on a window that never reopens.
+// writes do not stall on a window that never reopens. On a hello version 4
+// session, Close before the peer's end of the stream also sends an abort on
+// the control stream (see ctrl.go): the peer's writes then fail with
+// [ErrAborted] and it closes its side, which ends the drain at once.
 //
 // When the session ends under an open stream (the peer stopped answering
 // keepalives, or the connection broke), yamux lets the stream's reads
@@ -29,16 +33,23 @@ import (
 // The adapter reports [ErrSessionLost] instead, so that a relay tells a
 // lost peer from a finished stream and closes both of its ends.
 type stream struct {
-	st    *hyamux.Stream
-	sess  *hyamux.Session
-	drain time.Duration
+	st *hyamux.Stream
+	m  *ymux
 
 	muxkit.StreamState
-	rmu sync.Mutex // held by Read; the drain takes it over
+	rmu     sync.Mutex  // held by Read; the drain takes it over
+	eof     atomic.Bool // Read returned io.EOF: the peer writes no more
+	aborted atomic.Bool // the peer closed the stream and reads no more
 }
 
-func newStream(st *hyamux.Stream, sess *hyamux.Session, drain time.Duration) *stream {
-	return &stream{st: st, sess: sess, drain: drain}
+// newStream adapts st, a stream of m; accepted says the peer opened it.
+func newStream(st *hyamux.Stream, m *ymux, accepted bool) *stream {
+	s := &stream{st: st, m: m}
+	s.Bind(st)
+	if m.aborting() && m.streams.add(s, accepted) {
+		s.abort() // the peer closed it before it was accepted here
+	}
+	return s
 }
 
 // Read implements net.Conn.
@@ -52,19 +63,40 @@ func (s *stream) Read(b []byte) (int, error) {
 	if err != nil && s.IsClosed() {
 		return n, net.ErrClosed
 	}
-	if err == io.EOF && s.sess.IsClosed() {
+	if err == io.EOF && s.m.s.IsClosed() {
 		// The session ended: this EOF may be yamux closing the stream
 		// for it, not the peer's FIN. Either way nothing more can cross,
 		// in either direction.
 		return n, ErrSessionLost
 	}
+	if err == io.EOF {
+		s.eof.Store(true)
+	}
 	return n, mapErr(err)
+}
+
+// WaitRead blocks until Read would return without waiting, taking no
+// bytes: bytes are there, the stream ended, it failed, or the read
+// deadline passed. It returns nil at the end of the stream (Read then
+// returns io.EOF, or ErrSessionLost) and otherwise what Read would. The
+// relay (sdk/pipe) waits with it, so that an idle stream holds no copy
+// buffer. (A zero-length yamux Read waits for data and takes none.)
+func (s *stream) WaitRead() error {
+	return s.WaitReadWith(func() error {
+		s.rmu.Lock()
+		defer s.rmu.Unlock()
+		_, err := s.st.Read(nil)
+		return err
+	}, mapErr)
 }
 
 // Write implements net.Conn.
 func (s *stream) Write(b []byte) (int, error) {
 	if err := s.CheckWrite(); err != nil {
 		return 0, err
+	}
+	if s.aborted.Load() {
+		return 0, ErrAborted
 	}
 	// At most maxFrame per yamux frame: yamux bounds each frame write by
 	// its ConnectionWriteTimeout, which a window-sized frame on a slow
@@ -79,7 +111,10 @@ func (s *stream) Write(b []byte) (int, error) {
 			if s.IsClosed() {
 				return n, net.ErrClosed
 			}
-			if s.sess.IsClosed() {
+			if s.aborted.Load() {
+				return n, ErrAborted
+			}
+			if s.m.s.IsClosed() {
 				return n, ErrSessionLost
 			}
 			return n, mapErr(err)
@@ -101,22 +136,44 @@ func (s *stream) CloseWrite() error {
 }
 
 // Close implements net.Conn. It unblocks this stream's pending Read and
-// Write, and the peer reads io.EOF.
+// Write, and the peer reads io.EOF. On a version 4 session, when the peer
+// may still be writing (this side has not read its io.EOF), the peer is
+// told to stop.
 func (s *stream) Close() error {
 	return s.CloseOnce(func() {
 		s.st.Close()
 		s.st.SetDeadline(time.Unix(1, 0))
-		go s.discard()
+		abort := false
+		if s.m.aborting() {
+			s.m.streams.remove(s)
+			abort = !s.eof.Load() && !s.aborted.Load()
+		}
+		go s.discard(abort)
 	})
 }
 
-// discard reads and drops what the peer still sends after Close, until it
-// closes its side, the session ends or the drain time is up.
-func (s *stream) discard() {
+// discard sends the abort if asked, then reads and drops what the peer
+// still sends after Close, until it closes its side, the session ends or
+// the drain time is up.
+func (s *stream) discard(abort bool) {
+	if abort {
+		if err := sendAbort(s.m.ctrl, s.st.StreamID()); err != nil {
+			s.m.log.Debug("sending a stream abort", "stream", s.st.StreamID(), "err", err)
+		}
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	s.st.SetReadDeadline(time.Now().Add(s.drain))
+	s.st.SetReadDeadline(time.Now().Add(s.m.drain))
 	io.Copy(io.Discard, readOnly{s.st})
+}
+
+// abort is the peer's abort of this stream: it reads no more, so writes
+// here fail with ErrAborted and this side's FIN ends the peer's drain.
+// Reads go on: what the peer wrote before it closed, then io.EOF.
+func (s *stream) abort() {
+	if s.aborted.CompareAndSwap(false, true) {
+		s.st.Close()
+	}
 }
 
 type readOnly struct{ r io.Reader }
@@ -128,22 +185,6 @@ func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }
 
 // RemoteAddr implements net.Conn.
 func (s *stream) RemoteAddr() net.Addr { return s.st.RemoteAddr() }
-
-// SetDeadline implements net.Conn.
-func (s *stream) SetDeadline(t time.Time) error {
-	s.SetReadDeadline(t)
-	return s.SetWriteDeadline(t)
-}
-
-// SetReadDeadline implements net.Conn.
-func (s *stream) SetReadDeadline(t time.Time) error {
-	return s.SetReadDeadlineWith(t, s.st.SetReadDeadline)
-}
-
-// SetWriteDeadline implements net.Conn.
-func (s *stream) SetWriteDeadline(t time.Time) error {
-	return s.SetWriteDeadlineWith(t, s.st.SetWriteDeadline)
-}
 
 func mapErr(err error) error {
 	switch {

@@ -15,3 +15,8 @@ var ErrProtocol = errors.New("yamux: handshake protocol error")
 // threshold, or the connection broke) before the stream did. It wraps
 // io.ErrUnexpectedEOF.
 var ErrSessionLost = fmt.Errorf("yamux: the session ended before the stream did: %w", io.ErrUnexpectedEOF)
+
+// ErrAborted is returned by a stream's Write once the peer closed the
+// stream without reading it to its end (hello version 4 sessions): as
+// with a TCP reset, nothing more written would be read.
+var ErrAborted = errors.New("yamux: the peer closed the stream and reads no more")

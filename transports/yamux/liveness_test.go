@@ -1,12 +1,12 @@
 package yamux_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,44 +14,9 @@ import (
 	hyamux "github.com/hashicorp/yamux"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 	"github.com/iofog/iofog-connector/transports/yamux"
 )
-
-// pairOn opens a stream from ep and accepts it on s.
-func pairOn(t *testing.T, ctx context.Context, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn) {
-	t.Helper()
-	got := make(chan net.Conn, 1)
-	go func() {
-		a, err := s.Accept(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- a
-	}()
-	c, err := ep.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	a = <-got
-	if a == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close() })
-	return c, a
-}
-
-// readEnd reads c until it ends and returns how it ended, or fails after
-// limit.
-func readEnd(t *testing.T, c net.Conn, limit time.Duration) error {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(limit))
-	_, err := io.Copy(io.Discard, c)
-	if err == nil {
-		err = io.EOF
-	}
-	return err
-}
 
 // TestFrozenAgentEndsBoundStreams: with a 1s threshold, an agent whose
 // path stalls (as a SIGSTOPped agent's does: nothing read, nothing
@@ -71,14 +36,14 @@ func TestFrozenAgentEndsBoundStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	px := newProxy(t, listenAddr(t, ep))
+	px := newProxy(t, transporttest.Addr(t, ep))
 	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: px.addr(), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	idle, idleA := pairOn(t, ctx, ep, s)
-	busy, busyA := pairOn(t, ctx, ep, s)
+	idle, idleA := transporttest.Pair(t, ctx, ep, s)
+	busy, busyA := transporttest.Pair(t, ctx, ep, s)
 	go io.Copy(io.Discard, busyA)
 	go io.Copy(io.Discard, idleA)
 	time.Sleep(3 * th)
@@ -97,7 +62,7 @@ func TestFrozenAgentEndsBoundStreams(t *testing.T) {
 	px.stall()
 	start := time.Now()
 	for name, c := range map[string]net.Conn{"idle": idle, "mid-transfer": busy} {
-		err := readEnd(t, c, th+5*time.Second)
+		_, err := transporttest.ReadEnd(c, th+5*time.Second)
 		if !errors.Is(err, yamux.ErrSessionLost) {
 			t.Errorf("%s stream on a frozen agent ended with %v after %v, want ErrSessionLost", name, err, time.Since(start))
 		} else {
@@ -123,12 +88,12 @@ func TestStreamEOFIsNotSessionLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: listenAddr(t, ep), Passcode: "pw"})
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: transporttest.Addr(t, ep), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c, a := pairOn(t, ctx, ep, s)
+	c, a := transporttest.Pair(t, ctx, ep, s)
 	a.Write([]byte("last words"))
 	a.(sdk.CloseWriter).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -149,13 +114,13 @@ func TestCutSessionDeliversBufferedBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	px := newProxy(t, listenAddr(t, ep))
+	px := newProxy(t, transporttest.Addr(t, ep))
 	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: px.addr(), Passcode: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c, a := pairOn(t, ctx, ep, s)
+	c, a := transporttest.Pair(t, ctx, ep, s)
 	if _, err := a.Write([]byte("sent before the cut")); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +155,7 @@ func TestOldAgentIsAnsweredInVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	conn, err := net.Dial("tcp", listenAddr(t, ep))
+	conn, err := net.Dial("tcp", transporttest.Addr(t, ep))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +219,7 @@ func (p *prefixed) Read(b []byte) (int, error) {
 }
 
 // TestNewAgentFallsBackToVersion1: against a connector that knows only
-// hello version 1 (it answers AnswerIncompatible to versions 3 and 2 and
+// hello version 1 (it answers AnswerIncompatible to versions 4, 3 and 2 and
 // closes), Dial dials again in each older version and the session works.
 func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -266,6 +231,11 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 	defer ln.Close()
 	var hellos []byte
 	var mu sync.Mutex
+	record := func(v byte) {
+		mu.Lock()
+		hellos = append(hellos, v)
+		mu.Unlock()
+	}
 	go func() { // the connector of the previous release, in short
 		for {
 			conn, err := ln.Accept()
@@ -273,22 +243,10 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 				return
 			}
 			go func() {
-				var hdr [7]byte
-				if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+				if !transporttest.FirstReleaseHello(conn, record) {
 					conn.Close()
 					return
 				}
-				mu.Lock()
-				hellos = append(hellos, hdr[4])
-				mu.Unlock()
-				if hdr[4] != 1 {
-					conn.Write([]byte{3})
-					conn.Close()
-					return
-				}
-				pass := make([]byte, binary.BigEndian.Uint16(hdr[5:]))
-				io.ReadFull(conn, pass)
-				conn.Write([]byte{0})
 				sess, _ := hyamux.Server(conn, nil)
 				ctrl, _ := sess.OpenStream()
 				defer ctrl.Close()
@@ -306,19 +264,9 @@ func TestNewAgentFallsBackToVersion1(t *testing.T) {
 		t.Fatalf("Dial of a version 1 connector: %v", err)
 	}
 	defer s.Close()
-	a, err := s.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	buf := make([]byte, 2)
-	a.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "hi" {
-		t.Fatalf("stream from a version 1 connector: %q, %v", buf, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !bytes.Equal(hellos, []byte{3, 2, 1}) {
-		t.Errorf("hello versions sent: %v, want [3 2 1] (the newest, then each older one)", hellos)
-	}
+	transporttest.CheckHelloFallback(t, ctx, s, func() []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(hellos)
+	})
 }

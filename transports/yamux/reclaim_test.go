@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // TestFullEndpointReclaimsDeadSession: with MaxLinks 1, an idle session
@@ -22,7 +23,7 @@ func TestFullEndpointReclaimsDeadSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	addr := listenAddr(t, ep)
+	addr := transporttest.Addr(t, ep)
 	px := newProxy(t, addr)
 	s1, err := tr.Dial(ctx, sdk.DialConfig{Addr: px.addr(), Passcode: "pw", HeartbeatThreshold: time.Minute})
 	if err != nil {
@@ -48,5 +49,5 @@ func TestFullEndpointReclaimsDeadSession(t *testing.T) {
 	}
 	defer s2.Close()
 	t.Logf("admitted after %v", time.Since(start).Round(time.Millisecond))
-	checkStreams(t, ctx, ep, s2, 4)
+	transporttest.CheckStreamsOneLink(t, ctx, ep, s2, 4)
 }

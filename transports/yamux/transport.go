@@ -128,7 +128,11 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		log.Debug("agent gone before the control stream", "err", err)
 		return
 	}
-	ep.AddHello(&ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl}, hello)
+	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: hello.Version, log: log}
+	if m.aborting() { // the agent sends aborts on the control stream
+		go m.watch()
+	}
+	ep.AddHello(m, hello)
 }
 
 // Dial implements [sdk.Transport.Dial]. It connects eagerly: the returned
@@ -145,12 +149,7 @@ func (t *Transport) Dial(ctx context.Context, cfg sdk.DialConfig) (sdk.Session, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	s, err := t.dial(ctx, cfg, muxkit.Version)
-	for v := muxkit.Version - 1; v >= muxkit.Version1 && errors.Is(err, sdk.ErrIncompatible) && ctx.Err() == nil; v-- {
-		sdk.Logger(cfg.Logger).Debug("the connector speaks an older handshake; dialling again", "hello_version", v)
-		s, err = t.dial(ctx, cfg, v)
-	}
-	return s, err
+	return muxkit.DialVersions(ctx, cfg.Logger, func(v byte) (sdk.Session, error) { return t.dial(ctx, cfg, v) })
 }
 
 func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) (sdk.Session, error) {
@@ -203,8 +202,8 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		}
 		return nil, fmt.Errorf("%s: dial %s: no control stream: %w", Name, cfg.Addr, err)
 	}
-	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, awayCh: make(chan struct{})}
-	go m.watch(ctrl)
+	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: version, log: log, agent: true, awayCh: make(chan struct{})}
+	go m.watch()
 	return muxkit.NewSessionVersion(Name, m, version), nil
 }
 
@@ -234,28 +233,59 @@ func agentTimings(cfg sdk.DialConfig, terms muxkit.Terms) (threshold, interval t
 	return threshold, interval
 }
 
-// goAwayByte, written on the control stream, tells the agent that the
-// connector takes no more streams on this session.
-const goAwayByte = 1
-
 // ymux is a yamux session as a muxkit.Conn.
 type ymux struct {
-	s     *hyamux.Session
-	drain time.Duration
-	away  atomic.Bool
-	// ctrl is the connector's end of the control stream; nil on agents.
-	ctrl *hyamux.Stream
+	s       *hyamux.Session
+	drain   time.Duration
+	away    atomic.Bool
+	ctrl    *hyamux.Stream // this side's end of the control stream
+	version byte           // the hello's version
+	agent   bool
+	log     *slog.Logger
 	// awayCh is closed when the connector says go-away; agents only.
 	awayCh chan struct{}
+	// streams are the open streams, by id, of a session that aborts.
+	streams aborts
 }
 
-// watch reads the agent's end of the control stream until the connector
-// says go-away or the session ends.
-func (m *ymux) watch(ctrl *hyamux.Stream) {
-	var b [1]byte
-	if n, _ := ctrl.Read(b[:]); n == 1 && b[0] == goAwayByte {
-		m.away.Store(true)
-		close(m.awayCh)
+// peerOpens reports whether stream id is one the peer opens: yamux's
+// client (the agent) opens odd ids, its server (the connector) even ones.
+func (m *ymux) peerOpens(id uint32) bool { return (id%2 == 0) == m.agent }
+
+// aborting reports whether the session's streams abort (hello version 4).
+func (m *ymux) aborting() bool { return m.version >= muxkit.Version4 }
+
+// watch reads the control stream until the session ends: on the agent
+// the connector's go-away, and from version 4 on, on both sides, the
+// peer's aborts. A message that is not one of these closes a version 4
+// session (fail closed); before version 4 the agent stops reading.
+func (m *ymux) watch() {
+	for {
+		kind, id, err := readCtrl(m.ctrl)
+		switch {
+		case err != nil:
+		case kind == ctrlGoAway && !m.agent:
+			err = fmt.Errorf("%w: control stream: go-away from the agent", ErrProtocol)
+		case kind == ctrlAbort && !m.aborting():
+			err = fmt.Errorf("%w: control stream: abort before hello version 4", ErrProtocol)
+		}
+		if err != nil {
+			if errors.Is(err, ErrProtocol) {
+				m.log.Warn("closing the session", "err", err)
+				if m.aborting() {
+					m.s.Close()
+				}
+			}
+			return
+		}
+		switch kind {
+		case ctrlGoAway:
+			if !m.away.Swap(true) {
+				close(m.awayCh)
+			}
+		case ctrlAbort:
+			m.streams.abort(id, m.peerOpens(id))
+		}
 	}
 }
 
@@ -271,7 +301,7 @@ func (m *ymux) OpenStream(ctx context.Context) (muxkit.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newStream(st, m.s, m.drain), nil
+	return newStream(st, m, false), nil
 }
 
 // AcceptStream implements muxkit.Conn.
@@ -295,7 +325,7 @@ func (m *ymux) AcceptStream(ctx context.Context) (muxkit.Stream, error) {
 		}
 		return nil, err
 	}
-	return newStream(st, m.s, m.drain), nil
+	return newStream(st, m, true), nil
 }
 
 // errGoAway is returned by an agent's AcceptStream once the connector said
@@ -306,9 +336,9 @@ var errGoAway = errors.New("yamux: the connector takes no more streams")
 // the connector the control stream too, since yamux does not surface
 // GoAway to a peer waiting in Accept.
 func (m *ymux) GoAway() {
-	if m.ctrl != nil {
+	if !m.agent {
 		m.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
-		m.ctrl.Write([]byte{goAwayByte})
+		m.ctrl.Write([]byte{ctrlGoAway})
 	}
 	m.s.GoAway()
 }

@@ -1,4 +1,4 @@
-package quic_test
+package transporttest
 
 import (
 	"context"
@@ -10,32 +10,38 @@ import (
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
-	"github.com/iofog/iofog-connector/transports/quic"
 )
 
 // waiter is what sdk/pipe looks for to copy without an idle buffer.
 type waiter interface{ WaitRead() error }
 
-// TestWaitRead checks the streams' WaitRead: it blocks while nothing is
-// there, returns once bytes arrive without taking them, returns nil at the
-// end of the stream (Read then says io.EOF), honours the read deadline and
-// is ended by Close with net.ErrClosed.
-func TestWaitRead(t *testing.T) {
+// CheckWaitRead checks the WaitRead method of the streams of a transport
+// that has one (as transports/quic and transports/yamux do; sdk/pipe
+// waits with it, so that an idle stream holds no copy buffer), on streams
+// ep opens and s accepts: it blocks while nothing is there, returns once
+// bytes arrive without taking them, returns nil at the end of the stream
+// (Read then says io.EOF), honours the read deadline and is ended by
+// Close with net.ErrClosed; on the agent's side, then on the connector's.
+func CheckWaitRead(t *testing.T, ep sdk.Endpoint, s sdk.Session) {
+	t.Helper()
+	for _, side := range []string{"agent", "connector"} {
+		pair := func(ctx context.Context) (c, a net.Conn) {
+			c, a = Pair(t, ctx, ep, s)
+			if side == "connector" {
+				return a, c
+			}
+			return c, a
+		}
+		t.Run(side, func(t *testing.T) { checkWaitRead(t, pair) })
+	}
+}
+
+// checkWaitRead is CheckWaitRead on the a side of the pairs from pair,
+// c writing.
+func checkWaitRead(t *testing.T, pair func(context.Context) (c, a net.Conn)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tr := newTransport(t, quic.Config{})
-	ep, err := tr.Listen(ctx, sdk.EndpointConfig{Addr: "127.0.0.1:0", Passcode: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: listenAddr(t, ep), Passcode: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-
-	c, a := openPair(ctx, t, ep, s)
+	c, a := pair(ctx)
 	w, ok := a.(waiter)
 	if !ok {
 		t.Fatalf("%T has no WaitRead", a)
@@ -72,7 +78,7 @@ func TestWaitRead(t *testing.T) {
 	c.Close()
 	a.Close()
 
-	c, a = openPair(ctx, t, ep, s)
+	c, a = pair(ctx)
 	defer c.Close()
 	w = a.(waiter)
 	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -91,25 +97,4 @@ func TestWaitRead(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Close did not end WaitRead")
 	}
-}
-
-// openPair opens a stream from ep and accepts it on s.
-func openPair(ctx context.Context, t *testing.T, ep sdk.Endpoint, s sdk.Session) (c, a net.Conn) {
-	t.Helper()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		a, err := s.Accept(ctx)
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-		}
-		ch <- a
-	}()
-	c, err := ep.Open(ctx)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	if a = <-ch; a == nil {
-		t.FailNow()
-	}
-	return c, a
 }
