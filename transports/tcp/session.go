@@ -26,6 +26,9 @@ const (
 	// an older protocol version keeps to it before it tries the newest
 	// again (the connector may have been upgraded).
 	v1Retry = 10 * time.Minute
+	// closedPoll is how often a closed session checks whether the
+	// streams it handed out were closed, to say goodbye after the last.
+	closedPoll = 250 * time.Millisecond
 )
 
 // session is the agent half. It is lazy: every Accept dials one pool link
@@ -532,7 +535,7 @@ func (s *session) runControl(c net.Conn) error {
 			// Closed: watch the streams left, to say goodbye once the last
 			// one is closed.
 			closed = nil
-			t := time.NewTicker(s.t.cfg.SweepInterval)
+			t := time.NewTicker(closedPoll)
 			defer t.Stop()
 			prune = t.C
 		case <-prune:
