@@ -220,8 +220,12 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 		}
 		return
 	}
-	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), version: h.version, acked: make(chan struct{}), dead: make(chan struct{})}
+	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), version: h.version, acked: make(chan struct{}), dead: make(chan struct{}), parked: make(chan struct{})}
+	if l.noAck() {
+		l.startBeats()
+	}
 	if !ep.idle.push(l) {
+		l.stopBeats()
 		l.conn.Close()
 		ep.release()
 		return

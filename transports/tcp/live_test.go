@@ -709,7 +709,7 @@ func newOldConnector(t *testing.T, passcode string) *oldConnector {
 }
 
 // TestAgentFallsBackToV1: against a connector of the first version, our
-// agent gets "incompatible" to its version 3 and version 2 hellos, says so
+// agent gets "incompatible" to its version 4, 3 and 2 hellos, says so
 // once, speaks version 1 from then on, and works.
 func TestAgentFallsBackToV1(t *testing.T) {
 	watchdog(t, time.Minute)
@@ -743,8 +743,8 @@ func TestAgentFallsBackToV1(t *testing.T) {
 	for len(old.versions) > 0 {
 		seen = append(seen, <-old.versions)
 	}
-	if !bytes.Equal(seen, []byte{3, 2, 1, 1}) {
-		t.Errorf("hello versions seen by the old connector: %v, want [3 2 1 1] (one try of v3 and of v2, then v1)", seen)
+	if !bytes.Equal(seen, []byte{4, 3, 2, 1, 1}) {
+		t.Errorf("hello versions seen by the old connector: %v, want [4 3 2 1 1] (one try each of v4, v3 and v2, then v1)", seen)
 	}
 	if n := strings.Count(logs.String(), "protocol version 1 only"); n != 1 {
 		t.Errorf("fallback logged %d times, want once:\n%s", n, logs.String())

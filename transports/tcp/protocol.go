@@ -35,12 +35,20 @@ import (
 // where the origin is [sdk.Origin]'s wire form (length 0: none). The
 // connector sends that frame to version 3 links only, and a plain 'B' to
 // older agents, whose streams then carry no origin.
+//
+// Version 4 has the hello, answer and bind frame of version 3, and drops
+// the agent's acknowledgement: the link is a bare byte pipe right after
+// the bind frame, which the connector follows with the client's bytes
+// without waiting a round trip. An agent that cannot reach its local
+// service closes the link, which the client sees as a closed connection
+// (as it does after an acknowledged bind of version 3).
 const (
 	magicByte   byte = 0xF0
 	magicTail        = "ICN"
 	protocolV1  byte = 1
 	protocolV2  byte = 2
 	protocolV3  byte = 3
+	protocolV4  byte = 4
 	maxPasscode      = 4096
 	helloHeader      = 1 + len(magicTail) + 1 + 1 + 2
 	instanceLen      = 16
@@ -50,7 +58,7 @@ const (
 
 // protocolNewest is what our agents try first and the newest a connector
 // reads.
-const protocolNewest = protocolV3
+const protocolNewest = protocolV4
 
 // Roles a link of ours takes.
 const (
@@ -78,7 +86,8 @@ const (
 	frameBeat byte = 'H'
 	// frameBind: connector→agent, "a client is bound to this link".
 	frameBind byte = 'B'
-	// frameAck: agent→connector, the agent's last framed byte; raw after it.
+	// frameAck: agent→connector, the agent's last framed byte; raw after
+	// it. Versions 1 to 3 only.
 	frameAck byte = 'A'
 	// frameBye: agent→connector on a control link, its last byte: the
 	// instance holds no stream any more, so the control link's end must
@@ -150,7 +159,7 @@ func readHello(r io.Reader, want string) (hello, error) {
 	h.version, h.role = hdr[len(magicTail)], hdr[len(magicTail)+1]
 	switch {
 	case h.version == protocolV1 && (h.role == rolePool || h.role == roleOpen):
-	case (h.version == protocolV2 || h.version == protocolV3) && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
+	case h.version >= protocolV2 && h.version <= protocolNewest && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
 	default:
 		h.answer = answerIncompatible
 		return h, nil
