@@ -163,19 +163,34 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 	if ep.cfg.TLS != nil {
 		c = tls.Server(raw, ep.cfg.TLS)
 	}
-	var first [1]byte
-	if _, err := io.ReadFull(c, first[:]); err != nil {
+	// A hello's header is helloHeader bytes and a legacy agent's passcode
+	// len(Passcode): read as much of both as cannot over-read either, in
+	// one go when the passcode is that long (a Controller's are).
+	var head [helloHeader]byte
+	k := 1
+	if len(ep.cfg.Passcode) >= helloHeader {
+		k = helloHeader
+	}
+	if _, err := io.ReadFull(c, head[:k]); err != nil {
 		stop()
 		c.Close()
 		log.Debug("agent sent nothing", "err", err)
 		ep.failedHandshake(raw, admission.Reason(err))
 		return
 	}
-	if first[0] != magicByte {
-		ep.admitLegacy(c, raw, first[0], stop, log)
+	if head[0] != magicByte {
+		ep.admitLegacy(c, raw, head[:k], stop, log)
 		return
 	}
-	h, err := readHello(c, ep.cfg.Passcode)
+	var (
+		h   hello
+		err error
+	)
+	if k == helloHeader {
+		h, err = readHelloRest(c, [helloHeader - 1]byte(head[1:]), ep.cfg.Passcode)
+	} else {
+		h, err = readHello(c, ep.cfg.Passcode)
+	}
 	if err != nil {
 		stop()
 		c.Close()
@@ -233,9 +248,9 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 	l.read()
 }
 
-// admitLegacy authenticates a legacy agent whose first byte was first.
-func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, log *slog.Logger) {
-	ok, err := readLegacyPasscode(c, first, ep.cfg.Passcode)
+// admitLegacy authenticates a legacy agent whose first bytes were head.
+func (ep *endpoint) admitLegacy(c, raw net.Conn, head []byte, stop func() bool, log *slog.Logger) {
+	ok, err := readLegacyPasscode(c, head, ep.cfg.Passcode)
 	if err != nil || !ok {
 		stop()
 		c.Close()

@@ -148,11 +148,18 @@ func appendHello(b []byte, version, role byte, passcode string, inst instanceID)
 // error means the bytes were not a hello; the connection is then closed
 // without an answer.
 func readHello(r io.Reader, want string) (hello, error) {
-	var h hello
 	var hdr [helloHeader - 1]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return h, err
+		return hello{}, err
 	}
+	return readHelloRest(r, hdr, want)
+}
+
+// readHelloRest is readHello once the header after the magic byte, hdr,
+// was read: it reads the passcode and the instance in one go, at most
+// maxPasscode+instanceLen bytes.
+func readHelloRest(r io.Reader, hdr [helloHeader - 1]byte, want string) (hello, error) {
+	var h hello
 	if string(hdr[:len(magicTail)]) != magicTail {
 		return h, fmt.Errorf("%w: bad magic", ErrProtocol)
 	}
@@ -164,21 +171,21 @@ func readHello(r io.Reader, want string) (hello, error) {
 		h.answer = answerIncompatible
 		return h, nil
 	}
-	n := binary.BigEndian.Uint16(hdr[len(magicTail)+2:])
+	n := int(binary.BigEndian.Uint16(hdr[len(magicTail)+2:]))
 	if n > maxPasscode {
 		return h, fmt.Errorf("%w: passcode length %d", ErrProtocol, n)
 	}
-	got := make([]byte, n)
+	body := n
+	if h.hasInstance() {
+		body += instanceLen
+	}
+	got := make([]byte, body)
 	if _, err := io.ReadFull(r, got); err != nil {
 		return h, err
 	}
-	if h.hasInstance() {
-		if _, err := io.ReadFull(r, h.instance[:]); err != nil {
-			return h, err
-		}
-	}
+	copy(h.instance[:], got[n:])
 	h.answer = answerBadPasscode
-	if subtle.ConstantTimeCompare(got, []byte(want)) == 1 {
+	if subtle.ConstantTimeCompare(got[:n], []byte(want)) == 1 {
 		h.answer = answerOK
 	}
 	return h, nil
@@ -197,10 +204,17 @@ func appendAnswer(b []byte, h hello, threshold time.Duration) []byte {
 
 // readAnswer reads the connector's answer to a hello of the given version
 // and maps refusals to sdk errors. For version 2 it returns the endpoint's
-// heartbeat threshold; for version 1, zero.
+// heartbeat threshold; for version 1, zero. It reads the answer of a
+// version 2 hello in one go: a refusal is one byte, then the connector
+// closes, and nothing follows an acceptance before the agent speaks.
 func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 	var b [5]byte
-	if _, err := io.ReadFull(r, b[:1]); err != nil {
+	want := 1
+	if version >= protocolV2 {
+		want = len(b)
+	}
+	n, err := io.ReadFull(r, b[:want])
+	if n == 0 {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return 0, fmt.Errorf("tcp: connector closed the connection during the handshake: %w", err)
 		}
@@ -220,7 +234,7 @@ func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 	if version < protocolV2 {
 		return 0, nil
 	}
-	if _, err := io.ReadFull(r, b[1:]); err != nil {
+	if err != nil {
 		return 0, fmt.Errorf("tcp: reading the heartbeat threshold of the answer: %w", err)
 	}
 	ms := binary.BigEndian.Uint32(b[1:])
@@ -231,15 +245,19 @@ func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 }
 
 // readLegacyPasscode reads the rest of a legacy agent's passcode, whose
-// first byte was first, and reports whether it is want. It reads exactly
-// len(want)-1 bytes (a legacy agent sends no length and no terminator).
-func readLegacyPasscode(r io.Reader, first byte, want string) (bool, error) {
+// first bytes were head (at most len(want) of them), and reports whether
+// it is want. It reads exactly len(want)-len(head) bytes (a legacy agent
+// sends no length and no terminator).
+func readLegacyPasscode(r io.Reader, head []byte, want string) (bool, error) {
 	if len(want) == 0 {
 		return false, fmt.Errorf("%w: empty passcode", ErrProtocol)
 	}
+	if len(head) > len(want) {
+		return false, fmt.Errorf("%w: %d bytes read for a %d-byte passcode", ErrProtocol, len(head), len(want))
+	}
 	got := make([]byte, len(want))
-	got[0] = first
-	if _, err := io.ReadFull(r, got[1:]); err != nil {
+	copy(got, head)
+	if _, err := io.ReadFull(r, got[len(head):]); err != nil {
 		return false, err
 	}
 	return subtle.ConstantTimeCompare(got, []byte(want)) == 1, nil
