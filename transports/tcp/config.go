@@ -14,8 +14,10 @@ type Config struct {
 	// of a new agent connection, on both halves. Zero means 10 seconds.
 	HandshakeTimeout time.Duration
 	// BindTimeout is how long the connector waits for an agent to
-	// acknowledge a bind frame before it drops the link and tries another
-	// idle one. Zero means 5 seconds.
+	// acknowledge a bind frame (protocol versions 1 to 3), or to echo the
+	// beat due when a bind comes and to take the bind frame (version 4),
+	// before it drops the link and tries another idle one. Zero means 5
+	// seconds.
 	BindTimeout time.Duration
 	// SweepInterval is ignored.
 	//
