@@ -208,3 +208,77 @@ func TestV3AgentV4Connector(t *testing.T) {
 		}
 	}
 }
+
+// echoUntilBind plays the agent of a version 4 idle link: it echoes the
+// connector's beats until the bind frame (whose origin it reads), and
+// reports the bind's error, nil once bound.
+func echoUntilBind(link net.Conn) <-chan error {
+	bound := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1)
+		link.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			if _, err := io.ReadFull(link, b); err != nil {
+				bound <- err
+				return
+			}
+			switch b[0] {
+			case 'H':
+				link.Write(b)
+				continue
+			case 'B':
+				_, err := io.ReadFull(link, b) // origin length: none here
+				if err == nil && b[0] != 0 {
+					err = fmt.Errorf("bind origin of %d bytes, want none", b[0])
+				}
+				link.SetReadDeadline(time.Time{})
+				bound <- err
+			default:
+				bound <- fmt.Errorf("frame %q on an idle link", b)
+			}
+			return
+		}
+	}()
+	return bound
+}
+
+// TestV4BindEchoNeverComes: a version 4 link whose agent does not echo
+// the beat that is due when a bind comes is dropped after BindTimeout,
+// and Open binds the next link instead of hanging on it.
+func TestV4BindEchoNeverComes(t *testing.T) {
+	watchdog(t, time.Minute)
+	tr, err := tcp.New(tcp.Config{BindTimeout: 300 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "pc", HeartbeatThreshold: 5 * time.Second})
+	a := newRawAgent(addr, "pc")
+	end := a.control(t, time.Second)
+	defer end("bye")
+	mute, _ := a.hello(t, 4, 'P')
+	b := make([]byte, 1)
+	mute.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(mute, b); err != nil || b[0] != 'H' {
+		t.Fatalf("the connector's first beat: %q, %v", b, err)
+	}
+	// mute never echoes; a second link does.
+	live, _ := a.hello(t, 4, 'P')
+	bound := echoUntilBind(live)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := ep.Open(ctx)
+	if err != nil {
+		t.Fatalf("Open with one mute and one live link: %v", err)
+	}
+	defer c.Close()
+	if err := <-bound; err != nil {
+		t.Fatalf("the live link: %v", err)
+	}
+	if err := pingPong(c, live); err != nil {
+		t.Fatalf("the stream bound on the live link: %v", err)
+	}
+	mute.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := mute.Read(b); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the mute link: read %q, %v; want it closed by the connector", b[:n], err)
+	}
+}
