@@ -228,7 +228,7 @@ func testLinkLimit(t *testing.T, e *env) {
 		t.Errorf("first agent after the second was refused: %v", err)
 	}
 	// Once the first agent leaves, its place is free again.
-	c.Close()
+	CloseStream(ep, c)
 	a.Close()
 	s1.Close()
 	deadline := time.Now().Add(20 * time.Second)

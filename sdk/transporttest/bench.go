@@ -38,14 +38,14 @@ func Pairs(tb testing.TB, tr sdk.Transport, network string) PairFunc {
 		r := <-ch
 		if err != nil || r.err != nil {
 			if c != nil {
-				c.Close()
+				CloseStream(ep, c)
 			}
 			if r.a != nil {
 				r.a.Close()
 			}
 			tb.Fatalf("pairing a stream: Endpoint.Open: %v; Session.Accept: %v", err, r.err)
 		}
-		return c, r.a
+		return observed(ep, c), r.a
 	}
 }
 

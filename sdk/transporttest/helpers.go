@@ -188,7 +188,7 @@ func CheckStreams(tb testing.TB, ctx context.Context, ep sdk.Endpoint, s sdk.Ses
 	}
 	for i, c := range conns {
 		wg.Go(func() {
-			defer c.Close()
+			defer CloseStream(ep, c)
 			c.SetDeadline(time.Now().Add(time.Minute))
 			msg := make([]byte, 64<<10)
 			rand.Read(msg)

@@ -43,7 +43,7 @@ func testStreamLimit(t *testing.T, e *env) {
 		}
 		// The core closes its side; the agent side ends on its own.
 		for _, c := range cs {
-			c.Close()
+			CloseStream(ep, c)
 		}
 		for i, a := range as {
 			var ne net.Error

@@ -14,12 +14,17 @@ type Config struct {
 	// of a new agent connection, on both halves. Zero means 10 seconds.
 	HandshakeTimeout time.Duration
 	// BindTimeout is how long the connector waits for an agent to
-	// acknowledge a bind frame before it drops the link and tries another
-	// idle one. Zero means 5 seconds.
+	// acknowledge a bind frame (protocol versions 1 to 3), or to echo the
+	// beat due when a bind comes and to take the bind frame (version 4),
+	// before it drops the link and tries another idle one. Zero means 5
+	// seconds.
 	BindTimeout time.Duration
-	// SweepInterval is how often the connector checks whether the streams
-	// it handed out were closed, to free their place under MaxLinks and in
-	// the stats. Zero means 250 milliseconds.
+	// SweepInterval is ignored.
+	//
+	// Deprecated: the connector no longer polls the streams it handed
+	// out; the core tells it when it closed one ([sdk.StreamObserver]).
+	// The field is kept, and still refused when negative, so that
+	// settings files that set transports.tcp.sweep-interval keep loading.
 	SweepInterval time.Duration
 	// DialTimeout bounds an agent's TCP connect to the connector. Zero
 	// means 10 seconds.
@@ -43,9 +48,6 @@ func (c *Config) defaults() {
 	}
 	if c.BindTimeout == 0 {
 		c.BindTimeout = 5 * time.Second
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = 250 * time.Millisecond
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second

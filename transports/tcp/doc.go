@@ -12,8 +12,12 @@
 //   - Our agents send a versioned hello that starts with the byte 0xF0,
 //     which no passcode (an ASCII string) can start with. An idle link
 //     ("pool" role) beats with single-byte frames; when the connector binds
-//     it to a client it sends a bind frame, the agent acknowledges, dials
-//     its local service at once and the link becomes a bare byte pipe. A
+//     it to a client it sends a bind frame, the agent dials its local
+//     service at once and the link becomes a bare byte pipe. Up to version
+//     3 the agent acknowledges the bind and the connector waits for that;
+//     from version 4 the connector beats idle links itself (the agent
+//     echoes), so it knows when no agent byte is in flight, and hands the
+//     link out right after the bind frame, without a round trip. A
 //     link in the "open" role is a stream the agent started; it is a bare
 //     byte pipe as soon as it is accepted. Since protocol version 2 each
 //     agent session names itself with an instance id and keeps a "control"

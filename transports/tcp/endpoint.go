@@ -10,7 +10,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/iofog/iofog-connector/sdk"
@@ -36,7 +35,7 @@ type endpoint struct {
 
 	mu       sync.Mutex
 	links    int                      // authenticated links open
-	handed   map[*handedConn]struct{} // bare streams handed out, swept
+	handed   map[net.Conn]*handedConn // bare streams handed out, by the value Open or Accept returned
 	legacy   map[*legacyConn]struct{} // legacy links handed out and open
 	insts    map[instanceID]*instance // our agents' instances (live.go)
 	controls int                      // their control links open
@@ -60,11 +59,13 @@ func (ep *endpoint) noOrigin(ctx context.Context, warned *atomic.Bool, agent str
 		"proxyprotocol", o.Proxy.String())
 }
 
-// handedConn is a bare stream handed out by Open or Accept; the sweeper
-// frees its place once its owner closed it. inst is the agent instance
-// whose liveness it depends on, nil for protocol version 1.
+// handedConn is a bare stream handed out by Open or Accept. Its place is
+// freed when the core reports it closed (StreamClosed) or when the endpoint
+// closes it because its agent instance died. raw is the socket under it
+// (closing it never blocks, unlike a TLS close); inst is the agent
+// instance whose liveness it depends on, nil for protocol version 1.
 type handedConn struct {
-	rc   syscall.RawConn
+	c    net.Conn
 	raw  net.Conn
 	inst *instance
 }
@@ -85,14 +86,13 @@ func newEndpoint(ln net.Listener, cfg sdk.EndpointConfig, tcfg *Config) *endpoin
 		cancel:    cancel,
 		idle:      newQueue(),
 		accepted:  newQueue(),
-		handed:    make(map[*handedConn]struct{}),
+		handed:    make(map[net.Conn]*handedConn),
 		legacy:    make(map[*legacyConn]struct{}),
 		insts:     make(map[instanceID]*instance),
 	}
 	ep.gate = admission.NewGate(ep.log, cfg.MaxLinks)
-	ep.wg.Add(2)
+	ep.wg.Add(1)
 	go ep.serve()
-	go ep.sweep()
 	return ep
 }
 
@@ -163,19 +163,34 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 	if ep.cfg.TLS != nil {
 		c = tls.Server(raw, ep.cfg.TLS)
 	}
-	var first [1]byte
-	if _, err := io.ReadFull(c, first[:]); err != nil {
+	// A hello's header is helloHeader bytes and a legacy agent's passcode
+	// len(Passcode): read as much of both as cannot over-read either, in
+	// one go when the passcode is that long (a Controller's are).
+	var head [helloHeader]byte
+	k := 1
+	if len(ep.cfg.Passcode) >= helloHeader {
+		k = helloHeader
+	}
+	if _, err := io.ReadFull(c, head[:k]); err != nil {
 		stop()
 		c.Close()
 		log.Debug("agent sent nothing", "err", err)
 		ep.failedHandshake(raw, admission.Reason(err))
 		return
 	}
-	if first[0] != magicByte {
-		ep.admitLegacy(c, raw, first[0], stop, log)
+	if head[0] != magicByte {
+		ep.admitLegacy(c, raw, head[:k], stop, log)
 		return
 	}
-	h, err := readHello(c, ep.cfg.Passcode)
+	var (
+		h   hello
+		err error
+	)
+	if k == helloHeader {
+		h, err = readHelloRest(c, [helloHeader - 1]byte(head[1:]), ep.cfg.Passcode)
+	} else {
+		h, err = readHello(c, ep.cfg.Passcode)
+	}
 	if err != nil {
 		stop()
 		c.Close()
@@ -220,8 +235,12 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 		}
 		return
 	}
-	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), version: h.version, acked: make(chan struct{}), dead: make(chan struct{})}
+	l := &poolLink{ep: ep, conn: c, inst: h.instanceRef(), version: h.version, acked: make(chan struct{}), dead: make(chan struct{}), parked: make(chan struct{})}
+	if l.noAck() {
+		l.startBeats()
+	}
 	if !ep.idle.push(l) {
+		l.stopBeats()
 		l.conn.Close()
 		ep.release()
 		return
@@ -229,9 +248,9 @@ func (ep *endpoint) admit(raw net.Conn, leave func()) {
 	l.read()
 }
 
-// admitLegacy authenticates a legacy agent whose first byte was first.
-func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, log *slog.Logger) {
-	ok, err := readLegacyPasscode(c, first, ep.cfg.Passcode)
+// admitLegacy authenticates a legacy agent whose first bytes were head.
+func (ep *endpoint) admitLegacy(c, raw net.Conn, head []byte, stop func() bool, log *slog.Logger) {
+	ok, err := readLegacyPasscode(c, head, ep.cfg.Passcode)
 	if err != nil || !ok {
 		stop()
 		c.Close()
@@ -267,56 +286,52 @@ func (ep *endpoint) admitLegacy(c, raw net.Conn, first byte, stop func() bool, l
 }
 
 // hand registers a bare stream handed to the caller, so that its place is
-// freed when the caller closes it, and, for a version 2 agent (inst not
-// nil), so that it is closed if that agent instance dies or freezes.
+// freed when the core reports it closed ([endpoint.StreamClosed]), and,
+// for a version 2 agent (inst not nil), so that it is closed if that agent
+// instance dies or freezes.
 func (ep *endpoint) hand(c net.Conn, inst *instanceID) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		if t, isTLS := c.(*tls.Conn); isTLS {
-			tc, ok = t.NetConn().(*net.TCPConn)
-		}
+	raw := c
+	if t, isTLS := c.(*tls.Conn); isTLS {
+		raw = t.NetConn()
 	}
-	var rc syscall.RawConn
-	if ok {
-		rc, _ = tc.SyscallConn()
-	}
-	if rc == nil {
-		// Not a socket we can watch: free its place now.
-		ep.release()
-		return
-	}
-	h := &handedConn{rc: rc, raw: tc}
+	h := &handedConn{c: c, raw: raw}
 	ep.mu.Lock()
-	ep.handed[h] = struct{}{}
+	ep.handed[c] = h
 	if inst != nil {
 		ep.trackLocked(h, *inst)
 	}
 	ep.mu.Unlock()
 }
 
-// sweep frees the places of handed-out streams once they are closed.
-func (ep *endpoint) sweep() {
-	defer ep.wg.Done()
-	t := time.NewTicker(ep.tcfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ep.ctx.Done():
-			return
-		case <-t.C:
+// StreamClosed implements [sdk.StreamObserver]: the core closed c, a
+// stream Open or Accept returned, so its place under MaxLinks and in the
+// stats is freed now. A stream the endpoint does not know (handed out by a
+// predecessor endpoint, a legacy link, which frees its own place on Close,
+// or one the endpoint already closed and freed because its agent died) is
+// ignored. It never blocks on the network.
+func (ep *endpoint) StreamClosed(c net.Conn) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	h, ok := ep.handed[c]
+	if !ok {
+		return
+	}
+	ep.untrackLocked(h)
+}
+
+// untrackLocked forgets the handed-out stream h and frees its place.
+// ep.mu is held.
+func (ep *endpoint) untrackLocked(h *handedConn) {
+	delete(ep.handed, h.c)
+	ep.links--
+	if in := h.inst; in != nil {
+		delete(in.streams, h)
+		h.inst = nil
+		if in.ctl == nil && len(in.streams) == 0 {
+			// Nothing left to watch: the instance's control link never
+			// came or is gone.
+			ep.forgetLocked(in)
 		}
-		ep.mu.Lock()
-		for h := range ep.handed {
-			if h.rc.Control(func(uintptr) {}) != nil {
-				delete(ep.handed, h)
-				if h.inst != nil {
-					delete(h.inst.streams, h)
-				}
-				ep.links--
-			}
-		}
-		ep.sweepInstancesLocked(time.Now())
-		ep.mu.Unlock()
 	}
 }
 
@@ -384,6 +399,11 @@ func (ep *endpoint) Close() error {
 		for _, it := range ep.accepted.shut() {
 			it.close()
 		}
+		ep.mu.Lock()
+		for _, in := range ep.insts {
+			in.timer.Stop()
+		}
+		ep.mu.Unlock()
 	})
 	ep.wg.Wait()
 	ep.gate.Close()
@@ -410,8 +430,9 @@ func (s *openStream) take() bool { return true }
 func (s *openStream) close()     { s.conn.Close(); s.ep.release() }
 
 var (
-	_ sdk.Endpoint      = (*endpoint)(nil)
-	_ sdk.StatsReporter = (*endpoint)(nil)
-	_ sdk.Stopper       = (*endpoint)(nil)
-	_ item              = (*openStream)(nil)
+	_ sdk.Endpoint       = (*endpoint)(nil)
+	_ sdk.StatsReporter  = (*endpoint)(nil)
+	_ sdk.Stopper        = (*endpoint)(nil)
+	_ sdk.StreamObserver = (*endpoint)(nil)
+	_ item               = (*openStream)(nil)
 )

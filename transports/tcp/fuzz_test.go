@@ -17,7 +17,7 @@ import (
 func FuzzReadHello(f *testing.F) {
 	var inst instanceID
 	copy(inst[:], "0123456789abcdef")
-	for _, v := range []byte{protocolV1, protocolV2, protocolV3} {
+	for _, v := range []byte{protocolV1, protocolV2, protocolV3, protocolV4} {
 		for _, role := range []byte{rolePool, roleOpen, roleControl} {
 			h, _ := appendHello(nil, v, role, "passcode", inst)
 			f.Add(h[1:], "passcode")
@@ -25,7 +25,7 @@ func FuzzReadHello(f *testing.F) {
 	}
 	h, _ := appendHello(nil, protocolV2, rolePool, "passcode", inst)
 	f.Add(h[1:len(h)-3], "passcode")                             // instance cut short
-	f.Add([]byte("ICN\x04P\x00\x01x"), "x")                      // a version from the future
+	f.Add([]byte("ICN\x05P\x00\x01x"), "x")                      // a version from the future
 	f.Add([]byte("ICN\x02P\xff\xff"), "x")                       // passcode too long
 	f.Add([]byte("ICX\x01P\x00\x01x"), "x")                      // bad magic
 	f.Add(append([]byte("ICN\x01P\x00\x05wrong"), 'H'), "right") // wrong passcode
@@ -48,7 +48,7 @@ func FuzzReadHello(f *testing.F) {
 			if len(data) < helloHeader-1 || !bytes.Equal(data[helloHeader-1:helloHeader-1+len(want)], []byte(want)) {
 				t.Fatalf("hello %q accepted for passcode %q", data, want)
 			}
-			if h.version != protocolV1 && h.version != protocolV2 && h.version != protocolV3 {
+			if h.version < protocolV1 || h.version > protocolNewest {
 				t.Fatalf("version %d accepted", h.version)
 			}
 			if h.version == protocolV1 && h.role == roleControl {
@@ -118,11 +118,17 @@ func FuzzLegacyHandshake(f *testing.F) {
 		if len(data) == 0 || len(want) == 0 || len(want) > maxPasscode {
 			return
 		}
-		r := bytes.NewReader(data[1:])
-		ok, err := readLegacyPasscode(r, data[0], want)
-		used := len(data) - 1 - r.Len()
-		if used > len(want)-1 {
-			t.Fatalf("read %d bytes past the first for a %d-byte passcode", used, len(want))
+		// The connector reads the first helloHeader bytes at once when
+		// the passcode is at least that long, else one.
+		k := 1
+		if len(want) >= helloHeader && len(data) >= helloHeader {
+			k = helloHeader
+		}
+		r := bytes.NewReader(data[k:])
+		ok, err := readLegacyPasscode(r, data[:k], want)
+		used := len(data) - k - r.Len()
+		if used > len(want)-k {
+			t.Fatalf("read %d bytes past the first %d for a %d-byte passcode", used, k, len(want))
 		}
 		full := len(data) >= len(want)
 		if !full {
@@ -158,7 +164,7 @@ func FuzzIsBeats(f *testing.F) {
 func TestHelloRoundTrip(t *testing.T) {
 	var inst instanceID
 	copy(inst[:], "instance-0123456")
-	for _, v := range []byte{protocolV1, protocolV2, protocolV3} {
+	for _, v := range []byte{protocolV1, protocolV2, protocolV3, protocolV4} {
 		for _, role := range []byte{rolePool, roleOpen, roleControl} {
 			b, err := appendHello(nil, v, role, "pc", inst)
 			if err != nil {

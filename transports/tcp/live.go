@@ -16,10 +16,13 @@ import (
 // with an instance id in its hellos and keeps one control link that is
 // never bound and beats. The endpoint records, per instance, the streams it
 // handed out, and closes them all when the instance's control link closes
-// without a goodbye or stays silent past the heartbeat threshold (the
-// sweeper also expires an instance that never got a control link within
-// the threshold). A goodbye ('G') means the agent holds no stream any more:
-// the instance is forgotten and nothing is closed.
+// without a goodbye or stays silent past the heartbeat threshold, or when
+// no control link came within the threshold: each instance has a timer,
+// reset by every beat, that fires once it has been silent for the
+// threshold. The places of streams the core closes are freed when it says
+// so (StreamClosed); nothing polls sockets. A goodbye ('G') means
+// the agent holds no stream any more: the instance is forgotten and
+// nothing is closed.
 
 // instance is one agent session of ours as an endpoint sees it. Guarded by
 // endpoint.mu.
@@ -28,6 +31,10 @@ type instance struct {
 	last    time.Time // last sign of life: a beat, or when it was registered
 	ctl     net.Conn  // its control link, nil if none now
 	streams map[*handedConn]struct{}
+	// timer fires once the instance may have been silent for the
+	// threshold (silent); every sign of life resets it, and forgetting
+	// the instance stops it.
+	timer *time.Timer
 }
 
 // instanceLocked returns instance id, registering it. ep.mu is held.
@@ -35,9 +42,34 @@ func (ep *endpoint) instanceLocked(id instanceID) *instance {
 	in := ep.insts[id]
 	if in == nil {
 		in = &instance{id: id, last: time.Now(), streams: make(map[*handedConn]struct{})}
+		in.timer = time.AfterFunc(ep.threshold, func() { ep.silent(in) })
 		ep.insts[id] = in
 	}
 	return in
+}
+
+// aliveLocked records a sign of life of in. ep.mu is held.
+func (ep *endpoint) aliveLocked(in *instance) {
+	in.last = time.Now()
+	in.timer.Reset(ep.threshold)
+}
+
+// silent runs when in's timer fires: it expires in if it has had no sign
+// of life for the threshold (its control link frozen, or never there),
+// and otherwise sets the timer again for the rest (a beat's Reset raced
+// with the firing).
+func (ep *endpoint) silent(in *instance) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.ctx.Err() != nil || ep.insts[in.id] != in {
+		return
+	}
+	quiet := time.Since(in.last)
+	if quiet < ep.threshold {
+		in.timer.Reset(ep.threshold - quiet)
+		return
+	}
+	ep.expireLocked(in, fmt.Errorf("no heartbeat for %v", quiet.Round(time.Millisecond)))
 }
 
 // maxControls caps the control links of one endpoint. They do not count
@@ -86,7 +118,8 @@ func (ep *endpoint) serveControl(c net.Conn, id instanceID, log *slog.Logger) {
 	ep.mu.Lock()
 	in := ep.instanceLocked(id)
 	old := in.ctl
-	in.ctl, in.last = c, time.Now()
+	in.ctl = c
+	ep.aliveLocked(in)
 	ep.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -100,7 +133,7 @@ func (ep *endpoint) serveControl(c net.Conn, id instanceID, log *slog.Logger) {
 			case frameBeat:
 				ep.mu.Lock()
 				if in.ctl == c {
-					in.last = time.Now()
+					ep.aliveLocked(in)
 				}
 				ep.mu.Unlock()
 				c.SetWriteDeadline(time.Now().Add(ep.threshold))
@@ -140,8 +173,10 @@ func (ep *endpoint) trackLocked(h *handedConn, id instanceID) {
 	in.streams[h] = struct{}{}
 }
 
-// forgetLocked drops in without closing its streams. ep.mu is held.
+// forgetLocked drops in without closing its streams, and stops its
+// timer. ep.mu is held.
 func (ep *endpoint) forgetLocked(in *instance) {
+	in.timer.Stop()
 	for h := range in.streams {
 		h.inst = nil
 	}
@@ -152,13 +187,15 @@ func (ep *endpoint) forgetLocked(in *instance) {
 	}
 }
 
-// expireLocked closes every stream handed out for in, and its control
-// link: the agent is gone or frozen. The sweeper then frees their places.
-// ep.mu is held.
+// expireLocked closes every stream handed out for in, frees their places
+// (the core's later StreamClosed for them is then ignored), and closes its
+// control link: the agent is gone or frozen. ep.mu is held.
 func (ep *endpoint) expireLocked(in *instance, why error) {
 	n := len(in.streams)
 	for h := range in.streams {
 		h.raw.Close()
+		delete(ep.handed, h.c)
+		ep.links--
 	}
 	if in.ctl != nil {
 		in.ctl.Close()
@@ -166,19 +203,5 @@ func (ep *endpoint) expireLocked(in *instance, why error) {
 	ep.forgetLocked(in)
 	if n > 0 {
 		ep.log.Info("agent gone or frozen: closing the streams handed out for it", "streams", n, "threshold", ep.threshold, "err", why)
-	}
-}
-
-// sweepInstancesLocked expires instances silent past the threshold (their
-// control link frozen, or never there) and forgets those with nothing left
-// to watch. ep.mu is held.
-func (ep *endpoint) sweepInstancesLocked(now time.Time) {
-	for _, in := range ep.insts {
-		switch {
-		case now.Sub(in.last) > ep.threshold:
-			ep.expireLocked(in, fmt.Errorf("no heartbeat for %v", now.Sub(in.last).Round(time.Millisecond)))
-		case in.ctl == nil && len(in.streams) == 0:
-			ep.forgetLocked(in)
-		}
 	}
 }

@@ -709,7 +709,7 @@ func newOldConnector(t *testing.T, passcode string) *oldConnector {
 }
 
 // TestAgentFallsBackToV1: against a connector of the first version, our
-// agent gets "incompatible" to its version 3 and version 2 hellos, says so
+// agent gets "incompatible" to its version 4, 3 and 2 hellos, says so
 // once, speaks version 1 from then on, and works.
 func TestAgentFallsBackToV1(t *testing.T) {
 	watchdog(t, time.Minute)
@@ -743,8 +743,8 @@ func TestAgentFallsBackToV1(t *testing.T) {
 	for len(old.versions) > 0 {
 		seen = append(seen, <-old.versions)
 	}
-	if !bytes.Equal(seen, []byte{3, 2, 1, 1}) {
-		t.Errorf("hello versions seen by the old connector: %v, want [3 2 1 1] (one try of v3 and of v2, then v1)", seen)
+	if !bytes.Equal(seen, []byte{4, 3, 2, 1, 1}) {
+		t.Errorf("hello versions seen by the old connector: %v, want [4 3 2 1 1] (one try each of v4, v3 and v2, then v1)", seen)
 	}
 	if n := strings.Count(logs.String(), "protocol version 1 only"); n != 1 {
 		t.Errorf("fallback logged %d times, want once:\n%s", n, logs.String())
@@ -863,5 +863,57 @@ func TestLegacyPrivateWaitingAgentFreezes(t *testing.T) {
 	waitLinks(t, ep1, 0)
 	if _, err := legacyLink(t, addr1, "p1"); err != nil {
 		t.Fatalf("the restarted agent: %v", err)
+	}
+}
+
+// TestControlLinkNeverCame: a version 2 instance whose control link never
+// came is expired by its own timer once the threshold passed (no sweeper
+// polls any more): its bound stream is closed, not before about the
+// threshold, and its place is free by the time the stream ends, without
+// the core reporting it closed. A stream the core reports closed before
+// that is freed at once, and its instance, with nothing left to watch, is
+// forgotten: a later report of it, or the timer, changes nothing.
+func TestControlLinkNeverCame(t *testing.T) {
+	watchdog(t, time.Minute)
+	const th = time.Second
+	tr := newTransport(t)
+	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "pc", HeartbeatThreshold: th})
+	sr := ep.(sdk.StatsReporter)
+
+	a := newRawAgent(addr, "pc")
+	start := time.Now()
+	c, _ := a.bound(t, ep, 2)
+	if st := sr.Stats(); st.Links != 1 || st.Streams != 1 {
+		t.Fatalf("Stats() = %+v with one stream bound, want Links 1, Streams 1", st)
+	}
+	closedWithin(t, c, th+5*time.Second)
+	took := time.Since(start)
+	t.Logf("bound stream of an instance without a control link closed %v after it was bound (threshold %v)", took.Round(time.Millisecond), th)
+	if took < th*9/10 {
+		t.Errorf("closed after %v, before the %v threshold", took, th)
+	}
+	if st := sr.Stats(); st.Links != 0 || st.Streams != 0 {
+		t.Errorf("Stats() = %+v once the expired instance's stream ended, want Links 0, Streams 0", st)
+	}
+	ep.(sdk.StreamObserver).StreamClosed(c) // the core's late report: ignored
+	if st := sr.Stats(); st.Links != 0 || st.Streams != 0 {
+		t.Errorf("Stats() = %+v after the core reported the expired stream closed, want Links 0, Streams 0", st)
+	}
+
+	// Reported closed before the threshold: freed at once, and another
+	// stream of the same instance bound later gets a full threshold.
+	b := newRawAgent(addr, "pc")
+	c1, _ := b.bound(t, ep, 2)
+	c1.Close()
+	ep.(sdk.StreamObserver).StreamClosed(c1)
+	if st := sr.Stats(); st.Links != 0 || st.Streams != 0 {
+		t.Errorf("Stats() = %+v right after the only stream was reported closed, want Links 0, Streams 0", st)
+	}
+	time.Sleep(th / 2)
+	start = time.Now()
+	c2, _ := b.bound(t, ep, 2)
+	closedWithin(t, c2, th+5*time.Second)
+	if took := time.Since(start); took < th*9/10 {
+		t.Errorf("the instance's second stream closed after %v: the first stream's timer outlived it", took)
 	}
 }

@@ -35,12 +35,20 @@ import (
 // where the origin is [sdk.Origin]'s wire form (length 0: none). The
 // connector sends that frame to version 3 links only, and a plain 'B' to
 // older agents, whose streams then carry no origin.
+//
+// Version 4 has the hello, answer and bind frame of version 3, and drops
+// the agent's acknowledgement: the link is a bare byte pipe right after
+// the bind frame, which the connector follows with the client's bytes
+// without waiting a round trip. An agent that cannot reach its local
+// service closes the link, which the client sees as a closed connection
+// (as it does after an acknowledged bind of version 3).
 const (
 	magicByte   byte = 0xF0
 	magicTail        = "ICN"
 	protocolV1  byte = 1
 	protocolV2  byte = 2
 	protocolV3  byte = 3
+	protocolV4  byte = 4
 	maxPasscode      = 4096
 	helloHeader      = 1 + len(magicTail) + 1 + 1 + 2
 	instanceLen      = 16
@@ -50,7 +58,7 @@ const (
 
 // protocolNewest is what our agents try first and the newest a connector
 // reads.
-const protocolNewest = protocolV3
+const protocolNewest = protocolV4
 
 // Roles a link of ours takes.
 const (
@@ -78,7 +86,8 @@ const (
 	frameBeat byte = 'H'
 	// frameBind: connector→agent, "a client is bound to this link".
 	frameBind byte = 'B'
-	// frameAck: agent→connector, the agent's last framed byte; raw after it.
+	// frameAck: agent→connector, the agent's last framed byte; raw after
+	// it. Versions 1 to 3 only.
 	frameAck byte = 'A'
 	// frameBye: agent→connector on a control link, its last byte: the
 	// instance holds no stream any more, so the control link's end must
@@ -139,37 +148,44 @@ func appendHello(b []byte, version, role byte, passcode string, inst instanceID)
 // error means the bytes were not a hello; the connection is then closed
 // without an answer.
 func readHello(r io.Reader, want string) (hello, error) {
-	var h hello
 	var hdr [helloHeader - 1]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return h, err
+		return hello{}, err
 	}
+	return readHelloRest(r, hdr, want)
+}
+
+// readHelloRest is readHello once the header after the magic byte, hdr,
+// was read: it reads the passcode and the instance in one go, at most
+// maxPasscode+instanceLen bytes.
+func readHelloRest(r io.Reader, hdr [helloHeader - 1]byte, want string) (hello, error) {
+	var h hello
 	if string(hdr[:len(magicTail)]) != magicTail {
 		return h, fmt.Errorf("%w: bad magic", ErrProtocol)
 	}
 	h.version, h.role = hdr[len(magicTail)], hdr[len(magicTail)+1]
 	switch {
 	case h.version == protocolV1 && (h.role == rolePool || h.role == roleOpen):
-	case (h.version == protocolV2 || h.version == protocolV3) && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
+	case h.version >= protocolV2 && h.version <= protocolNewest && (h.role == rolePool || h.role == roleOpen || h.role == roleControl):
 	default:
 		h.answer = answerIncompatible
 		return h, nil
 	}
-	n := binary.BigEndian.Uint16(hdr[len(magicTail)+2:])
+	n := int(binary.BigEndian.Uint16(hdr[len(magicTail)+2:]))
 	if n > maxPasscode {
 		return h, fmt.Errorf("%w: passcode length %d", ErrProtocol, n)
 	}
-	got := make([]byte, n)
+	body := n
+	if h.hasInstance() {
+		body += instanceLen
+	}
+	got := make([]byte, body)
 	if _, err := io.ReadFull(r, got); err != nil {
 		return h, err
 	}
-	if h.hasInstance() {
-		if _, err := io.ReadFull(r, h.instance[:]); err != nil {
-			return h, err
-		}
-	}
+	copy(h.instance[:], got[n:])
 	h.answer = answerBadPasscode
-	if subtle.ConstantTimeCompare(got, []byte(want)) == 1 {
+	if subtle.ConstantTimeCompare(got[:n], []byte(want)) == 1 {
 		h.answer = answerOK
 	}
 	return h, nil
@@ -188,10 +204,17 @@ func appendAnswer(b []byte, h hello, threshold time.Duration) []byte {
 
 // readAnswer reads the connector's answer to a hello of the given version
 // and maps refusals to sdk errors. For version 2 it returns the endpoint's
-// heartbeat threshold; for version 1, zero.
+// heartbeat threshold; for version 1, zero. It reads the answer of a
+// version 2 hello in one go: a refusal is one byte, then the connector
+// closes, and nothing follows an acceptance before the agent speaks.
 func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 	var b [5]byte
-	if _, err := io.ReadFull(r, b[:1]); err != nil {
+	want := 1
+	if version >= protocolV2 {
+		want = len(b)
+	}
+	n, err := io.ReadFull(r, b[:want])
+	if n == 0 {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return 0, fmt.Errorf("tcp: connector closed the connection during the handshake: %w", err)
 		}
@@ -211,7 +234,7 @@ func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 	if version < protocolV2 {
 		return 0, nil
 	}
-	if _, err := io.ReadFull(r, b[1:]); err != nil {
+	if err != nil {
 		return 0, fmt.Errorf("tcp: reading the heartbeat threshold of the answer: %w", err)
 	}
 	ms := binary.BigEndian.Uint32(b[1:])
@@ -222,15 +245,19 @@ func readAnswer(r io.Reader, version byte) (time.Duration, error) {
 }
 
 // readLegacyPasscode reads the rest of a legacy agent's passcode, whose
-// first byte was first, and reports whether it is want. It reads exactly
-// len(want)-1 bytes (a legacy agent sends no length and no terminator).
-func readLegacyPasscode(r io.Reader, first byte, want string) (bool, error) {
+// first bytes were head (at most len(want) of them), and reports whether
+// it is want. It reads exactly len(want)-len(head) bytes (a legacy agent
+// sends no length and no terminator).
+func readLegacyPasscode(r io.Reader, head []byte, want string) (bool, error) {
 	if len(want) == 0 {
 		return false, fmt.Errorf("%w: empty passcode", ErrProtocol)
 	}
+	if len(head) > len(want) {
+		return false, fmt.Errorf("%w: %d bytes read for a %d-byte passcode", ErrProtocol, len(head), len(want))
+	}
 	got := make([]byte, len(want))
-	got[0] = first
-	if _, err := io.ReadFull(r, got[1:]); err != nil {
+	copy(got, head)
+	if _, err := io.ReadFull(r, got[len(head):]); err != nil {
 		return false, err
 	}
 	return subtle.ConstantTimeCompare(got, []byte(want)) == 1, nil

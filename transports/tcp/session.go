@@ -26,6 +26,9 @@ const (
 	// an older protocol version keeps to it before it tries the newest
 	// again (the connector may have been upgraded).
 	v1Retry = 10 * time.Minute
+	// closedPoll is how often a closed session checks whether the
+	// streams it handed out were closed, to say goodbye after the last.
+	closedPoll = 250 * time.Millisecond
 )
 
 // session is the agent half. It is lazy: every Accept dials one pool link
@@ -63,6 +66,7 @@ type session struct {
 	ctlWG   sync.WaitGroup            // the control goroutine, for Close
 	warned  bool                      // the version 1 fallback was logged
 	warned2 bool                      // the version 2 fallback was logged
+	warned3 bool                      // a fallback to version 3 was logged
 }
 
 // agentStream is a stream the session handed out, watched so that it can
@@ -131,7 +135,10 @@ func (s *session) downgrade(v byte) {
 	s.downUntil.Store(time.Now().Add(v1Retry).UnixNano())
 	s.mu.Lock()
 	warned := &s.warned
-	if to >= protocolV2 {
+	switch {
+	case to >= protocolV3:
+		warned = &s.warned3
+	case to == protocolV2:
 		warned = &s.warned2
 	}
 	warn := !*warned
@@ -141,6 +148,8 @@ func (s *session) downgrade(v byte) {
 	case !warn:
 	case to == protocolV1:
 		s.log.Warn("the connector speaks protocol version 1 only; falling back to it: streams bound to this agent are not covered by heartbeats until the connector is upgraded", "retry_v2_in", v1Retry)
+	case to >= protocolV3:
+		s.log.Debug("the connector speaks an older protocol version; falling back to it: each bind waits for the agent's acknowledgement", "version", to, "retry_in", v1Retry)
 	default:
 		s.log.Info("the connector speaks an older protocol version; falling back to it: it cannot send public clients' addresses, so no PROXY protocol header reaches the local service until the connector is upgraded", "version", to, "retry_in", v1Retry)
 	}
@@ -248,19 +257,26 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 		beat  *time.Timer
 	)
 	wmu.Lock()
-	beat = time.AfterFunc(interval, func() {
-		wmu.Lock()
-		defer wmu.Unlock()
-		if bound {
-			return
-		}
-		c.SetWriteDeadline(time.Now().Add(threshold))
-		if _, err := c.Write([]byte{frameBeat}); err != nil {
-			c.SetReadDeadline(time.Unix(1, 0)) // wake the reader
-			return
-		}
-		beat.Reset(interval)
-	})
+	if v >= protocolV4 {
+		// The connector beats the link and this side echoes (idle), so
+		// that the connector can bind it without an ack: silence is
+		// judged against the connector's threshold, which sets its beats.
+		threshold = max(threshold, time.Duration(s.learned.Load()))
+	} else {
+		beat = time.AfterFunc(interval, func() {
+			wmu.Lock()
+			defer wmu.Unlock()
+			if bound {
+				return
+			}
+			c.SetWriteDeadline(time.Now().Add(threshold))
+			if _, err := c.Write([]byte{frameBeat}); err != nil {
+				c.SetReadDeadline(time.Unix(1, 0)) // wake the reader
+				return
+			}
+			beat.Reset(interval)
+		})
+	}
 	wmu.Unlock()
 	abort := func() { c.SetReadDeadline(time.Unix(1, 0)) }
 	stop1 := context.AfterFunc(ctx, abort)
@@ -268,7 +284,9 @@ func (s *session) Accept(ctx context.Context) (net.Conn, error) {
 	origin, hasOrigin, err := s.idle(c, v, threshold, &wmu, &bound)
 	wmu.Lock()
 	bound = true
-	beat.Stop()
+	if beat != nil {
+		beat.Stop()
+	}
 	wmu.Unlock()
 	ok1, ok2 := stop1(), stop2()
 	switch {
@@ -304,6 +322,16 @@ func (s *session) idle(c net.Conn, v byte, threshold time.Duration, wmu *sync.Mu
 		}
 		switch b[0] {
 		case frameBeat:
+			if v >= protocolV4 {
+				// The connector's beat: echo it.
+				wmu.Lock()
+				c.SetWriteDeadline(time.Now().Add(threshold))
+				_, err := c.Write(b[:])
+				wmu.Unlock()
+				if err != nil {
+					return sdk.Origin{}, false, err
+				}
+			}
 		case frameBind:
 			var (
 				o  sdk.Origin
@@ -317,8 +345,11 @@ func (s *session) idle(c net.Conn, v byte, threshold time.Duration, wmu *sync.Mu
 			}
 			wmu.Lock()
 			*bound = true
-			c.SetWriteDeadline(time.Now().Add(threshold))
-			_, err := c.Write([]byte{frameAck})
+			var err error
+			if v < protocolV4 {
+				c.SetWriteDeadline(time.Now().Add(threshold))
+				_, err = c.Write([]byte{frameAck})
+			}
 			wmu.Unlock()
 			return o, ok, err
 		default:
@@ -532,7 +563,7 @@ func (s *session) runControl(c net.Conn) error {
 			// Closed: watch the streams left, to say goodbye once the last
 			// one is closed.
 			closed = nil
-			t := time.NewTicker(s.t.cfg.SweepInterval)
+			t := time.NewTicker(closedPoll)
 			defer t.Stop()
 			prune = t.C
 		case <-prune:

@@ -114,8 +114,21 @@ func TestBoundStreamsAreBareTCP(t *testing.T) {
 		if st := ep.(sdk.StatsReporter).Stats(); st.Links != 2 || st.Streams != 2 || st.IdleLinks != 0 {
 			t.Errorf("%s mode: Stats() = %+v with two streams handed out, want Links 2, Streams 2, IdleLinks 0", mode, st)
 		}
-		c.Close()
-		ac.Close()
-		waitLinks(t, ep, 0)
+		// The core closes a stream and then tells the endpoint: the place
+		// is free at once, nothing polls.
+		transporttest.CloseStream(ep, c)
+		if st := ep.(sdk.StatsReporter).Stats(); st.Links != 1 || st.Streams != 1 {
+			t.Errorf("%s mode: Stats() = %+v right after one of two streams was reported closed, want Links 1, Streams 1", mode, st)
+		}
+		transporttest.CloseStream(ep, ac)
+		if st := ep.(sdk.StatsReporter).Stats(); st.Links != 0 || st.Streams != 0 {
+			t.Errorf("%s mode: Stats() = %+v right after both streams were reported closed, want Links 0, Streams 0", mode, st)
+		}
+		// A second report of the same stream (or one of another endpoint)
+		// is ignored.
+		ep.(sdk.StreamObserver).StreamClosed(c)
+		if st := ep.(sdk.StatsReporter).Stats(); st.Links != 0 || st.Streams != 0 {
+			t.Errorf("%s mode: Stats() = %+v after a stream was reported closed twice, want Links 0, Streams 0", mode, st)
+		}
 	}
 }
