@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -12,17 +11,19 @@ import (
 )
 
 // A direction whose source is a socket (or crypto/tls over a socket) waits
-// for bytes without a goroutine: it reads until the socket would block,
-// then registers the socket, one-shot and level-triggered, in a
-// process-wide epoll set and returns. One goroutine waits on that set for
-// the whole process and starts a goroutine for a direction whose socket
-// turned readable. Held, idle relays thus cost no stack: a goroutine
-// per direction (two per relay, in the daemon and again in the agent) was
+// for bytes without a goroutine once its source has been silent for
+// linger: it registers the socket, one-shot and level-triggered, in a
+// process-wide epoll set and its goroutine returns. That epoll set is
+// itself waited on through the runtime's poller (it is pollable), and an
+// event starts a goroutine for the direction whose socket turned
+// readable. Held, idle relays thus cost no stack: a goroutine per
+// direction (two per relay, in the daemon and again in the agent) was
 // most of what a held connection cost.
 //
-// A bulk transfer keeps its goroutine between splices (the runtime's own
-// poller wakes it, as cheaply as before) until its source has been silent
-// for bulkLinger, then parks.
+// While bytes flow, and for linger after, a direction keeps its goroutine
+// and waits on the runtime's poller as before, under a read deadline
+// renewed once per linger: request/response traffic and bulk transfers
+// (splice) pay no park and wake per message.
 
 // Kinds of parked direction.
 const (
@@ -31,24 +32,24 @@ const (
 	kindTLS               // crypto/tls over a socket to any writer
 )
 
-// bulkLinger is how long a direction in bulk (splice) mode waits for its
-// source on the runtime's poller, keeping its goroutine, before it parks.
-const bulkLinger = 500 * time.Millisecond
+// linger is how long a direction waits for its source on the runtime's
+// poller, keeping its goroutine, before it parks.
+const linger = 100 * time.Millisecond
 
 // poll is the state of a direction that can park. Between a park and the
 // resume that follows, no goroutine touches it but the one resuming it.
 type poll struct {
-	kind  int
-	rc    syscall.RawConn // the source socket
-	dstRC syscall.RawConn // the destination socket (kindSplice)
-	tc    *tls.Conn       // the source (kindTLS)
-	id    uint64          // key in the parker's table; 0: not registered
-	added bool            // the socket is in the epoll set
-	armed bool            // parked, waiting for an event; guarded by parker.mu
-	woke  bool            // resumed by an event (kindTLS reads the socket)
-	bulk  bool            // kindSplice: splicing
-	small int             // kindSplice: small splices in a row
-	mark  int64           // kindSplice: bytes moved when the linger began
+	kind     int
+	rc       syscall.RawConn // the source socket
+	dstRC    syscall.RawConn // the destination socket (kindSplice)
+	tc       *tls.Conn       // the source (kindTLS)
+	id       uint64          // key in the parker's table; 0: not registered
+	added    bool            // the socket is in the epoll set
+	armed    bool            // parked, waiting for an event; guarded by parker.mu
+	bulk     bool            // kindSplice: splicing
+	small    int             // kindSplice: small splices in a row
+	mark     int64           // bytes moved when the linger began
+	deadline time.Time       // the source's read deadline: the linger's end
 }
 
 // parker is the process-wide epoll set of parked directions. Like the
@@ -56,6 +57,7 @@ type poll struct {
 // relays registered in it.
 type parker struct {
 	once   sync.Once
+	file   *os.File
 	epfd   int
 	err    error
 	mu     sync.Mutex
@@ -65,7 +67,7 @@ type parker struct {
 
 var parked parker
 
-// init creates the epoll set and its goroutine, once.
+// init creates the epoll set and the goroutine that waits on it, once.
 func (p *parker) init() error {
 	p.once.Do(func() {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -73,32 +75,46 @@ func (p *parker) init() error {
 			p.err = os.NewSyscallError("epoll_create1", err)
 			return
 		}
-		p.epfd = fd
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			syscall.Close(fd)
+			p.err = os.NewSyscallError("setnonblock", err)
+			return
+		}
+		// Non-blocking, the epoll descriptor joins the runtime's poller.
+		f := os.NewFile(uintptr(fd), "pipe-epoll")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			p.err = err
+			return
+		}
+		p.file, p.epfd = f, fd // the file keeps the descriptor open
 		p.halves = make(map[uint64]*half)
-		go p.loop()
+		go p.loop(rc)
 	})
 	return p.err
 }
 
 // loop waits for events for the life of the process and resumes each
 // direction whose socket turned readable (or failed).
-func (p *parker) loop() {
+func (p *parker) loop(rc syscall.RawConn) {
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		err := rc.Read(func(fd uintptr) bool {
+			n, err := syscall.EpollWait(int(fd), events, 0)
+			if err != nil || n <= 0 {
+				return err != nil && err != syscall.EINTR && err != syscall.EAGAIN
+			}
+			for _, ev := range events[:n] {
+				id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+				if h := p.take(id); h != nil {
+					go h.run()
+				}
+			}
+			return true
+		})
 		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
 			time.Sleep(10 * time.Millisecond) // not expected; do not spin
-			continue
-		}
-		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if h := p.take(id); h != nil {
-				h.woke = true
-				go h.run()
-			}
 		}
 	}
 }
@@ -145,33 +161,41 @@ func (h *half) parkable() bool {
 	return true
 }
 
-// run moves bytes until the source would block, then parks h, or until
-// the direction ends.
+// run moves bytes, waiting for the source on the runtime's poller, until
+// the source has been silent for linger; then it parks h. It returns when
+// h is parked or ended.
 func (h *half) run() {
+	h.linger()
 	for {
-		n, wait, err := h.step()
+		n, err := h.step()
 		h.n += n
-		if err == errRetry {
-			continue
-		}
-		if err != nil || (n == 0 && !wait) {
-			if errors.Is(err, io.EOF) {
-				err = nil
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if h.n > h.mark { // still moving: linger again
+				h.linger()
+				continue
 			}
+			h.src.SetReadDeadline(time.Time{})
+			if err := h.park(); err != nil {
+				if parked.take(h.id) != h {
+					return // a close resumed it already
+				}
+				h.end(h.n, err)
+			}
+			return
+		case err == errRetry:
+		case err != nil || n == 0:
 			h.end(h.n, err)
 			return
 		}
-		if !wait {
-			continue
-		}
-		if err := h.park(); err != nil {
-			if parked.take(h.id) != h {
-				return // a close resumed it already
-			}
-			h.end(h.n, err)
-		}
-		return
 	}
+}
+
+// linger sets the source's read deadline linger from now.
+func (h *half) linger() {
+	h.mark = h.n
+	h.deadline = time.Now().Add(linger)
+	h.src.SetReadDeadline(h.deadline)
 }
 
 // park registers h's socket in the epoll set, armed for one event. After
@@ -221,7 +245,6 @@ func (h *half) wake() {
 	h.armed = false
 	parked.mu.Unlock()
 	if ok {
-		h.woke = true
 		go h.run()
 	}
 }
@@ -237,148 +260,55 @@ func (h *half) forget() {
 	parked.mu.Unlock()
 }
 
-// step makes one transfer. wait reports that the source has no bytes
-// now; n == 0 with neither wait nor an error is EOF.
-func (h *half) step() (n int64, wait bool, err error) {
+// step makes one transfer, waiting for the source on the runtime's
+// poller under the linger deadline. n == 0 with a nil error is EOF; a
+// step that moved nothing and should be retried returns errRetry.
+func (h *half) step() (int64, error) {
 	switch h.kind {
 	case kindTLS:
-		return h.stepTLS()
+		n, err := tlsRecord(h.dst, h.tc, h.m, h.deadline)
+		if errors.Is(err, io.EOF) {
+			if n > 0 {
+				return n, nil // EOF comes again on the next read
+			}
+			err = nil
+		}
+		return n, err
 	case kindSplice:
 		if h.bulk {
 			return h.stepSplice()
 		}
 	}
-	m, full, wait, err := readOnce(h.dst, h.rc, h.m)
-	if h.kind == kindSplice && full && err == nil {
-		h.enterBulk()
+	m, full, err := readWrite(h.dst, h.rc, h.m)
+	if err == nil && m == 0 {
+		return 0, nil // EOF
 	}
-	return int64(m), wait, err
+	if h.kind == kindSplice && full && err == nil {
+		h.bulk, h.small = true, 0
+	}
+	return int64(m), err
 }
 
-// enterBulk switches to splice with the linger deadline on the source.
-func (h *half) enterBulk() {
-	h.bulk, h.small, h.mark = true, 0, h.n
-	h.src.SetReadDeadline(time.Now().Add(bulkLinger))
-}
-
-// leaveBulk switches back to read/write and clears the linger deadline.
-func (h *half) leaveBulk() {
-	h.bulk = false
-	h.src.SetReadDeadline(time.Time{})
-}
-
-// stepSplice is one splice of the bulk path, waiting for the source on
-// the runtime's poller until the linger deadline; silent that long, the
-// direction leaves bulk mode and parks.
-func (h *half) stepSplice() (int64, bool, error) {
+// stepSplice is one splice of the bulk path; after smallRuns small
+// splices in a row the direction goes back to read/write.
+func (h *half) stepSplice() (int64, error) {
 	n, err := spliceOnce(h.dstRC, h.rc, h.m)
 	if errors.Is(err, syscall.EINVAL) {
 		// A socket type or kernel without splice: read/write only.
-		h.kind = kindRead
-		h.leaveBulk()
-		return 0, false, errRetry
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if h.n > h.mark { // still moving: linger again
-			h.mark = h.n
-			h.src.SetReadDeadline(time.Now().Add(bulkLinger))
-			return 0, false, errRetry
-		}
-		h.leaveBulk()
-		return 0, true, nil
+		h.kind, h.bulk = kindRead, false
+		return 0, errRetry
 	}
 	if err != nil || n == 0 {
-		return n, false, err
+		return n, err
 	}
 	if n < smallMove {
 		if h.small++; h.small >= smallRuns {
-			h.leaveBulk()
+			h.bulk = false
 		}
 	} else {
 		h.small = 0
 	}
-	return n, false, nil
-}
-
-// stepTLS is one record of a TLS source. Resumed by an event, it reads the
-// socket (waiting for the rest of a record if need be); otherwise it only
-// takes what crypto/tls already holds, under an expired deadline, and
-// reports wait once it holds nothing whole.
-func (h *half) stepTLS() (int64, bool, error) {
-	if h.woke {
-		h.woke = false
-		n, err := tlsRecord(h.dst, h.tc, h.m)
-		return n, false, err
-	}
-	h.tc.SetReadDeadline(expired)
-	bp := getBuf()
-	r, err := h.tc.Read(*bp)
-	h.tc.SetReadDeadline(time.Time{})
-	if r == 0 {
-		putBuf(bp)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return 0, true, nil
-		}
-		if err == nil {
-			return 0, false, errRetry
-		}
-		return 0, false, err
-	}
-	h.m.touch()
-	w, werr := h.dst.Write((*bp)[:r])
-	putBuf(bp)
-	if w > 0 {
-		h.m.moved(int64(w))
-	}
-	if werr != nil {
-		return int64(w), false, werr
-	}
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		return int64(w), false, err
-	}
-	return int64(w), false, nil
-}
-
-// readOnce reads what the socket src holds (once) into a pooled buffer
-// and writes it to dst. wait reports that src had nothing; n == 0 with
-// neither wait nor an error is EOF; full reports that the read filled the
-// buffer.
-func readOnce(dst net.Conn, src syscall.RawConn, mt *meter) (n int, full, wait bool, err error) {
-	var (
-		bp    *[]byte
-		opErr error
-	)
-	rerr := src.Read(func(fd uintptr) bool {
-		bp = getBuf()
-		for {
-			n, opErr = syscall.Read(int(fd), *bp)
-			if opErr != syscall.EINTR {
-				break
-			}
-		}
-		if opErr == syscall.EAGAIN {
-			putBuf(bp)
-			bp, wait, opErr, n = nil, true, nil, 0
-		}
-		return true
-	})
-	if rerr == nil {
-		rerr = opErr
-	}
-	if rerr != nil || n <= 0 {
-		if bp != nil {
-			putBuf(bp)
-		}
-		return 0, false, wait && rerr == nil, rerr
-	}
-	mt.touch()
-	full = n == len(*bp)
-	m, werr := dst.Write((*bp)[:n])
-	putBuf(bp)
-	if m > 0 {
-		mt.moved(int64(m))
-	}
-	return m, full, false, werr
+	return n, nil
 }
 
 // spliceOnce splices what the socket src holds into a kernel pipe and

@@ -5,6 +5,7 @@ package pipe
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -166,5 +167,74 @@ func TestParkedTLSRecordsBuffered(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("relay did not end after both half-closes")
+	}
+}
+
+// TestParkedRelayHalfCloseAndCounts: a relay idle past linger (parked)
+// still carries bytes, a FIN each way, and counts every byte.
+func TestParkedRelayHalfCloseAndCounts(t *testing.T) {
+	watchdog(t, time.Minute)
+	left, a := tcpPair(t)
+	b, right := tcpPair(t)
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	Start(context.Background(), a, b, Options{IdleTimeout: time.Minute}, func(r Result, err error) { done <- outcome{r, err} })
+	echoBothWays(t, left, right, []byte("12345"))
+	time.Sleep(3 * linger) // both directions park
+	echoBothWays(t, left, right, []byte("678"))
+	time.Sleep(3 * linger)
+	left.(*net.TCPConn).CloseWrite()
+	right.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := right.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the left FIN the right read %d, %v; want EOF", n, err)
+	}
+	time.Sleep(3 * linger)
+	if _, err := right.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	left.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(left, got); err != nil || string(got) != "late" {
+		t.Fatalf("left got %q, %v after its own half-close", got, err)
+	}
+	right.(*net.TCPConn).CloseWrite()
+	if n, err := left.Read(got); n != 0 || err != io.EOF {
+		t.Fatalf("after the right FIN the left read %d, %v; want EOF", n, err)
+	}
+	select {
+	case o := <-done:
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if o.res.AToB != 8 || o.res.BToA != 12 {
+			t.Fatalf("counted %+v, want AToB 8, BToA 12", o.res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end after both half-closes")
+	}
+}
+
+// TestParkedRelayIdleTimeout: the idle timeout closes a parked relay.
+func TestParkedRelayIdleTimeout(t *testing.T) {
+	watchdog(t, time.Minute)
+	left, a := tcpPair(t)
+	b, right := tcpPair(t)
+	done := make(chan error, 1)
+	Start(context.Background(), a, b, Options{IdleTimeout: 5 * linger}, func(_ Result, err error) { done <- err })
+	echoBothWays(t, left, right, []byte("x"))
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrIdleTimeout) {
+			t.Fatalf("parked relay ended with %v, want ErrIdleTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle timeout did not close a parked relay")
+	}
+	left.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := left.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client of a timed-out relay read %v, want EOF", err)
 	}
 }

@@ -229,7 +229,7 @@ var expired = time.Unix(1, 0)
 func tlsCopy(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
 	var written int64
 	for {
-		n, err := tlsRecord(dst, src, m)
+		n, err := tlsRecord(dst, src, m, time.Time{})
 		written += n
 		switch {
 		case err == errRetry:
@@ -243,8 +243,9 @@ func tlsCopy(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
 
 // tlsRecord is one step of [tlsCopy]: it waits for a record and writes
 // it to dst. It returns errRetry when a record carried no data, and
-// io.EOF (possibly with bytes) at the end of src.
-func tlsRecord(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
+// io.EOF (possibly with bytes) at the end of src. The read deadline of
+// src is restore again after its read of the rest of the record.
+func tlsRecord(dst io.Writer, src *tls.Conn, m *meter, restore time.Time) (int64, error) {
 	var first [1]byte
 	n, err := src.Read(first[:])
 	if n == 0 {
@@ -262,7 +263,7 @@ func tlsRecord(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
 		src.SetReadDeadline(expired)
 		var r int
 		r, err = src.Read(buf[1:])
-		src.SetReadDeadline(time.Time{})
+		src.SetReadDeadline(restore)
 		k += r
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = nil
