@@ -91,6 +91,7 @@ func (p *parker) init() error {
 		p.file, p.epfd = f, fd // the file keeps the descriptor open
 		p.halves = make(map[uint64]*half)
 		go p.loop(rc)
+		go p.sweep()
 	})
 	return p.err
 }
@@ -116,6 +117,37 @@ func (p *parker) loop(rc syscall.RawConn) {
 		if err != nil {
 			time.Sleep(10 * time.Millisecond) // not expected; do not spin
 		}
+	}
+}
+
+// sweepEvery is how often the parker looks for parked directions whose
+// source someone else closed.
+const sweepEvery = time.Second
+
+// sweep resumes, every sweepEvery, the parked directions whose socket was
+// closed by someone other than their relay (a transport closing the
+// streams of an agent that froze): closing a descriptor takes it out of
+// the epoll set without an event, so nothing else would resume them. Each
+// check is a no-op Control call on the socket, which fails once the
+// socket is closed: well under a millisecond per sweep for thousands of
+// parked directions.
+func (p *parker) sweep() {
+	var dead []*half
+	for {
+		time.Sleep(sweepEvery)
+		p.mu.Lock()
+		for _, h := range p.halves {
+			if h.armed && h.rc.Control(func(uintptr) {}) != nil {
+				h.armed = false
+				dead = append(dead, h)
+			}
+		}
+		p.mu.Unlock()
+		for i, h := range dead {
+			go h.run()
+			dead[i] = nil
+		}
+		dead = dead[:0]
 	}
 }
 

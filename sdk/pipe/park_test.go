@@ -238,3 +238,28 @@ func TestParkedRelayIdleTimeout(t *testing.T) {
 		t.Fatalf("client of a timed-out relay read %v, want EOF", err)
 	}
 }
+
+// TestParkedRelayClosedByOther: a stream closed by someone other than the
+// relay (a transport closing the streams of a frozen agent) leaves the
+// epoll set without an event; the parker's sweep still ends the relay,
+// which closes the other stream.
+func TestParkedRelayClosedByOther(t *testing.T) {
+	watchdog(t, time.Minute)
+	left, a := tcpPair(t)
+	b, _ := tcpPair(t)
+	done := make(chan error, 1)
+	Start(context.Background(), a, b, Options{}, func(_ Result, err error) { done <- err })
+	time.Sleep(3 * linger) // both directions park
+	b.Close()
+	start := time.Now()
+	left.SetReadDeadline(time.Now().Add(sweepEvery + 10*time.Second))
+	if _, err := left.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the relay's other client read %v, want EOF", err)
+	}
+	t.Logf("closed after %v (sweep every %v)", time.Since(start).Round(time.Millisecond), sweepEvery)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end")
+	}
+}
