@@ -8,11 +8,16 @@
 // read/write path, and a direction switches to splice once a read fills
 // the buffer and back after two splices in a row under 4 KiB. Unlike io.Copy's splice, it takes a kernel pipe only
 // while bytes are in flight and waits for data without one, so thousands of
-// idle relayed connections pin no pipes and no buffers: an idle direction
-// costs a parked goroutine and nothing else. When the source is a socket but
-// the destination is not (TLS, a multiplexed stream), it likewise waits for
-// readability before it takes a pooled buffer, and from a crypto/tls
-// connection it waits for a record before it takes one.
+// idle relayed connections pin no pipes and no buffers. When the source is
+// a socket but the destination is not (TLS, a multiplexed stream), it
+// likewise waits for readability before it takes a pooled buffer, and from
+// a crypto/tls connection it waits for a record before it takes one.
+//
+// On Linux, a direction whose source is a socket (or crypto/tls over one)
+// holds no goroutine either once its source has been silent for 100 ms:
+// it waits in a process-wide epoll set until bytes come (see [Start]), so
+// an idle relay costs its two streams and a few hundred bytes. Other
+// streams keep a parked goroutine per direction.
 package pipe
 
 import (
@@ -74,13 +79,17 @@ func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) 
 // done runs on a goroutine of the relay and must not block for long.
 //
 // Between sockets on Linux (and from a crypto/tls connection over a
-// socket) a direction holds no goroutine while it waits for bytes: it
-// waits in a process-wide epoll set and a goroutine runs only while bytes
-// are in flight, so a held, idle relay costs its streams, a few hundred
-// bytes of state and no stack. Other streams get a goroutine per
-// direction for the life of the relay.
+// socket) a direction holds no goroutine while it waits for bytes: after
+// 100 ms without any it waits in a process-wide epoll set, and a goroutine
+// runs only while bytes flow, so a held, idle relay costs its streams, a
+// few hundred bytes of state and no stack. Such a direction uses its
+// source's read deadline. A stream closed under the relay by someone else
+// (a transport dropping a frozen agent's streams) is noticed within a
+// second and ends the relay. Other streams get a goroutine per direction
+// for the life of the relay.
 //
-// Start owns a and b.
+// Start owns a and b: the caller must not read, write or set deadlines on
+// them.
 func Start(ctx context.Context, a, b net.Conn, opts Options, done func(Result, error)) {
 	j := &join{ctx: ctx, a: a, b: b, done: done}
 	if opts.IdleTimeout > 0 {
