@@ -304,17 +304,17 @@ func (p *pairer) join(side int, s, partner *held) {
 		a, b = partner, s
 	}
 	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer b.done() // JoinWith closed both
-		defer a.done()
-		p.cfg.Counters.begin()
-		defer p.cfg.Counters.end()
-		_, err := pipe.JoinWith(p.ctx, a.Conn, b.Conn, p.cfg.Counters.pipeOptions(p.cfg.IdleTimeout))
+	p.cfg.Counters.begin()
+	// An idle relay holds no goroutine: the pipe calls back at its end.
+	pipe.Start(p.ctx, a.Conn, b.Conn, p.cfg.Counters.pipeOptions(p.cfg.IdleTimeout), func(_ pipe.Result, err error) {
+		p.cfg.Counters.end()
+		a.done() // the pipe closed both
+		b.done()
 		if err != nil {
 			p.log.Debug("private relay ended with an error", "err", err)
 		}
-	}()
+		p.wg.Done()
+	})
 }
 
 func (p *pairer) closeWaiting() {

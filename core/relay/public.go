@@ -93,16 +93,21 @@ func ServePublic(ctx context.Context, ln net.Listener, ep Opener, cfg PublicConf
 			continue
 		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			servePublicConn(ctx, c, ep, &cfg, log, leave, func(reason string) { refused.Add(src, reason) })
-		}()
+		go servePublicConn(ctx, c, ep, &cfg, log, leave, func(reason string) { refused.Add(src, reason) }, wg.Done)
 	}
 }
 
 // servePublicConn relays one client. leave ends its waiting place once it
-// has a stream or is refused; refuse logs a refusal in aggregate.
-func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConfig, log *slog.Logger, leave func(), refuse func(string)) {
+// has a stream or is refused; refuse logs a refusal in aggregate. finish
+// runs once the client is refused or its relay has ended: the relay
+// outlives servePublicConn and holds no goroutine while idle.
+func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConfig, log *slog.Logger, leave func(), refuse func(string), finish func()) {
+	relaying := false
+	defer func() {
+		if !relaying {
+			finish()
+		}
+	}()
 	defer leave()
 	waited := cfg.Counters.wait()
 	defer waited()
@@ -153,16 +158,19 @@ func servePublicConn(ctx context.Context, c net.Conn, ep Opener, cfg *PublicConf
 		return
 	}
 	s := hold(raw, ep, cfg.Limit)
-	defer s.done() // JoinWith closed it
 	leave()
 	waited()
 	cfg.Counters.begin()
-	defer cfg.Counters.end()
+	relaying = true
 	// The pipe gets the stream itself, so that a socket keeps splice.
-	_, err = pipe.JoinWith(ctx, c, s.Conn, cfg.Counters.pipeOptions(cfg.IdleTimeout))
-	if err != nil {
-		log.Debug("public relay ended with an error", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
-	}
+	pipe.Start(ctx, c, s.Conn, cfg.Counters.pipeOptions(cfg.IdleTimeout), func(_ pipe.Result, err error) {
+		cfg.Counters.end()
+		s.done() // the pipe closed it
+		if err != nil {
+			log.Debug("public relay ended with an error", sdk.AttrPeer, c.RemoteAddr().String(), "err", err)
+		}
+		finish()
+	})
 }
 
 // nextBackoff doubles d from 5 ms up to one second (ServePrivate's

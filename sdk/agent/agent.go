@@ -388,10 +388,7 @@ func (r *runner) acceptLoopShared(ctx context.Context, local string, extra bool,
 			spawn(true)
 		}
 		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.relayToLocal(ctx, stream, local)
-		}()
+		go r.relayToLocal(ctx, stream, local, r.wg.Done)
 	}
 }
 
@@ -472,20 +469,20 @@ func (r *runner) acceptLoop(ctx context.Context, local string) {
 		b.reset()
 		r.retries.ok(ctx)
 		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.relayToLocal(ctx, stream, local)
-		}()
+		go r.relayToLocal(ctx, stream, local, r.wg.Done)
 	}
 }
 
-// relayToLocal dials local for stream and joins them.
-func (r *runner) relayToLocal(ctx context.Context, stream net.Conn, local string) {
+// relayToLocal dials local for stream and joins them. finish runs once
+// both are closed: the relay outlives relayToLocal and, between sockets,
+// holds no goroutine while idle.
+func (r *runner) relayToLocal(ctx context.Context, stream net.Conn, local string, finish func()) {
 	d := net.Dialer{Timeout: r.dialTimeout}
 	lc, err := d.DialContext(ctx, "tcp", local)
 	if err != nil {
 		stream.Close()
 		r.log.Warn("dialling the local service failed; closing the stream", "err", err)
+		finish()
 		return
 	}
 	stream, err = r.writeProxyHeader(stream, lc)
@@ -493,10 +490,13 @@ func (r *runner) relayToLocal(ctx context.Context, stream net.Conn, local string
 		stream.Close()
 		lc.Close()
 		r.log.Warn("writing the PROXY protocol header to the local service failed; closing the stream", "err", err)
+		finish()
 		return
 	}
-	res, err := pipe.Join(ctx, stream, lc)
-	r.log.Debug("stream ended", "to_local", res.AToB, "from_local", res.BToA, "err", err)
+	pipe.Start(ctx, stream, lc, pipe.Options{}, func(res pipe.Result, err error) {
+		r.log.Debug("stream ended", "to_local", res.AToB, "from_local", res.BToA, "err", err)
+		finish()
+	})
 }
 
 // serveListen carries each local connection accepted on ln over a new
@@ -520,10 +520,7 @@ func (r *runner) serveListen(ctx context.Context, ln net.Listener, openTimeout t
 		}
 		b.reset()
 		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.carry(ctx, c, openTimeout)
-		}()
+		go r.carry(ctx, c, openTimeout, r.wg.Done)
 	}
 	ln.Close()
 	r.wg.Wait()
@@ -533,8 +530,15 @@ func (r *runner) serveListen(ctx context.Context, ln net.Listener, openTimeout t
 }
 
 // carry opens a stream for the local connection c, retrying within
-// openTimeout, and joins them.
-func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duration) {
+// openTimeout, and joins them. finish runs once c is closed (its relay
+// ended, or no stream came).
+func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duration, finish func()) {
+	relaying := false
+	defer func() {
+		if !relaying {
+			finish()
+		}
+	}()
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
 	b := newBackoff(min(r.lo, 250*time.Millisecond), r.hi)
@@ -549,8 +553,11 @@ func (r *runner) carry(ctx context.Context, c net.Conn, openTimeout time.Duratio
 		if err == nil {
 			cancel()
 			r.retries.ok(ctx)
-			res, err := pipe.Join(ctx, c, stream)
-			r.log.Debug("stream ended", "from_local", res.AToB, "to_local", res.BToA, "err", err)
+			relaying = true
+			pipe.Start(ctx, c, stream, pipe.Options{}, func(res pipe.Result, err error) {
+				r.log.Debug("stream ended", "from_local", res.AToB, "to_local", res.BToA, "err", err)
+				finish()
+			})
 			return
 		}
 		if octx.Err() != nil {

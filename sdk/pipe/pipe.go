@@ -8,11 +8,16 @@
 // read/write path, and a direction switches to splice once a read fills
 // the buffer and back after two splices in a row under 4 KiB. Unlike io.Copy's splice, it takes a kernel pipe only
 // while bytes are in flight and waits for data without one, so thousands of
-// idle relayed connections pin no pipes and no buffers: an idle direction
-// costs a parked goroutine and nothing else. When the source is a socket but
-// the destination is not (TLS, a multiplexed stream), it likewise waits for
-// readability before it takes a pooled buffer, and from a crypto/tls
-// connection it waits for a record before it takes one.
+// idle relayed connections pin no pipes and no buffers. When the source is
+// a socket but the destination is not (TLS, a multiplexed stream), it
+// likewise waits for readability before it takes a pooled buffer, and from
+// a crypto/tls connection it waits for a record before it takes one.
+//
+// On Linux, a direction whose source is a socket (or crypto/tls over one)
+// holds no goroutine either once its source has been silent for 100 ms:
+// it waits in a process-wide epoll set until bytes come (see [Start]), so
+// an idle relay costs its two streams and a few hundred bytes. Other
+// streams keep a parked goroutine per direction.
 //
 // This package is a kit, not part of the stable contract (see "Stability"
 // in package sdk): transports and tools may use it, and any release may
@@ -61,64 +66,137 @@ func Join(ctx context.Context, a, b net.Conn) (Result, error) {
 // relay and a clock read plus an atomic store per transfer.
 func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) {
 	var (
-		res    Result
-		closed atomic.Bool
-		errAB  error
-		done   = make(chan struct{})
+		res  Result
+		err  error
+		done = make(chan struct{})
 	)
-	// closeBoth closes both streams once and reports whether they were
-	// already closed, so that errors it causes are not reported as faults.
-	closeBoth := func() (already bool) {
-		if closed.Swap(true) {
-			return true
-		}
-		a.Close()
-		b.Close()
-		return false
-	}
-	stop := context.AfterFunc(ctx, func() { closeBoth() })
-	defer stop()
-	var act *activity
-	var timer *idleTimer
-	if opts.IdleTimeout > 0 {
-		act = newActivity()
-		timer = act.watch(opts.IdleTimeout, func() { closeBoth() })
-	}
-
-	go func() {
-		defer close(done)
-		res.AToB, errAB = copyHalf(b, a, closeBoth, newMeter(act, opts.AToB))
-	}()
-	var errBA error
-	res.BToA, errBA = copyHalf(a, b, closeBoth, newMeter(act, opts.BToA))
+	Start(ctx, a, b, opts, func(r Result, e error) {
+		res, err = r, e
+		close(done)
+	})
 	<-done
-	if timer != nil {
-		timer.stop()
-	}
-	closeBoth()
-	switch {
-	case ctx.Err() != nil:
-		return res, nil
-	case timer != nil && timer.expired.Load():
-		return res, ErrIdleTimeout
-	}
-	return res, errors.Join(quiet(errAB), quiet(errBA))
+	return res, err
 }
 
-// copyHalf copies src to dst, then half-closes dst, or closes both on
-// error. An error caused by the other direction closing both is dropped.
-func copyHalf(dst, src net.Conn, closeBoth func() bool, m *meter) (int64, error) {
-	n, err := copyConn(dst, src, m)
+// Start is [JoinWith] without the wait: it returns at once, relays a and
+// b as JoinWith does, and once both directions have ended and both
+// streams are closed calls done, once, with what JoinWith would return.
+// done runs on a goroutine of the relay and must not block for long.
+//
+// Between sockets on Linux (and from a crypto/tls connection over a
+// socket) a direction holds no goroutine while it waits for bytes: after
+// 100 ms without any it waits in a process-wide epoll set, and a goroutine
+// runs only while bytes flow, so a held, idle relay costs its streams, a
+// few hundred bytes of state and no stack. Such a direction uses its
+// source's read deadline. A stream closed under the relay by someone else
+// (a transport dropping a frozen agent's streams) is noticed within a
+// second and ends the relay. Other streams get a goroutine per direction
+// for the life of the relay.
+//
+// Start owns a and b: the caller must not read, write or set deadlines on
+// them.
+func Start(ctx context.Context, a, b net.Conn, opts Options, done func(Result, error)) {
+	j := &join{ctx: ctx, a: a, b: b, done: done}
+	if opts.IdleTimeout > 0 {
+		j.act = newActivity()
+		j.timer = j.act.watch(opts.IdleTimeout, func() { j.closeBoth() })
+	}
+	j.halves[0] = half{j: j, dst: b, src: a, m: newMeter(j.act, opts.AToB)}
+	j.halves[1] = half{j: j, dst: a, src: b, m: newMeter(j.act, opts.BToA)}
+	j.pending.Store(2)
+	j.stop = context.AfterFunc(ctx, func() { j.closeBoth() })
+	for i := range j.halves {
+		j.halves[i].start()
+	}
+}
+
+// join is one relay started by [Start].
+type join struct {
+	ctx     context.Context
+	a, b    net.Conn
+	done    func(Result, error)
+	act     *activity
+	timer   *idleTimer
+	stop    func() bool // stops the AfterFunc on ctx
+	closed  atomic.Bool
+	pending atomic.Int32 // directions not yet ended
+	halves  [2]half      // a→b, b→a
+}
+
+// closeBoth closes both streams once and reports whether they were
+// already closed, so that errors it causes are not reported as faults.
+// A direction waiting for bytes in the epoll set is resumed, to see the
+// close and end.
+func (j *join) closeBoth() (already bool) {
+	if j.closed.Swap(true) {
+		return true
+	}
+	j.a.Close()
+	j.b.Close()
+	for i := range j.halves {
+		j.halves[i].wake()
+	}
+	return false
+}
+
+// half is one direction of a join, src to dst.
+type half struct {
+	j        *join
+	dst, src net.Conn
+	m        *meter
+	n        int64
+	err      error
+	poll     // park_linux.go: what a direction needs to wait without a goroutine
+}
+
+// start runs the direction: parked in the epoll set between transfers
+// when its source allows, else on a goroutine of its own.
+func (h *half) start() {
+	if h.parkable() {
+		go h.run()
+		return
+	}
+	go func() {
+		n, err := copyConn(h.dst, h.src, h.m)
+		h.end(n, err)
+	}()
+}
+
+// end records the direction's end: it half-closes dst after EOF, or
+// closes both on error (an error caused by the other direction closing
+// both is dropped). The last direction to end finishes the join.
+func (h *half) end(n int64, err error) {
+	h.forget()
 	if err != nil {
-		if closeBoth() {
+		if h.j.closeBoth() {
 			err = nil
 		}
-		return n, err
+	} else if cw, ok := h.dst.(sdk.CloseWriter); !ok || cw.CloseWrite() != nil {
+		h.j.closeBoth()
 	}
-	if cw, ok := dst.(sdk.CloseWriter); !ok || cw.CloseWrite() != nil {
-		closeBoth()
+	h.n, h.err = n, err
+	if h.j.pending.Add(-1) == 0 {
+		h.j.finish()
 	}
-	return n, nil
+}
+
+// finish closes both streams and reports the join's result.
+func (j *join) finish() {
+	if j.timer != nil {
+		j.timer.stop()
+	}
+	j.stop()
+	j.closeBoth()
+	res := Result{AToB: j.halves[0].n, BToA: j.halves[1].n}
+	var err error
+	switch {
+	case j.ctx.Err() != nil:
+	case j.timer != nil && j.timer.expired.Load():
+		err = ErrIdleTimeout
+	default:
+		err = errors.Join(quiet(j.halves[0].err), quiet(j.halves[1].err))
+	}
+	j.done(res, err)
 }
 
 // Copy copies from src to dst until EOF on src or an error, like io.Copy,
@@ -163,45 +241,12 @@ var expired = time.Unix(1, 0)
 // crypto/tls connection; the read deadline is cleared after each record,
 // so src must carry none of its own.
 func tlsCopy(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
-	var (
-		first   [1]byte
-		written int64
-	)
+	var written int64
 	for {
-		n, err := src.Read(first[:])
-		if n == 0 {
-			if err == nil {
-				continue
-			}
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			return written, err
-		}
-		m.touch()
-		bp := getBuf()
-		buf := *bp
-		buf[0] = first[0]
-		k := 1
-		if err == nil {
-			src.SetReadDeadline(expired)
-			var r int
-			r, err = src.Read(buf[1:])
-			src.SetReadDeadline(time.Time{})
-			k += r
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = nil
-			}
-		}
-		w, werr := dst.Write(buf[:k])
-		putBuf(bp)
-		if w > 0 {
-			m.moved(int64(w))
-		}
-		written += int64(w)
+		n, err := tlsRecord(dst, src, m, time.Time{})
+		written += n
 		switch {
-		case werr != nil:
-			return written, werr
+		case err == errRetry:
 		case errors.Is(err, io.EOF):
 			return written, nil
 		case err != nil:
@@ -209,6 +254,48 @@ func tlsCopy(dst io.Writer, src *tls.Conn, m *meter) (int64, error) {
 		}
 	}
 }
+
+// tlsRecord is one step of [tlsCopy]: it waits for a record and writes
+// it to dst. It returns errRetry when a record carried no data, and
+// io.EOF (possibly with bytes) at the end of src. The read deadline of
+// src is restore again after its read of the rest of the record.
+func tlsRecord(dst io.Writer, src *tls.Conn, m *meter, restore time.Time) (int64, error) {
+	var first [1]byte
+	n, err := src.Read(first[:])
+	if n == 0 {
+		if err == nil {
+			return 0, errRetry
+		}
+		return 0, err
+	}
+	m.touch()
+	bp := getBuf()
+	buf := *bp
+	buf[0] = first[0]
+	k := 1
+	if err == nil {
+		src.SetReadDeadline(expired)
+		var r int
+		r, err = src.Read(buf[1:])
+		src.SetReadDeadline(restore)
+		k += r
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+		}
+	}
+	w, werr := dst.Write(buf[:k])
+	putBuf(bp)
+	if w > 0 {
+		m.moved(int64(w))
+	}
+	if werr != nil {
+		return int64(w), werr
+	}
+	return int64(w), err
+}
+
+// errRetry is a step that moved nothing and should be tried again.
+var errRetry = errors.New("pipe: retry")
 
 // quiet drops the errors that a normal end of a relay produces.
 func quiet(err error) error {
