@@ -98,6 +98,8 @@
 //   - sdk/admission: accept loops, per-source limits and aggregate logging.
 //   - sdk/profiling: Go's profiling endpoints on a loopback address, for
 //     the daemon, the agent and plugin processes.
+//   - sdk/reclaim: memory handed back to the kernel once a process goes
+//     quiet after a burst.
 //
 // Internal (sdk/internal/..., sdk/plugin/internal/...): not importable
 // from outside this module, no promise at all.

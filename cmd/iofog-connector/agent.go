@@ -17,6 +17,7 @@ import (
 	csettings "github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/agent"
+	"github.com/iofog/iofog-connector/sdk/reclaim"
 	"github.com/iofog/iofog-connector/transports/quic"
 )
 
@@ -161,6 +162,7 @@ func (f *agentFlags) run(cmd *cobra.Command, serve func(ctx context.Context, t s
 		sort.Strings(names)
 		return fmt.Errorf("--transport %q: unknown; available: %s", f.transport, strings.Join(names, ", "))
 	}
+	go reclaim.WhenIdle(ctx) // memory back to the kernel after bursts
 	return serve(ctx, t, dial, log)
 }
 

@@ -69,6 +69,7 @@ var classes = map[string]Class{
 	"sdk/muxkit":        Kit,
 	"sdk/pipe":          Kit,
 	"sdk/profiling":     Kit,
+	"sdk/reclaim":       Kit,
 	"sdk/streamkit":     Kit,
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/profiling"
+	"github.com/iofog/iofog-connector/sdk/reclaim"
 )
 
 // Serve serves impl as a transport plugin and returns when the host is
@@ -44,7 +44,7 @@ func Serve(impl sdk.Transport) {
 		}
 	}
 	go exitWithParent(os.Getppid(), tp)
-	go reclaimWhenIdle(context.Background(), debug.FreeOSMemory)
+	go reclaim.WhenIdle(context.Background())
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		VersionedPlugins: map[int]goplugin.PluginSet{

@@ -23,6 +23,7 @@ import (
 	"github.com/iofog/iofog-connector/core/settings"
 	"github.com/iofog/iofog-connector/core/store"
 	"github.com/iofog/iofog-connector/sdk"
+	"github.com/iofog/iofog-connector/sdk/reclaim"
 )
 
 // Config is what package main hands the daemon.
@@ -208,7 +209,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		log.Warn("the API listens beyond loopback with neither api-token nor api-client-ca: anyone who reaches it can list, add and remove mappings and read their passcodes",
 			"api", d.apiLn.Addr().String())
 	}
-	sdReady(log, d.stored) // systemd Type=notify (sdnotify.go)
+	sdReady(log, d.stored)   // systemd Type=notify (sdnotify.go)
+	go reclaim.WhenIdle(ctx) // memory back to the kernel after bursts
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)

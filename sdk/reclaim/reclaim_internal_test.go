@@ -1,4 +1,4 @@
-package plugin
+package reclaim
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 var reclaimSink []byte
 
-// TestReclaimWhenIdle: memory is returned once after a burst of
+// TestWhenIdle: memory is returned once after a burst of
 // allocation, when the process goes quiet, not again while it stays
 // quiet, and not while it allocates.
-func TestReclaimWhenIdle(t *testing.T) {
+func TestWhenIdle(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var calls atomic.Int32
-	go reclaimWhenIdle(ctx, func() { calls.Add(1) })
+	go whenIdle(ctx, func() { calls.Add(1) })
 	time.Sleep(3 * reclaimCheck)
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("reclaimed %d times before any burst", n)
