@@ -324,7 +324,10 @@ func (h *half) step() (int64, error) {
 // stepSplice is one splice of the bulk path; after smallRuns small
 // splices in a row the direction goes back to read/write.
 func (h *half) stepSplice() (int64, error) {
-	n, err := spliceOnce(h.dstRC, h.rc, h.m)
+	n, err, werr := spliceOnce(h.dstRC, h.rc, h.m)
+	if werr != nil {
+		return 0, werr
+	}
 	if errors.Is(err, syscall.EINVAL) {
 		// A socket type or kernel without splice: read/write only.
 		h.kind, h.bulk = kindRead, false
@@ -340,54 +343,5 @@ func (h *half) stepSplice() (int64, error) {
 	} else {
 		h.small = 0
 	}
-	return n, nil
-}
-
-// spliceOnce splices what the socket src holds into a kernel pipe and
-// out to dst, waiting for src on the runtime's poller (under src's
-// deadline). n == 0 with a nil error is EOF.
-func spliceOnce(dst, src syscall.RawConn, mt *meter) (int64, error) {
-	var (
-		p     *kpipe
-		n     int64
-		opErr error
-	)
-	rerr := src.Read(func(fd uintptr) bool {
-		p, opErr = pipes.get()
-		if opErr != nil {
-			return true
-		}
-		for {
-			n, opErr = splice(int(fd), p.w, p.size)
-			if opErr != syscall.EINTR {
-				break
-			}
-		}
-		if opErr == syscall.EAGAIN {
-			pipes.put(p)
-			p = nil
-			return false
-		}
-		return true
-	})
-	if rerr == nil {
-		rerr = opErr
-	}
-	if rerr != nil {
-		if p != nil {
-			pipes.put(p)
-		}
-		return 0, rerr
-	}
-	if n == 0 {
-		pipes.put(p)
-		return 0, nil
-	}
-	mt.touch()
-	if werr := drain(dst, p, n, mt); werr != nil {
-		p.close()
-		return 0, werr
-	}
-	pipes.put(p)
 	return n, nil
 }

@@ -118,53 +118,19 @@ func spliceCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err 
 			small = 0
 			continue
 		}
-		var (
-			p     *kpipe
-			n     int64
-			opErr error
-		)
-		// Wait for data without holding a pipe: take one inside the
-		// callback and give it back before asking the poller to wait.
-		rerr := srcRC.Read(func(fd uintptr) bool {
-			p, opErr = pipes.get()
-			if opErr != nil {
-				return true
-			}
-			for {
-				n, opErr = splice(int(fd), p.w, p.size)
-				if opErr != syscall.EINTR {
-					break
-				}
-			}
-			if opErr == syscall.EAGAIN {
-				pipes.put(p)
-				p = nil
-				return false
-			}
-			return true
-		})
-		if rerr == nil {
-			rerr = opErr
+		n, rerr, werr := spliceOnce(dstRC, srcRC, mt)
+		if werr != nil {
+			return written, true, werr
 		}
 		if rerr != nil {
-			if p != nil {
-				pipes.put(p) // nothing was moved into it
-			}
 			if errors.Is(rerr, syscall.EINVAL) && written == 0 {
 				return 0, false, nil // kernel or socket type without splice
 			}
 			return written, true, rerr
 		}
 		if n == 0 {
-			pipes.put(p)
 			return written, true, nil // EOF
 		}
-		mt.touch()
-		if werr := drain(dstRC, p, n, mt); werr != nil {
-			p.close() // it may still hold bytes
-			return written, true, werr
-		}
-		pipes.put(p)
 		written += n
 		if n < smallMove {
 			if small++; small >= smallRuns {
@@ -174,6 +140,59 @@ func spliceCopy(dst, src net.Conn, mt *meter) (written int64, handled bool, err 
 			small = 0
 		}
 	}
+}
+
+// spliceOnce splices what the socket src holds into a kernel pipe and
+// out to dst, waiting for src on the runtime's poller (under src's
+// deadline) without holding a pipe: it takes one inside the poller's
+// callback and gives it back before asking the poller to wait. n == 0
+// with nil errors is EOF. rerr is the read side's error (EINVAL: no
+// splice for this socket or kernel, nothing was moved); werr is an error
+// writing to dst, after which bytes may be lost in the closed pipe, so it
+// is never a reason to fall back to read/write.
+func spliceOnce(dst, src syscall.RawConn, mt *meter) (n int64, rerr, werr error) {
+	var (
+		p     *kpipe
+		opErr error
+	)
+	rerr = src.Read(func(fd uintptr) bool {
+		p, opErr = pipes.get()
+		if opErr != nil {
+			return true
+		}
+		for {
+			n, opErr = splice(int(fd), p.w, p.size)
+			if opErr != syscall.EINTR {
+				break
+			}
+		}
+		if opErr == syscall.EAGAIN {
+			pipes.put(p)
+			p = nil
+			return false
+		}
+		return true
+	})
+	if rerr == nil {
+		rerr = opErr
+	}
+	if rerr != nil {
+		if p != nil {
+			pipes.put(p) // nothing was moved into it
+		}
+		return 0, rerr, nil
+	}
+	if n == 0 {
+		pipes.put(p)
+		return 0, nil, nil
+	}
+	mt.touch()
+	if werr := drain(dst, p, n, mt); werr != nil {
+		p.close() // it may still hold bytes
+		return 0, nil, werr
+	}
+	pipes.put(p)
+	return n, nil, nil
 }
 
 // Thresholds of spliceCopy's switch between read/write and splice.
