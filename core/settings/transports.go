@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -190,27 +189,9 @@ func configFields(t reflect.Type) []field {
 		if !f.IsExported() {
 			continue
 		}
-		out = append(out, field{key: kebab(f.Name), index: i, typ: f.Type})
+		out = append(out, field{key: sdk.SettingsKey(f.Name), index: i, typ: f.Type})
 	}
 	return out
-}
-
-// kebab turns a Go field name into its settings key: PinSHA256 is
-// pin-sha256, MaxStreamWindowSize is max-stream-window-size.
-func kebab(name string) string {
-	rs := []rune(name)
-	var b strings.Builder
-	for i, r := range rs {
-		if i > 0 && unicode.IsUpper(r) {
-			prev := rs[i-1]
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
-				b.WriteByte('-')
-			}
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }
 
 // squash is a key without case, dashes or underscores, to match the

@@ -42,15 +42,6 @@ type slowConfig struct {
 
 func testProtos() map[string]any { return map[string]any{"fast": fastConfig{}, "slow": slowConfig{}} }
 
-func TestKebab(t *testing.T) {
-	for in, want := range map[string]string{"PinSHA256": "pin-sha256", "HandshakeTimeout": "handshake-timeout", "MaxStreamWindowSize": "max-stream-window-size",
-		"IdentityDir": "identity-dir", "MaxConnectionReceiveWindow": "max-connection-receive-window", "DialTimeout": "dial-timeout", "TLS": "tls", "A": "a"} {
-		if got := kebab(in); got != want {
-			t.Errorf("kebab(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 // TestSettingsTransports: transports.<name> decodes into each transport's
 // Config from the file (any spelling of a key) and the environment (which
 // wins), absent subtrees give the zero Config, and subtrees naming no

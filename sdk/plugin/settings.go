@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/iofog/iofog-connector/sdk"
 )
@@ -88,7 +87,7 @@ func fieldKey(f reflect.StructField) (string, bool) {
 			return name, true
 		}
 	}
-	return kebab(f.Name), true
+	return sdk.SettingsKey(f.Name), true
 }
 
 // Decode sets the fields of the struct dst points to from the settings.
@@ -254,24 +253,6 @@ func decodeValue(raw json.RawMessage, v reflect.Value) error {
 	}
 	v.Set(ptr.Elem())
 	return nil
-}
-
-// kebab turns a Go field name into its settings key: PinSHA256 is
-// pin-sha256, ReadLimit is read-limit.
-func kebab(name string) string {
-	rs := []rune(name)
-	var b strings.Builder
-	for i, r := range rs {
-		if i > 0 && unicode.IsUpper(r) {
-			prev := rs[i-1]
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
-				b.WriteByte('-')
-			}
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }
 
 // squashKey is a key without case, dashes or underscores.
