@@ -118,6 +118,34 @@
 // reason (an issue link); it is then reported as skipped, never as passed.
 // Like nettest, the suite can miss races: run it under the race detector.
 //
+// # The real agent
+//
+// Outside the suite, three checks run the agent (package sdk/agent)
+// against the transport's own endpoints, so that a transport shows the
+// agent works over it:
+//
+//   - [AgentPublic]: agent.RunPublic started before the endpoint listens
+//     connects once it does, relays to its local service, reconnects after
+//     the endpoint is replaced, and returns nil once cancelled.
+//   - [AgentPrivate]: agent.RunPrivate's listening side carries each local
+//     connection to Endpoint.Accept of a private endpoint, both ways.
+//   - [AgentProxyHeader] (transports that carry origins): the agent writes
+//     the PROXY protocol header of a stream's origin, exactly, before the
+//     client's bytes, and none for a stream without an origin.
+//
+// A transport's tests call the ones that apply:
+//
+//	func TestAgent(t *testing.T) {
+//		opts := transporttest.Options{}
+//		t.Run("Public", func(t *testing.T) { transporttest.AgentPublic(t, mytransport.New(), opts) })
+//		t.Run("Private", func(t *testing.T) { transporttest.AgentPrivate(t, mytransport.New(), opts) })
+//		t.Run("ProxyHeader", func(t *testing.T) { transporttest.AgentProxyHeader(t, mytransport.New(), opts) })
+//	}
+//
+// They read Network, TLS, Timeout and Logger from [Options].
+// [EchoService] is the local service they expose, for a transport's own
+// agent tests.
+//
 // This package is part of the stable contract of the sdk (see "Stability"
 // in package sdk): its functions, types and [Options] change only in a
 // backwards-compatible way, and make api-check enforces it. What it checks
