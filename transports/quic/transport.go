@@ -17,6 +17,7 @@ import (
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/admission"
@@ -103,6 +104,9 @@ func (t *Transport) quicConfig(threshold, interval time.Duration) *quicgo.Config
 		MaxIncomingStreams:         t.cfg.MaxStreams,
 		MaxStreamReceiveWindow:     t.cfg.MaxStreamReceiveWindow,
 		MaxConnectionReceiveWindow: t.cfg.MaxConnectionReceiveWindow,
+		// With QLOGDIR set, each connection writes a qlog trace there
+		// (congestion window, RTT, losses, drops); unset, none.
+		Tracer: qlog.DefaultConnectionTracer,
 	}
 }
 
