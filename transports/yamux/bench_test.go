@@ -1,9 +1,12 @@
 package yamux_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"testing"
 
+	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/transporttest"
 	"github.com/iofog/iofog-connector/transports/yamux"
 )
@@ -42,4 +45,14 @@ func BenchmarkThroughputWindow(b *testing.B) {
 			transporttest.BenchThroughput(b, transporttest.Pairs(b, tr, "tcp"))
 		})
 	}
+}
+
+// BenchmarkThroughputTLS is BenchmarkThroughput with the session under
+// TLS, as a connector outside dev mode runs it.
+func BenchmarkThroughputTLS(b *testing.B) {
+	srv, cli := transporttest.TLSConfigs(b)
+	ep, s := transporttest.Setup(b, newTransport(b), "tcp", sdk.EndpointConfig{TLS: srv}, sdk.DialConfig{TLS: cli})
+	transporttest.BenchThroughput(b, func(tb testing.TB) (net.Conn, net.Conn) {
+		return transporttest.Pair(tb, context.Background(), ep, s)
+	})
 }
