@@ -44,6 +44,10 @@ type frameConn struct {
 	net.Conn // what yamux reads from and closes
 	hdr      [hdrSize]byte
 	held     bool
+	// vec and bufs are the header and body for writev, kept here so
+	// that a frame allocates nothing.
+	vec  [2][]byte
+	bufs net.Buffers
 	// tcp is the connection itself when it is a plain TCP connection
 	// (header and body in one writev); nil under TLS.
 	tcp *net.TCPConn
@@ -84,8 +88,10 @@ func (f *frameConn) Write(b []byte) (int, error) {
 	}
 	f.held = false
 	if f.tcp != nil {
-		bufs := net.Buffers{f.hdr[:], b}
-		n, err := bufs.WriteTo(f.tcp)
+		f.vec[0], f.vec[1] = f.hdr[:], b
+		f.bufs = f.vec[:]
+		n, err := f.bufs.WriteTo(f.tcp)
+		f.vec[1] = nil // do not keep the caller's buffer
 		return int(max(n-hdrSize, 0)), err
 	}
 	f.cork.hold()

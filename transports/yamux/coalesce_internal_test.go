@@ -241,3 +241,21 @@ func TestFrameConnWriteError(t *testing.T) {
 		}
 	}
 }
+
+// Joining a frame allocates nothing: it runs for every frame.
+func TestFrameConnAllocs(t *testing.T) {
+	c, s := tcpPair(t)
+	go io.Copy(io.Discard, s)
+	f := coalesce(c, c)
+	body := make([]byte, 4096)
+	hdr := frameHdr(0, 0, 3, uint32(len(body)))
+	allocs := testing.AllocsPerRun(100, func() {
+		f.Write(hdr)
+		if _, err := f.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a frame allocates %v times, want 0", allocs)
+	}
+}
