@@ -35,11 +35,11 @@ func bodyFollows(b []byte) bool {
 		binary.BigEndian.Uint32(b[8:12]) > 0
 }
 
-// frameConn is the connection a yamux session writes to. Only the
-// session's send loop writes to it once the session runs (before that,
-// the passcode handshake writes whole messages, which pass through), so
-// its Write is not safe for concurrent use; the rest is the wrapped
-// connection's.
+// frameConn is the connection a yamux session writes to, made for the
+// session after the passcode handshake. Only the session's send loop
+// writes to it, one frame at a time, so its Write is not safe for
+// concurrent use; the rest is the wrapped connection's. A header held
+// when the session closes is dropped with the connection.
 type frameConn struct {
 	net.Conn // what yamux reads from and closes
 	hdr      [hdrSize]byte
