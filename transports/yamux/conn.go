@@ -164,8 +164,24 @@ func (s *stream) discard(abort bool) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	s.st.SetReadDeadline(time.Now().Add(s.m.drain))
-	io.Copy(io.Discard, readOnly{s.st})
+	for {
+		// Wait for bytes without a buffer (a zero-length yamux Read
+		// takes none), so that a stream waiting for the peer's end
+		// holds no buffer, only its goroutine.
+		if _, err := s.st.Read(nil); err != nil {
+			return
+		}
+		bp := drainBufs.Get().(*[]byte)
+		_, err := s.st.Read(*bp)
+		drainBufs.Put(bp)
+		if err != nil {
+			return
+		}
+	}
 }
+
+// drainBufs are the buffers closed streams read into what they drop.
+var drainBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // abort is the peer's abort of this stream: it reads no more, so writes
 // here fail with ErrAborted and this side's FIN ends the peer's drain.
@@ -175,10 +191,6 @@ func (s *stream) abort() {
 		s.st.Close()
 	}
 }
-
-type readOnly struct{ r io.Reader }
-
-func (r readOnly) Read(b []byte) (int, error) { return r.r.Read(b) }
 
 // LocalAddr implements net.Conn.
 func (s *stream) LocalAddr() net.Addr { return s.st.LocalAddr() }

@@ -97,9 +97,10 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		return
 	}
 	defer leave()
-	c := conn
+	c, raw := conn, conn
 	if cfg.TLS != nil {
-		c = tls.Server(conn, cfg.TLS)
+		raw = newCork(conn)
+		c = tls.Server(raw, cfg.TLS)
 	}
 	hello, _, err := ep.Admit(c, conn.RemoteAddr(), muxkit.AdmitConfig{
 		Handshake: proto(),
@@ -112,7 +113,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		c.Close()
 		return
 	}
-	sess, err := hyamux.Server(c, ymc)
+	sess, err := hyamux.Server(coalesce(c, raw), ymc)
 	if err != nil { // only for an invalid config
 		ep.Unreserve()
 		c.Close()
@@ -159,15 +160,16 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		return nil, fmt.Errorf("%s: dial: %w", Name, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	c := conn
+	c, raw := net.Conn(conn), net.Conn(conn)
 	if cfg.TLS != nil {
+		raw = newCork(conn)
 		tc := cfg.TLS.Clone()
 		if tc.ServerName == "" {
 			if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
 				tc.ServerName = host
 			}
 		}
-		c = tls.Client(conn, tc)
+		c = tls.Client(raw, tc)
 	}
 	hs := proto()
 	hs.Version = version
@@ -187,7 +189,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	c.SetDeadline(time.Time{})
 	log := sdk.Logger(cfg.Logger)
 	threshold, interval := agentTimings(cfg, terms)
-	sess, err := hyamux.Client(c, t.yamuxConfig(log, threshold, interval))
+	sess, err := hyamux.Client(coalesce(c, raw), t.yamuxConfig(log, threshold, interval))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
