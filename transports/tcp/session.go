@@ -43,6 +43,9 @@ type session struct {
 	cfg sdk.DialConfig
 	log *slog.Logger
 	id  instanceID
+	// tls is the client config of every link, made once per session
+	// (linkTLS) and shared by them; nil without TLS.
+	tls *tls.Config
 
 	// learned is the connector's heartbeat threshold in nanoseconds, from
 	// its last version 2 answer; 0 until then.
@@ -88,9 +91,40 @@ func newSession(t *Transport, cfg sdk.DialConfig) *session {
 		ctlCtx:    cctx,
 		ctlCancel: ccancel,
 		streams:   make(map[*agentStream]struct{}),
+		tls:       linkTLS(cfg.TLS, cfg.Addr),
 	}
 	rand.Read(s.id[:])
 	return s
+}
+
+// sessionCacheSize is how many TLS sessions a session's cache keeps: its
+// links all go to one connector under one server name, so one key.
+const sessionCacheSize = 4
+
+// linkTLS returns the TLS client config of a session's links: one clone
+// of base per session, shared by every link (a tls.Conn keeps its config,
+// so a clone per link stayed allocated as long as the link), with the
+// server name taken from addr when base has none, and a session cache so
+// that links after the first resume the TLS session instead of running a
+// full handshake. Resuming keeps verification: crypto/tls checks the
+// resumed session's verified chains again against RootCAs, the server
+// name and the time, and calls VerifyConnection. A config with
+// VerifyPeerCertificate gets no cache, since that callback is not called
+// on resumed connections. nil when base is nil.
+func linkTLS(base *tls.Config, addr string) *tls.Config {
+	if base == nil {
+		return nil
+	}
+	tc := base.Clone()
+	if tc.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
+	}
+	if tc.ClientSessionCache == nil && tc.VerifyPeerCertificate == nil {
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
+	return tc
 }
 
 // timings returns the beat interval and the silence threshold of the
@@ -206,14 +240,8 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 	stop2 := context.AfterFunc(sctx, abort)
 	raw.SetDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	c := raw
-	if s.cfg.TLS != nil {
-		tc := s.cfg.TLS.Clone()
-		if tc.ServerName == "" {
-			if host, _, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-				tc.ServerName = host
-			}
-		}
-		c = tls.Client(raw, tc)
+	if s.tls != nil {
+		c = tls.Client(raw, s.tls)
 	}
 	var learned time.Duration
 	_, err = c.Write(hello)
