@@ -43,9 +43,9 @@ type session struct {
 	cfg sdk.DialConfig
 	log *slog.Logger
 	id  instanceID
-	// tls is the client config of every link, made once per session
-	// (linkTLS) and shared by them; nil without TLS.
-	tls *tls.Config
+	// tls holds the client configs of the session's links, made once
+	// per session and shared by them; nil without TLS.
+	tls *linkTLS
 
 	// learned is the connector's heartbeat threshold in nanoseconds, from
 	// its last version 2 answer; 0 until then.
@@ -91,40 +91,10 @@ func newSession(t *Transport, cfg sdk.DialConfig) *session {
 		ctlCtx:    cctx,
 		ctlCancel: ccancel,
 		streams:   make(map[*agentStream]struct{}),
-		tls:       linkTLS(cfg.TLS, cfg.Addr),
+		tls:       newLinkTLS(cfg.TLS, cfg.Addr),
 	}
 	rand.Read(s.id[:])
 	return s
-}
-
-// sessionCacheSize is how many TLS sessions a session's cache keeps: its
-// links all go to one connector under one server name, so one key.
-const sessionCacheSize = 4
-
-// linkTLS returns the TLS client config of a session's links: one clone
-// of base per session, shared by every link (a tls.Conn keeps its config,
-// so a clone per link stayed allocated as long as the link), with the
-// server name taken from addr when base has none, and a session cache so
-// that links after the first resume the TLS session instead of running a
-// full handshake. Resuming keeps verification: crypto/tls checks the
-// resumed session's verified chains again against RootCAs, the server
-// name and the time, and calls VerifyConnection. A config with
-// VerifyPeerCertificate gets no cache, since that callback is not called
-// on resumed connections. nil when base is nil.
-func linkTLS(base *tls.Config, addr string) *tls.Config {
-	if base == nil {
-		return nil
-	}
-	tc := base.Clone()
-	if tc.ServerName == "" {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tc.ServerName = host
-		}
-	}
-	if tc.ClientSessionCache == nil && tc.VerifyPeerCertificate == nil {
-		tc.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
-	}
-	return tc
 }
 
 // timings returns the beat interval and the silence threshold of the
@@ -194,11 +164,19 @@ func (s *session) downgrade(v byte) {
 // returns, ctx aborts it, and so does Close unless role is roleControl.
 // It returns the link and the version it speaks.
 func (s *session) connect(ctx context.Context, role byte) (net.Conn, byte, error) {
+	retries := 0
 	for {
 		v := s.version()
 		c, err := s.handshake(ctx, role, v)
 		if v > protocolV1 && role != roleControl && errors.Is(err, sdk.ErrIncompatible) {
 			s.downgrade(v)
+			continue
+		}
+		if errors.Is(err, errNotResumed) && retries < maxResumeRetries {
+			// The connector did not take the ticket (it restarted, or
+			// the ticket expired): the cache entry is gone, so the next
+			// try runs a full handshake with every key exchange.
+			retries++
 			continue
 		}
 		if err != nil {
@@ -241,7 +219,7 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 	raw.SetDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	c := raw
 	if s.tls != nil {
-		c = tls.Client(raw, s.tls)
+		c = tls.Client(raw, s.tls.config())
 	}
 	var learned time.Duration
 	_, err = c.Write(hello)

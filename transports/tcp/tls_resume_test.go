@@ -19,13 +19,33 @@ import (
 type handshakes struct {
 	mu      sync.Mutex
 	resumed []bool
+	curves  []tls.CurveID
 }
 
 func (h *handshakes) verify(cs tls.ConnectionState) error {
 	h.mu.Lock()
 	h.resumed = append(h.resumed, cs.DidResume)
+	h.curves = append(h.curves, cs.CurveID)
 	h.mu.Unlock()
 	return nil
+}
+
+// check fails t if a full handshake used anything but the hybrid
+// X25519MLKEM768 or a resumed one anything but X25519 (the session
+// offers X25519 alone when it resumes).
+func (h *handshakes) check(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, r := range h.resumed {
+		want := tls.X25519MLKEM768
+		if r {
+			want = tls.X25519
+		}
+		if h.curves[i] != want {
+			t.Errorf("handshake %d (resumed %v): key exchange %v, want %v", i, r, h.curves[i], want)
+		}
+	}
 }
 
 func (h *handshakes) get() []bool {
@@ -110,8 +130,55 @@ func TestTLSLinksResume(t *testing.T) {
 	if resumed < len(got)-2 {
 		t.Errorf("%d of %d handshakes after the first resumed: %v", resumed, len(got)-1, got)
 	}
-	if cli.ClientSessionCache != nil {
-		t.Error("Dial set a session cache on the caller's config")
+	hs.check(t)
+	if cli.ClientSessionCache != nil || cli.CurvePreferences != nil {
+		t.Error("Dial changed the caller's config")
+	}
+}
+
+// TestTLSResumeAfterConnectorRestart: when the connector restarts (new
+// ticket keys) the session's next link, offered with X25519 alone for
+// resumption, is refused by the agent once the connector answers with a
+// full handshake, and redialled with the hybrid key exchange: no link
+// ever runs a full handshake on X25519 alone. Links after it resume
+// again.
+func TestTLSResumeAfterConnectorRestart(t *testing.T) {
+	watchdog(t, 60*time.Second)
+	srv, cli := transporttest.TLSConfigs(t)
+	var hs handshakes
+	cli.VerifyConnection = hs.verify
+	tr := newTransport(t)
+	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv.Clone()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 2 {
+		if err := link(t, ctx, s, ep); err != nil {
+			t.Fatalf("link %d: %v", i, err)
+		}
+	}
+	before := len(hs.get())
+	ep.Close()
+	// A fresh clone of the same identity: same certificate, new
+	// automatic ticket keys, as after a restart.
+	ep2, _ := listenEP(t, tr, sdk.EndpointConfig{Addr: addr, Passcode: "resume", TLS: srv.Clone()})
+	for i := range 2 {
+		if err := link(t, ctx, s, ep2); err != nil {
+			t.Fatalf("link %d after the restart: %v", i, err)
+		}
+	}
+	got := hs.get()[before:]
+	if len(got) < 2 || got[0] || !got[len(got)-1] {
+		t.Errorf("handshakes after the restart (resumed): %v, want a full one first and a resumed one last", got)
+	}
+	hs.check(t)
+	// The refused try reached the connector as a failed handshake.
+	if f := ep2.(sdk.StatsReporter).Stats().Failed; f < 1 {
+		t.Errorf("the connector counted %d failed handshakes, want the refused resumption", f)
 	}
 }
 
