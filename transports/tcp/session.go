@@ -174,8 +174,9 @@ func (s *session) connect(ctx context.Context, role byte) (net.Conn, byte, error
 		}
 		if errors.Is(err, errNotResumed) && retries < maxResumeRetries {
 			// The connector did not take the ticket (it restarted, or
-			// the ticket expired): the cache entry is gone, so the next
-			// try runs a full handshake with every key exchange.
+			// the ticket expired) or refused the resuming hello: the
+			// cache entry is gone, so the next try runs a full handshake
+			// with every key exchange.
 			retries++
 			continue
 		}
@@ -218,8 +219,10 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 	stop2 := context.AfterFunc(sctx, abort)
 	raw.SetDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	c := raw
+	var tc *tls.Config
 	if s.tls != nil {
-		c = tls.Client(raw, s.tls.config())
+		tc = s.tls.config()
+		c = tls.Client(raw, tc)
 	}
 	var learned time.Duration
 	_, err = c.Write(hello)
@@ -236,6 +239,9 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 		return nil, fmt.Errorf("tcp: %w", sdk.ErrClosed)
 	case err != nil:
 		c.Close()
+		if s.tls != nil && s.tls.failed(tc, err) && !errors.Is(err, errNotResumed) {
+			err = fmt.Errorf("%w: %w", errNotResumed, err)
+		}
 		return nil, fmt.Errorf("tcp: handshake with %s: %w", s.cfg.Addr, err)
 	}
 	if learned > 0 {

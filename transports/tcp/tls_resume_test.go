@@ -87,6 +87,20 @@ func link(t *testing.T, ctx context.Context, s sdk.Session, ep sdk.Endpoint) err
 	return r.err
 }
 
+// failedAtLeast returns ep's count of failed handshakes once it reaches
+// n, or after 5 seconds: the endpoint counts a failure after the agent
+// has seen it.
+func failedAtLeast(ep sdk.Endpoint, n int64) int64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f := ep.(sdk.StatsReporter).Stats().Failed
+		if f >= n || time.Now().After(deadline) {
+			return f
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestTLSLinksResume: a session's links after its first resume the TLS
 // session (no certificate, signature or chain verification per refill),
 // and the caller's config is left as it was.
@@ -161,6 +175,14 @@ func TestTLSResumeAfterConnectorRestart(t *testing.T) {
 			t.Fatalf("link %d: %v", i, err)
 		}
 	}
+	// The control link starts with the first link: let its handshake
+	// land before the restart, so that every handshake counted after it
+	// is with the restarted connector.
+	for deadline := time.Now().Add(5 * time.Second); len(hs.get()) < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("handshakes before the restart: %v, want 2 links and the control link", hs.get())
+		}
+	}
 	before := len(hs.get())
 	ep.Close()
 	// A fresh clone of the same identity: same certificate, new
@@ -177,7 +199,7 @@ func TestTLSResumeAfterConnectorRestart(t *testing.T) {
 	}
 	hs.check(t)
 	// The refused try reached the connector as a failed handshake.
-	if f := ep2.(sdk.StatsReporter).Stats().Failed; f < 1 {
+	if f := failedAtLeast(ep2, 1); f < 1 {
 		t.Errorf("the connector counted %d failed handshakes, want the refused resumption", f)
 	}
 }
@@ -261,5 +283,52 @@ func TestTLSVerifyPeerCertificateEveryLink(t *testing.T) {
 		if r {
 			t.Errorf("handshake %d resumed", i)
 		}
+	}
+}
+
+// TestTLSResumeHybridOnlyConnector: a connector that takes the hybrid key
+// exchange alone refuses the classical resuming hello with an alert; the
+// session redials that link with a full hybrid handshake and stops
+// offering classical resumption, so every link is made.
+func TestTLSResumeHybridOnlyConnector(t *testing.T) {
+	watchdog(t, 60*time.Second)
+	srv, cli := transporttest.TLSConfigs(t)
+	srv.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768}
+	var hs handshakes
+	cli.VerifyConnection = hs.verify
+	tr := newTransport(t)
+	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 4
+	for i := range n {
+		if err := link(t, ctx, s, ep); err != nil {
+			t.Fatalf("link %d: %v", i, err)
+		}
+	}
+	got := hs.get()
+	hs.mu.Lock()
+	curves := append([]tls.CurveID(nil), hs.curves...)
+	hs.mu.Unlock()
+	resumed := 0
+	for i, c := range curves {
+		if c != tls.X25519MLKEM768 {
+			t.Errorf("handshake %d: key exchange %v, want X25519MLKEM768", i, c)
+		}
+		if got[i] {
+			resumed++
+		}
+	}
+	if resumed == 0 {
+		t.Errorf("no handshake resumed (with the hybrid) after the refusal: %v", got)
+	}
+	// The control link and a pool link may offer it at the same time.
+	if f := failedAtLeast(ep, 1); f < 1 || f > 2 {
+		t.Errorf("the connector counted %d failed handshakes, want the refused resuming hellos (1 or 2)", f)
 	}
 }
