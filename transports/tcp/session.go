@@ -43,6 +43,9 @@ type session struct {
 	cfg sdk.DialConfig
 	log *slog.Logger
 	id  instanceID
+	// tls holds the client configs of the session's links, made once
+	// per session and shared by them; nil without TLS.
+	tls *linkTLS
 
 	// learned is the connector's heartbeat threshold in nanoseconds, from
 	// its last version 2 answer; 0 until then.
@@ -88,6 +91,7 @@ func newSession(t *Transport, cfg sdk.DialConfig) *session {
 		ctlCtx:    cctx,
 		ctlCancel: ccancel,
 		streams:   make(map[*agentStream]struct{}),
+		tls:       newLinkTLS(cfg.TLS, cfg.Addr),
 	}
 	rand.Read(s.id[:])
 	return s
@@ -160,11 +164,20 @@ func (s *session) downgrade(v byte) {
 // returns, ctx aborts it, and so does Close unless role is roleControl.
 // It returns the link and the version it speaks.
 func (s *session) connect(ctx context.Context, role byte) (net.Conn, byte, error) {
+	retries := 0
 	for {
 		v := s.version()
 		c, err := s.handshake(ctx, role, v)
 		if v > protocolV1 && role != roleControl && errors.Is(err, sdk.ErrIncompatible) {
 			s.downgrade(v)
+			continue
+		}
+		if errors.Is(err, errNotResumed) && retries < maxResumeRetries {
+			// The connector did not take the ticket (it restarted, or
+			// the ticket expired) or refused the resuming hello: the
+			// cache entry is gone, so the next try runs a full handshake
+			// with every key exchange.
+			retries++
 			continue
 		}
 		if err != nil {
@@ -206,13 +219,9 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 	stop2 := context.AfterFunc(sctx, abort)
 	raw.SetDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	c := raw
-	if s.cfg.TLS != nil {
-		tc := s.cfg.TLS.Clone()
-		if tc.ServerName == "" {
-			if host, _, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-				tc.ServerName = host
-			}
-		}
+	var tc *tls.Config
+	if s.tls != nil {
+		tc = s.tls.config()
 		c = tls.Client(raw, tc)
 	}
 	var learned time.Duration
@@ -230,6 +239,9 @@ func (s *session) handshake(ctx context.Context, role, v byte) (net.Conn, error)
 		return nil, fmt.Errorf("tcp: %w", sdk.ErrClosed)
 	case err != nil:
 		c.Close()
+		if s.tls != nil && s.tls.failed(tc, err) && !errors.Is(err, errNotResumed) {
+			err = fmt.Errorf("%w: %w", errNotResumed, err)
+		}
 		return nil, fmt.Errorf("tcp: handshake with %s: %w", s.cfg.Addr, err)
 	}
 	if learned > 0 {

@@ -26,10 +26,18 @@ func benchTLS(b testing.TB) (server, client *tls.Config) { return transporttest.
 // -cpuprofile to see where a connection's CPU goes.
 func BenchmarkOpenTLS(b *testing.B) {
 	srv, cli := benchTLS(b)
-	b.Run("full", func(b *testing.B) { benchOpenTLS(b, srv, cli) })
-	resumed := cli.Clone()
-	resumed.ClientSessionCache = tls.NewLRUClientSessionCache(64)
-	b.Run("resumed", func(b *testing.B) { benchOpenTLS(b, srv, resumed) })
+	// A session resumes its links' TLS sessions, with X25519 alone as
+	// key exchange (linkTLS), unless the config disables tickets: "full"
+	// is a full handshake per link, "resumed" what the agent does, and
+	// "resumed-hybrid" resumption with X25519MLKEM768 (a caller's own
+	// session cache turns the X25519-only resumption off).
+	full := cli.Clone()
+	full.SessionTicketsDisabled = true
+	b.Run("full", func(b *testing.B) { benchOpenTLS(b, srv, full) })
+	b.Run("resumed", func(b *testing.B) { benchOpenTLS(b, srv, cli) })
+	hybrid := cli.Clone()
+	hybrid.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	b.Run("resumed-hybrid", func(b *testing.B) { benchOpenTLS(b, srv, hybrid) })
 }
 
 func benchOpenTLS(b *testing.B, srv, cli *tls.Config) {
