@@ -100,6 +100,8 @@
 //     the daemon, the agent and plugin processes.
 //   - sdk/reclaim: memory handed back to the kernel once a process goes
 //     quiet after a burst.
+//   - sdk/plugin/plugintest: a plugin built and started as a real process,
+//     for its own tests.
 //
 // Internal (sdk/internal/..., sdk/plugin/internal/...): not importable
 // from outside this module, no promise at all.

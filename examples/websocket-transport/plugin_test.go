@@ -1,19 +1,12 @@
 package main_test
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/iofog/iofog-connector/examples/websocket-transport/websocket"
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/plugin"
+	"github.com/iofog/iofog-connector/sdk/plugin/plugintest"
 	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
@@ -43,31 +36,7 @@ func TestPluginConformanceTLS(t *testing.T) {
 // go-plugin's handshake and returns the host's view of it.
 func startPlugin(t testing.TB) *plugin.Remote {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "iofog-transport-websocket")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  plugin.Handshake(),
-		VersionedPlugins: plugin.VersionedPlugins(),
-		Cmd:              exec.Command(bin),
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Logger:           hclog.NewNullLogger(),
-	})
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatalf("starting the plugin: %v", err)
-	}
-	raw, err := rpc.Dispense(plugin.PluginName)
-	if err != nil {
-		t.Fatalf("Dispense: %v", err)
-	}
-	remote := raw.(*plugin.Remote)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(remote.StreamSocket())) })
+	remote := plugintest.Start(t, ".")
 	if got := remote.Name(); got != "websocket" {
 		t.Fatalf("the plugin reports name %q, want websocket", got)
 	}

@@ -60,17 +60,18 @@ const (
 // relative to the module. Keep it in step with sdk/doc.go and each
 // package's doc comment.
 var classes = map[string]Class{
-	"sdk":               Stable,
-	"sdk/agent":         Stable,
-	"sdk/plugin":        Stable,
-	"sdk/proxyproto":    Stable,
-	"sdk/transporttest": Stable,
-	"sdk/admission":     Kit,
-	"sdk/muxkit":        Kit,
-	"sdk/pipe":          Kit,
-	"sdk/profiling":     Kit,
-	"sdk/reclaim":       Kit,
-	"sdk/streamkit":     Kit,
+	"sdk":                   Stable,
+	"sdk/agent":             Stable,
+	"sdk/plugin":            Stable,
+	"sdk/proxyproto":        Stable,
+	"sdk/transporttest":     Stable,
+	"sdk/admission":         Kit,
+	"sdk/muxkit":            Kit,
+	"sdk/pipe":              Kit,
+	"sdk/profiling":         Kit,
+	"sdk/reclaim":           Kit,
+	"sdk/plugin/plugintest": Kit,
+	"sdk/streamkit":         Kit,
 }
 
 func main() {

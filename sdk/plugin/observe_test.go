@@ -3,52 +3,15 @@ package plugin_test
 import (
 	"context"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/plugin"
 	"github.com/iofog/iofog-connector/sdk/plugin/internal/observetransport"
+	"github.com/iofog/iofog-connector/sdk/plugin/plugintest"
 	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
-
-// startProcess builds the plugin in dir and starts it as a real process
-// with go-plugin's handshake; it returns the host's view of it.
-func startProcess(t testing.TB, dir string) *plugin.Remote {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "iofog-transport-test")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, dir).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", dir, err, out)
-	}
-	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  plugin.Handshake(),
-		VersionedPlugins: plugin.VersionedPlugins(),
-		Cmd:              exec.Command(bin),
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Logger:           hclog.NewNullLogger(),
-	})
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatalf("starting the plugin: %v", err)
-	}
-	raw, err := rpc.Dispense(plugin.PluginName)
-	if err != nil {
-		t.Fatalf("Dispense: %v", err)
-	}
-	r := raw.(*plugin.Remote)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(r.StreamSocket())) })
-	return r
-}
 
 // waitStats polls ep's stats until ok accepts them, for at most 10s.
 func waitStats(t *testing.T, ep sdk.Endpoint, what string, ok func(sdk.EndpointStats) bool) sdk.EndpointStats {
@@ -111,7 +74,7 @@ func testStreamClosed(t *testing.T, r *plugin.Remote) {
 // TestStreamClosedProcess runs testStreamClosed against a real plugin
 // process.
 func TestStreamClosedProcess(t *testing.T) {
-	testStreamClosed(t, startProcess(t, "./internal/observeplugin"))
+	testStreamClosed(t, plugintest.Start(t, "./internal/observeplugin"))
 }
 
 // TestStreamClosedInProcess runs it over go-plugin's in-process gRPC.
