@@ -101,13 +101,11 @@ func failedAtLeast(ep sdk.Endpoint, n int64) int64 {
 	}
 }
 
-// TestTLSLinksResume: a session's links after its first resume the TLS
-// session (no certificate, signature or chain verification per refill),
-// and the caller's config is left as it was.
-func TestTLSLinksResume(t *testing.T) {
-	watchdog(t, 60*time.Second)
-	srv, cli := transporttest.TLSConfigs(t)
-	var hs handshakes
+// linksOver dials one agent session with cli to an endpoint listening
+// with srv, makes n links on it and returns the handshakes it saw.
+func linksOver(t *testing.T, srv, cli *tls.Config, n int) *handshakes {
+	t.Helper()
+	hs := &handshakes{}
 	cli.VerifyConnection = hs.verify
 	tr := newTransport(t)
 	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
@@ -118,12 +116,22 @@ func TestTLSLinksResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const n = 4
 	for i := range n {
 		if err := link(t, ctx, s, ep); err != nil {
 			t.Fatalf("link %d: %v", i, err)
 		}
 	}
+	return hs
+}
+
+// TestTLSLinksResume: a session's links after its first resume the TLS
+// session (no certificate, signature or chain verification per refill),
+// and the caller's config is left as it was.
+func TestTLSLinksResume(t *testing.T) {
+	watchdog(t, 60*time.Second)
+	srv, cli := transporttest.TLSConfigs(t)
+	const n = 4
+	hs := linksOver(t, srv, cli, n)
 	got := hs.get()
 	// Version 2 and later also run a control link, which resumes too.
 	if len(got) < n {
@@ -256,24 +264,8 @@ func TestTLSVerifyPeerCertificateEveryLink(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	var hs handshakes
-	cli.VerifyConnection = hs.verify
-	tr := newTransport(t)
-	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	const n = 3
-	for i := range n {
-		if err := link(t, ctx, s, ep); err != nil {
-			t.Fatalf("link %d: %v", i, err)
-		}
-	}
-	got := hs.get()
+	got := linksOver(t, srv, cli, n).get()
 	mu.Lock()
 	defer mu.Unlock()
 	if calls != len(got) || calls < n {
