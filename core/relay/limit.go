@@ -61,24 +61,16 @@ func (l *Limit) tryAcquire() bool {
 
 // acquire takes a place, waiting for one until ctx is done (then it
 // returns ctx.Err()).
-func (l *Limit) acquire(ctx context.Context) error {
-	for {
-		ch, ok := l.take(true)
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (l *Limit) acquire(ctx context.Context) error { return l.wait(ctx, true) }
 
 // waitFree waits until a place is free without taking it.
-func (l *Limit) waitFree(ctx context.Context) error {
+func (l *Limit) waitFree(ctx context.Context) error { return l.wait(ctx, false) }
+
+// wait waits until a place is free, taking it when grab is set, or until
+// ctx is done (then it returns ctx.Err()).
+func (l *Limit) wait(ctx context.Context, grab bool) error {
 	for {
-		ch, ok := l.take(false)
+		ch, ok := l.take(grab)
 		if ok {
 			return nil
 		}
