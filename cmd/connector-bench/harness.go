@@ -530,7 +530,7 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		lr  latencyResult
 		err error
 	)
-	notes(prof.cpuDuring(ctx, n, "latency", 2, func() { lr, err = pingPong(cctx, a.svc, cfg.PingN, 64) }))
+	notes(prof.cpuDuring(ctx, n, phaseLatency, 2, func() { lr, err = pingPong(cctx, a.svc, cfg.PingN, 64) }))
 	cancel()
 	if err != nil {
 		res.note(n, "latency: %v", err)
@@ -550,7 +550,7 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 	// (3) and (5): connection rate and CPU per connection.
 	c0 := cpuOf(a.pids())
 	var rr rateResult
-	notes(prof.cpuDuring(ctx, n, "connrate", secs(cfg.RateDur), func() { rr = connRate(ctx, a.svc, cfg.Workers, cfg.RateDur) }))
+	notes(prof.cpuDuring(ctx, n, phaseRate, secs(cfg.RateDur), func() { rr = connRate(ctx, a.svc, cfg.Workers, cfg.RateDur) }))
 	res.add(n, "conn/s", float64(rr.OK)/rr.Elapsed.Seconds())
 	res.add(n, "conn fail", float64(rr.Failed))
 	if rr.FirstErr != nil {
@@ -576,7 +576,7 @@ func measureAnchor(ctx context.Context, log *slog.Logger, cfg benchConfig, res *
 		}
 	}
 	// (4) concurrency and memory.
-	measureHold(ctx, log, res, a, cfg.HoldNs, func() { notes(prof.heap(ctx, n, "held")) })
+	measureHold(ctx, log, res, a, cfg.HoldNs, func() { notes(prof.heap(ctx, n, phaseHeld)) })
 }
 
 // measureHold opens connections up to each count of ns in turn (ascending;

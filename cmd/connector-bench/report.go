@@ -103,6 +103,8 @@ func renderReport(cfg benchConfig, r *results) string {
 		w("| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 	}
 
+	writeMisses(&b, cfg, r.targets(cfg))
+
 	w("\n## Skipped anchors and problems seen\n\n")
 	any := false
 	for _, a := range r.order {
@@ -209,7 +211,9 @@ func table(b *strings.Builder, hdr []string, rows []string, cells func(string) [
 }
 
 // target is one line of the targets table.
-type target struct{ name, measured, verdict string }
+// target is one line of the targets table. anchor and phase name the Go
+// profiles that explain it when it is missed ("" when none applies).
+type target struct{ name, measured, verdict, anchor, phase string }
 
 // verdict compares got with limit: atLeast means got must be ≥ limit.
 func verdict(got, limit float64, atLeast bool) string {
@@ -237,7 +241,13 @@ func (r *results) throughput1(a string) (float64, string) {
 // targets evaluates the targets on what was measured.
 func (r *results) targets(cfg benchConfig) []target {
 	var ts []target
-	add := func(name, measured, v string) { ts = append(ts, target{name, measured, v}) }
+	// on names the anchor and load whose profiles explain the next target.
+	var onAnchor, onPhase string
+	on := func(anchor, phase string) { onAnchor, onPhase = anchor, phase }
+	add := func(name, measured, v string) {
+		ts = append(ts, target{name, measured, v, onAnchor, onPhase})
+		onAnchor, onPhase = "", ""
+	}
 	hp1, _ := r.throughput1("haproxy")
 	maxN := 0
 	for _, n := range cfg.HoldNs {
@@ -247,6 +257,7 @@ func (r *results) targets(cfg benchConfig) []target {
 	tcp := "tcp dev"
 	if _, ok := r.anchors[tcp]; ok && r.anchors[tcp].skip == "" {
 		t1, src := r.throughput1(tcp)
+		on(tcp, phaseBulk)
 		add("tcp dev: 1-stream throughput ≥ 0.75 × haproxy", fmt.Sprintf("%s Gbit/s vs haproxy %s (%s, %s)", fmtF(t1, 1), fmtF(hp1, 1), fmtRatio(t1, hp1), src), verdict(t1, 0.75*hp1, true))
 		hpc := r.get("haproxy", "cpu/GB 1↑").Median
 		for _, h := range []string{"hop1", "hop2"} {
@@ -254,10 +265,13 @@ func (r *results) targets(cfg benchConfig) []target {
 			add("tcp dev: "+h+" CPU-s/GB ≤ haproxy's", fmt.Sprintf("%s vs %s", fmtF(c, 2), fmtF(hpc, 2)), verdict(c, hpc, false))
 		}
 		la, lh := r.added(tcp, "p50"), r.added("haproxy", "p50")
+		on(tcp, phaseLatency)
 		add("tcp dev: added p50 ≤ 2 × haproxy's", fmt.Sprintf("+%s µs vs haproxy +%s µs", fmtF(la, 1), fmtF(lh, 1)), verdict(la, 2*lh, false))
 		cr, ch := r.get(tcp, "conn/s").Median, r.get("haproxy", "conn/s").Median
+		on(tcp, phaseRate)
 		add("tcp dev: conn/s ≥ 0.7 × haproxy", fmt.Sprintf("%s vs %s (%s)", fmtF(cr, 0), fmtF(ch, 0), fmtRatio(cr, ch)), verdict(cr, 0.7*ch, true))
 		kb := r.get(tcp, holdKey+" KB/conn").Max
+		on(tcp, phaseHeld)
 		add(fmt.Sprintf("tcp dev: ≤ 16 KB per held connection (N=%d)", maxN), fmtF(kb, 1)+" KB", verdict(kb, 16, false))
 		held := r.get(tcp, holdKey+" ok").Min
 		add(fmt.Sprintf("tcp dev: %d concurrent connections held and verified", maxN), fmt.Sprintf("%s (worst repeat)", fmtF(held, 0)), verdict(held, float64(maxN), true))
@@ -292,18 +306,22 @@ func (r *results) targets(cfg benchConfig) []target {
 		if math.IsNaN(ta) || math.IsNaN(tb) {
 			ta, tb, src = r.get(t.a, "bulk 1↑").Median, r.get(t.ref, "bulk 1↑").Median, "tool"
 		}
+		on(t.a, phaseBulk)
 		add(fmt.Sprintf("%s: 1-stream throughput ≥ %.2g × %s", t.a, t.thr, t.ref),
 			fmt.Sprintf("%s vs %s Gbit/s (%s, %s)", fmtF(ta, 1), fmtF(tb, 1), fmtRatio(ta, tb), src), verdict(ta, t.thr*tb, true))
 		la, lb := r.added(t.a, "p50"), r.added(t.ref, "p50")
+		on(t.a, phaseLatency)
 		add(fmt.Sprintf("%s: added p50 ≤ %.2g × %s's", t.a, t.lat, t.ref),
 			fmt.Sprintf("+%s µs vs +%s µs (%s)", fmtF(la, 1), fmtF(lb, 1), fmtRatio(la, lb)), verdict(la, t.lat*lb, false))
 		if t.con > 0 {
 			ca, cb := r.get(t.a, "conn/s").Median, r.get(t.ref, "conn/s").Median
+			on(t.a, phaseRate)
 			add(fmt.Sprintf("%s: conn/s ≥ %.2g × %s's", t.a, t.con, t.ref),
 				fmt.Sprintf("%s vs %s (%s)", fmtF(ca, 0), fmtF(cb, 0), fmtRatio(ca, cb)), verdict(ca, t.con*cb, true))
 		}
 		if t.kb > 0 {
 			kb := r.get(t.a, holdKey+" KB/conn").Max
+			on(t.a, phaseHeld)
 			add(fmt.Sprintf("%s: ≤ %.0f KB per held connection (N=%d)", t.a, t.kb, maxN), fmtF(kb, 1)+" KB", verdict(kb, t.kb, false))
 		}
 	}
@@ -315,6 +333,7 @@ func (r *results) targets(cfg benchConfig) []target {
 		rest := r.get(a, "rest rss").Median
 		add(a+": relay RSS at rest ≤ 64 MB", fmt.Sprintf("%s MB (PSS %s, anon %s)", fmtF(rest, 1), fmtF(r.get(a, "rest pss").Median, 1), fmtF(r.get(a, "rest anon").Median, 1)), verdict(rest, 64, false))
 		p50, p99 := r.get(a, "p50").Median, r.get(a, "p99").Median
+		on(a, phaseLatency)
 		add(a+": p99 ≤ 4 × p50", fmt.Sprintf("%s vs %s µs (%s)", fmtF(p99, 0), fmtF(p50, 0), fmtRatio(p99, p50)), verdict(p99, 4*p50, false))
 	}
 	var trs []string
@@ -326,6 +345,7 @@ func (r *results) targets(cfg benchConfig) []target {
 	sort.Strings(trs)
 	for _, tr := range trs {
 		ct, cd := r.get(tr+" tls", "cpu/GB 1↑").Median, r.get(tr+" dev", "cpu/GB 1↑").Median
+		on(tr+" tls", phaseBulk)
 		add(tr+": TLS CPU-s/GB ≤ 1.5 × dev", fmt.Sprintf("%s vs %s (%s)", fmtF(ct, 2), fmtF(cd, 2), fmtRatio(ct, cd)), verdict(ct, 1.5*cd, false))
 	}
 	a8 := summarize(r.control["adds/s 8"]).Median
