@@ -17,12 +17,23 @@ import (
 // body) goes out at once.
 //
 // Plain TCP: header and body go out in one writev(2), without a copy.
-// TLS: the header and body's records are collected under the TLS
-// connection (corkConn) and sent in one write; the copy is bounded by
-// corkMax and its buffer is pooled, so an idle session holds none.
+// TLS: a small frame (a body of at most smallBody bytes: pings, requests,
+// answers) is copied behind its header into the frameConn's own small
+// buffer and written to the TLS connection at once, one record and one
+// write, so that the peer decrypts one record rather than two and its
+// reader wakes up once. A larger frame's records (the header's and the
+// body's) are collected under the TLS connection (corkConn) and sent in
+// one write; that copy is bounded by corkMax and its buffer is pooled, so
+// an idle session holds none.
 
 const (
 	hdrSize = 12 // yamux's frame header
+	// smallBody is the largest body written with its header in one TLS
+	// record: with its header it fits the first record of a new TLS
+	// connection (crypto/tls starts with records of about 1.1 KiB and
+	// grows them), so the write is one record and one write from the
+	// first frame on, and the copy stays small.
+	smallBody = 1024 - hdrSize
 	// frameVersion and frameData are the header's version and data type.
 	frameVersion = 0
 	frameData    = 0
@@ -54,6 +65,9 @@ type frameConn struct {
 	// cork is the TCP connection under TLS, whose writes it can gather;
 	// nil on plain TCP.
 	cork *corkConn
+	// small is where a small frame is put together under TLS (header
+	// and body, one record); nil on plain TCP.
+	small *[hdrSize + smallBody]byte
 }
 
 // coalesce returns c wrapped for a yamux session. raw is the TCP
@@ -65,6 +79,7 @@ func coalesce(c net.Conn, raw net.Conn) net.Conn {
 	switch r := raw.(type) {
 	case *corkConn:
 		f.cork = r
+		f.small = new([hdrSize + smallBody]byte)
 	case *net.TCPConn:
 		if r == c {
 			f.tcp = r
@@ -93,6 +108,12 @@ func (f *frameConn) Write(b []byte) (int, error) {
 		n, err := f.bufs.WriteTo(f.tcp)
 		f.vec[1] = nil // do not keep the caller's buffer
 		return int(max(n-hdrSize, 0)), err
+	}
+	if len(b) <= smallBody {
+		copy(f.small[:], f.hdr[:])
+		m := copy(f.small[hdrSize:], b)
+		n, err := f.Conn.Write(f.small[:hdrSize+m])
+		return max(n-hdrSize, 0), err
 	}
 	f.cork.hold()
 	n, err := f.Conn.Write(f.hdr[:])
