@@ -139,7 +139,7 @@ func TestSmallFrameAllocs(t *testing.T) {
 	ts := tls.Server(s, srvCfg)
 	go func() {
 		if ts.Handshake() == nil {
-			io.Copy(io.Discard, ts)
+			drain(ts)
 		}
 	}()
 	if err := tc.Handshake(); err != nil {
@@ -154,7 +154,14 @@ func TestSmallFrameAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
-		t.Fatalf("a small frame allocates %v times, want 0", allocs)
+	// Under -race crypto/tls's record buffer pool drops buffers at random
+	// (see raceBuild), which AllocsPerRun rounds to one per frame; the
+	// frame path itself must still add nothing.
+	want := 0.0
+	if raceBuild {
+		want = 1
+	}
+	if allocs > want {
+		t.Fatalf("a small frame allocates %v times, want at most %v", allocs, want)
 	}
 }
