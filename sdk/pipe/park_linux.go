@@ -20,6 +20,10 @@ import (
 // direction (two per relay, in the daemon and again in the agent) was
 // most of what a held connection cost.
 //
+// A direction whose source is a stream that calls back once readable
+// (readNotifier: transports/yamux's streams) parks the same way, with the
+// stream's callback in place of the epoll set: the callback resumes it.
+//
 // While bytes flow, and for linger after, a direction keeps its goroutine
 // and waits on the runtime's poller as before, under a read deadline
 // renewed once per linger: request/response traffic and bulk transfers
@@ -30,6 +34,7 @@ const (
 	kindSplice = iota + 1 // socket to socket: read/write, splice for bulk
 	kindRead              // socket to any writer: read/write
 	kindTLS               // crypto/tls over a socket to any writer
+	kindNotify            // a readNotifier to any writer: waits for bytes, then read/write
 )
 
 // linger is how long a direction waits for its source on the runtime's
@@ -43,6 +48,8 @@ type poll struct {
 	rc       syscall.RawConn // the source socket
 	dstRC    syscall.RawConn // the destination socket (kindSplice)
 	tc       *tls.Conn       // the source (kindTLS)
+	rn       readNotifier    // the source (kindNotify)
+	resume   func()          // h.wake, made once (kindNotify)
 	id       uint64          // key in the parker's table; 0: not registered
 	added    bool            // the socket is in the epoll set
 	armed    bool            // parked, waiting for an event; guarded by parker.mu
@@ -137,7 +144,8 @@ func (p *parker) sweep() {
 		time.Sleep(sweepEvery)
 		p.mu.Lock()
 		for _, h := range p.halves {
-			if h.armed && h.rc.Control(func(uintptr) {}) != nil {
+			// A kindNotify source calls back when closed: no check.
+			if h.armed && h.rc != nil && h.rc.Control(func(uintptr) {}) != nil {
 				h.armed = false
 				dead = append(dead, h)
 			}
@@ -168,6 +176,10 @@ func (p *parker) take(id uint64) *half {
 func (h *half) parkable() bool {
 	if parked.init() != nil {
 		return false
+	}
+	if rn, ok := h.src.(readNotifier); ok {
+		h.kind, h.rn, h.resume = kindNotify, rn, h.wake
+		return true
 	}
 	if tc, ok := h.src.(*tls.Conn); ok {
 		// Only an established connection: a handshake must not run
@@ -212,6 +224,10 @@ func (h *half) run() {
 				if parked.take(h.id) != h {
 					return // a close resumed it already
 				}
+				if err == errReady {
+					h.linger()
+					continue
+				}
 				h.end(h.n, err)
 			}
 			return
@@ -230,8 +246,10 @@ func (h *half) linger() {
 	h.src.SetReadDeadline(h.deadline)
 }
 
-// park registers h's socket in the epoll set, armed for one event. After
-// it returns nil, h belongs to whoever resumes it.
+// park registers h's socket in the epoll set, armed for one event, or
+// h's callback with its kindNotify source. After it returns nil, h
+// belongs to whoever resumes it. errReady: the source is readable
+// already, and h is still armed (take it back).
 func (h *half) park() error {
 	parked.mu.Lock()
 	if h.id == 0 {
@@ -242,6 +260,12 @@ func (h *half) park() error {
 	h.armed = true
 	id := h.id
 	parked.mu.Unlock()
+	if h.kind == kindNotify {
+		if !h.rn.NotifyRead(h.resume) {
+			return errReady
+		}
+		return nil
+	}
 	op := syscall.EPOLL_CTL_MOD
 	if !h.added {
 		op, h.added = syscall.EPOLL_CTL_ADD, true
@@ -270,7 +294,11 @@ func (h *half) park() error {
 	return nil
 }
 
-// wake resumes h if it is parked (its relay is being closed).
+// errReady is a park that found its source readable already.
+var errReady = errors.New("pipe: source readable")
+
+// wake resumes h if it is parked: its relay is being closed, or its
+// kindNotify source turned readable.
 func (h *half) wake() {
 	parked.mu.Lock()
 	ok := h.id != 0 && h.armed
@@ -297,6 +325,8 @@ func (h *half) forget() {
 // step that moved nothing and should be retried returns errRetry.
 func (h *half) step() (int64, error) {
 	switch h.kind {
+	case kindNotify:
+		return waitStep(h.dst, h.src, h.rn, h.m)
 	case kindTLS:
 		n, err := tlsRecord(h.dst, h.tc, h.m, h.deadline)
 		if errors.Is(err, io.EOF) {
