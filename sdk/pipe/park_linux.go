@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -50,6 +51,8 @@ type poll struct {
 	tc       *tls.Conn       // the source (kindTLS)
 	rn       readNotifier    // the source (kindNotify)
 	resume   func()          // h.wake, made once (kindNotify)
+	lingerT  *time.Timer     // ends the linger (kindNotify, see lingerEnd)
+	active   atomic.Bool     // bytes moved since lingerT last looked (kindNotify)
 	id       uint64          // key in the parker's table; 0: not registered
 	added    bool            // the socket is in the epoll set
 	armed    bool            // parked, waiting for an event; guarded by parker.mu
@@ -179,6 +182,8 @@ func (h *half) parkable() bool {
 	}
 	if rn, ok := h.src.(readNotifier); ok {
 		h.kind, h.rn, h.resume = kindNotify, rn, h.wake
+		h.lingerT = time.AfterFunc(linger, h.lingerEnd)
+		h.lingerT.Stop() // started by linger
 		return true
 	}
 	if tc, ok := h.src.(*tls.Conn); ok {
@@ -215,7 +220,7 @@ func (h *half) run() {
 		h.n += n
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if h.n > h.mark { // still moving: linger again
+			if h.n > h.mark && h.kind != kindNotify { // still moving: linger again
 				h.linger()
 				continue
 			}
@@ -239,11 +244,32 @@ func (h *half) run() {
 	}
 }
 
-// linger sets the source's read deadline linger from now.
+// linger sets the source's read deadline linger from now. A kindNotify
+// direction instead (re)starts its linger timer, which sets an expired
+// deadline only once the source has been silent for linger: a deadline
+// on a multiplexed stream costs a runtime timer per wait for bytes (5%
+// more per 64-byte round trip through a yamux relay pair, see
+// BenchmarkRelayPingPong in transports/yamux), this a timer per linger.
 func (h *half) linger() {
 	h.mark = h.n
 	h.deadline = time.Now().Add(linger)
+	if h.kind == kindNotify {
+		h.src.SetReadDeadline(time.Time{})
+		h.lingerT.Reset(linger)
+		return
+	}
 	h.src.SetReadDeadline(h.deadline)
+}
+
+// lingerEnd runs linger after a kindNotify direction's last look: when no
+// bytes moved since, it interrupts the direction's wait for them (which
+// then parks), else it looks again in linger.
+func (h *half) lingerEnd() {
+	if h.active.Swap(false) {
+		h.lingerT.Reset(linger)
+		return
+	}
+	h.src.SetReadDeadline(expired)
 }
 
 // park registers h's socket in the epoll set, armed for one event, or
@@ -312,6 +338,9 @@ func (h *half) wake() {
 // forget removes an ended direction from the parker's table. Its socket
 // leaves the epoll set when it is closed.
 func (h *half) forget() {
+	if h.lingerT != nil {
+		h.lingerT.Stop()
+	}
 	if h.id == 0 {
 		return
 	}
@@ -326,7 +355,11 @@ func (h *half) forget() {
 func (h *half) step() (int64, error) {
 	switch h.kind {
 	case kindNotify:
-		return waitStep(h.dst, h.src, h.rn, h.m)
+		n, err := waitStep(h.dst, h.src, h.rn, h.m)
+		if n > 0 {
+			h.active.Store(true)
+		}
+		return n, err
 	case kindTLS:
 		n, err := tlsRecord(h.dst, h.tc, h.m, h.deadline)
 		if errors.Is(err, io.EOF) {

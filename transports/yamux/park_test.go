@@ -38,7 +38,7 @@ type rig struct {
 	px *proxy
 }
 
-func newRig(t *testing.T, useTLS bool) rig {
+func newRig(t testing.TB, useTLS bool) rig {
 	t.Helper()
 	tr := newTransport(t)
 	var cfg sdk.EndpointConfig
@@ -68,7 +68,7 @@ type relayed struct {
 	cancel      context.CancelFunc // ends both relays
 }
 
-func loopPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func loopPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,7 +93,7 @@ func loopPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 }
 
 // relay starts the two relays of one stream with opts.
-func (r rig) relay(t *testing.T, opts pipe.Options) *relayed {
+func (r rig) relay(t testing.TB, opts pipe.Options) *relayed {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -338,4 +338,23 @@ func parkedResumes(t *testing.T, useTLS bool) {
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
+}
+
+// BenchmarkRelayPingPong is a 64-byte round trip through the connector's
+// and the agent's relays around one yamux stream (TCP session), the path
+// whose stream directions park when idle; the directions stay awake.
+func BenchmarkRelayPingPong(b *testing.B) {
+	rl := newRig(b, false).relay(b, pipe.Options{})
+	msg := make([]byte, 64)
+	got := make([]byte, 64)
+	go func() { io.Copy(rl.right, rl.right) }()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := rl.left.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(rl.left, got); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
