@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,10 @@ import (
 // direction (two per relay, in the daemon and again in the agent) was
 // most of what a held connection cost.
 //
+// A direction whose source is a stream that calls back once readable
+// (readNotifier: transports/yamux's streams) parks the same way, with the
+// stream's callback in place of the epoll set: the callback resumes it.
+//
 // While bytes flow, and for linger after, a direction keeps its goroutine
 // and waits on the runtime's poller as before, under a read deadline
 // renewed once per linger: request/response traffic and bulk transfers
@@ -30,6 +35,7 @@ const (
 	kindSplice = iota + 1 // socket to socket: read/write, splice for bulk
 	kindRead              // socket to any writer: read/write
 	kindTLS               // crypto/tls over a socket to any writer
+	kindNotify            // a readNotifier to any writer: waits for bytes, then read/write
 )
 
 // linger is how long a direction waits for its source on the runtime's
@@ -43,6 +49,10 @@ type poll struct {
 	rc       syscall.RawConn // the source socket
 	dstRC    syscall.RawConn // the destination socket (kindSplice)
 	tc       *tls.Conn       // the source (kindTLS)
+	rn       readNotifier    // the source (kindNotify)
+	resume   func()          // h.wake, made once (kindNotify)
+	lingerT  *time.Timer     // ends the linger (kindNotify, see lingerEnd)
+	active   atomic.Bool     // bytes moved since lingerT last looked (kindNotify)
 	id       uint64          // key in the parker's table; 0: not registered
 	added    bool            // the socket is in the epoll set
 	armed    bool            // parked, waiting for an event; guarded by parker.mu
@@ -137,7 +147,8 @@ func (p *parker) sweep() {
 		time.Sleep(sweepEvery)
 		p.mu.Lock()
 		for _, h := range p.halves {
-			if h.armed && h.rc.Control(func(uintptr) {}) != nil {
+			// A kindNotify source calls back when closed: no check.
+			if h.armed && h.rc != nil && h.rc.Control(func(uintptr) {}) != nil {
 				h.armed = false
 				dead = append(dead, h)
 			}
@@ -168,6 +179,12 @@ func (p *parker) take(id uint64) *half {
 func (h *half) parkable() bool {
 	if parked.init() != nil {
 		return false
+	}
+	if rn, ok := h.src.(readNotifier); ok {
+		h.kind, h.rn, h.resume = kindNotify, rn, h.wake
+		h.lingerT = time.AfterFunc(linger, h.lingerEnd)
+		h.lingerT.Stop() // started by linger
+		return true
 	}
 	if tc, ok := h.src.(*tls.Conn); ok {
 		// Only an established connection: a handshake must not run
@@ -203,7 +220,7 @@ func (h *half) run() {
 		h.n += n
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if h.n > h.mark { // still moving: linger again
+			if h.n > h.mark && h.kind != kindNotify { // still moving: linger again
 				h.linger()
 				continue
 			}
@@ -211,6 +228,10 @@ func (h *half) run() {
 			if err := h.park(); err != nil {
 				if parked.take(h.id) != h {
 					return // a close resumed it already
+				}
+				if err == errReady {
+					h.linger()
+					continue
 				}
 				h.end(h.n, err)
 			}
@@ -223,15 +244,38 @@ func (h *half) run() {
 	}
 }
 
-// linger sets the source's read deadline linger from now.
+// linger sets the source's read deadline linger from now. A kindNotify
+// direction instead (re)starts its linger timer, which sets an expired
+// deadline only once the source has been silent for linger: a deadline
+// on a multiplexed stream costs a runtime timer per wait for bytes (5%
+// more per 64-byte round trip through a yamux relay pair, see
+// BenchmarkRelayPingPong in transports/yamux), this a timer per linger.
 func (h *half) linger() {
 	h.mark = h.n
 	h.deadline = time.Now().Add(linger)
+	if h.kind == kindNotify {
+		h.src.SetReadDeadline(time.Time{})
+		h.lingerT.Reset(linger)
+		return
+	}
 	h.src.SetReadDeadline(h.deadline)
 }
 
-// park registers h's socket in the epoll set, armed for one event. After
-// it returns nil, h belongs to whoever resumes it.
+// lingerEnd runs linger after a kindNotify direction's last look: when no
+// bytes moved since, it interrupts the direction's wait for them (which
+// then parks), else it looks again in linger.
+func (h *half) lingerEnd() {
+	if h.active.Swap(false) {
+		h.lingerT.Reset(linger)
+		return
+	}
+	h.src.SetReadDeadline(expired)
+}
+
+// park registers h's socket in the epoll set, armed for one event, or
+// h's callback with its kindNotify source. After it returns nil, h
+// belongs to whoever resumes it. errReady: the source is readable
+// already, and h is still armed (take it back).
 func (h *half) park() error {
 	parked.mu.Lock()
 	if h.id == 0 {
@@ -242,6 +286,12 @@ func (h *half) park() error {
 	h.armed = true
 	id := h.id
 	parked.mu.Unlock()
+	if h.kind == kindNotify {
+		if !h.rn.NotifyRead(h.resume) {
+			return errReady
+		}
+		return nil
+	}
 	op := syscall.EPOLL_CTL_MOD
 	if !h.added {
 		op, h.added = syscall.EPOLL_CTL_ADD, true
@@ -270,7 +320,11 @@ func (h *half) park() error {
 	return nil
 }
 
-// wake resumes h if it is parked (its relay is being closed).
+// errReady is a park that found its source readable already.
+var errReady = errors.New("pipe: source readable")
+
+// wake resumes h if it is parked: its relay is being closed, or its
+// kindNotify source turned readable.
 func (h *half) wake() {
 	parked.mu.Lock()
 	ok := h.id != 0 && h.armed
@@ -284,6 +338,9 @@ func (h *half) wake() {
 // forget removes an ended direction from the parker's table. Its socket
 // leaves the epoll set when it is closed.
 func (h *half) forget() {
+	if h.lingerT != nil {
+		h.lingerT.Stop()
+	}
 	if h.id == 0 {
 		return
 	}
@@ -297,6 +354,12 @@ func (h *half) forget() {
 // step that moved nothing and should be retried returns errRetry.
 func (h *half) step() (int64, error) {
 	switch h.kind {
+	case kindNotify:
+		n, err := waitStep(h.dst, h.src, h.rn, h.m)
+		if n > 0 {
+			h.active.Store(true)
+		}
+		return n, err
 	case kindTLS:
 		n, err := tlsRecord(h.dst, h.tc, h.m, h.deadline)
 		if errors.Is(err, io.EOF) {

@@ -16,8 +16,10 @@
 // On Linux, a direction whose source is a socket (or crypto/tls over one)
 // holds no goroutine either once its source has been silent for 100 ms:
 // it waits in a process-wide epoll set until bytes come (see [Start]), so
-// an idle relay costs its two streams and a few hundred bytes. Other
-// streams keep a parked goroutine per direction.
+// an idle relay costs its two streams and a few hundred bytes. So does a
+// direction whose source is a stream that can call back once it is
+// readable (a NotifyRead method, as transports/yamux's streams have).
+// Other streams keep a parked goroutine per direction.
 //
 // This package is a kit, not part of the stable contract (see "Stability"
 // in package sdk): transports and tools may use it, and any release may
@@ -90,7 +92,10 @@ func JoinWith(ctx context.Context, a, b net.Conn, opts Options) (Result, error) 
 // few hundred bytes of state and no stack. Such a direction uses its
 // source's read deadline. A stream closed under the relay by someone else
 // (a transport dropping a frozen agent's streams) is noticed within a
-// second and ends the relay. Other streams get a goroutine per direction
+// second and ends the relay. A source with a NotifyRead(f func()) (armed
+// bool) method (see transports/yamux) parks the same way, its callback in
+// place of the epoll set; it must call f when the source is closed or its
+// read deadline changes, too. Other streams get a goroutine per direction
 // for the life of the relay.
 //
 // Start owns a and b: the caller must not read, write or set deadlines on

@@ -37,9 +37,10 @@ type stream struct {
 	m  *ymux
 
 	muxkit.StreamState
-	rmu     sync.Mutex  // held by Read; the drain takes it over
-	eof     atomic.Bool // Read returned io.EOF: the peer writes no more
-	aborted atomic.Bool // the peer closed the stream and reads no more
+	rmu     sync.Mutex   // held by Read; the drain takes it over
+	eof     atomic.Bool  // Read returned io.EOF: the peer writes no more
+	aborted atomic.Bool  // the peer closed the stream and reads no more
+	rdl     atomic.Int64 // the read deadline, unix nanoseconds; 0: none
 }
 
 // newStream adapts st, a stream of m; accepted says the peer opened it.
@@ -149,6 +150,7 @@ func (s *stream) Close() error {
 			abort = !s.eof.Load() && !s.aborted.Load()
 		}
 		go s.discard(abort)
+		s.wake(nil)
 	})
 }
 

@@ -113,7 +113,8 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		c.Close()
 		return
 	}
-	sess, err := hyamux.Server(coalesce(c, raw), ymc)
+	rt := track(coalesce(c, raw))
+	sess, err := hyamux.Server(rt, ymc)
 	if err != nil { // only for an invalid config
 		ep.Unreserve()
 		c.Close()
@@ -129,7 +130,7 @@ func (t *Transport) admit(ep *muxkit.Endpoint, log *slog.Logger, conn net.Conn, 
 		log.Debug("agent gone before the control stream", "err", err)
 		return
 	}
-	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: hello.Version, log: log}
+	m := &ymux{s: sess, rt: rt, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: hello.Version, log: log}
 	if m.aborting() { // the agent sends aborts on the control stream
 		go m.watch()
 	}
@@ -189,7 +190,8 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 	c.SetDeadline(time.Time{})
 	log := sdk.Logger(cfg.Logger)
 	threshold, interval := agentTimings(cfg, terms)
-	sess, err := hyamux.Client(coalesce(c, raw), t.yamuxConfig(log, threshold, interval))
+	rt := track(coalesce(c, raw))
+	sess, err := hyamux.Client(rt, t.yamuxConfig(log, threshold, interval))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
@@ -204,7 +206,7 @@ func (t *Transport) dial(ctx context.Context, cfg sdk.DialConfig, version byte) 
 		}
 		return nil, fmt.Errorf("%s: dial %s: no control stream: %w", Name, cfg.Addr, err)
 	}
-	m := &ymux{s: sess, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: version, log: log, agent: true, awayCh: make(chan struct{})}
+	m := &ymux{s: sess, rt: rt, drain: t.cfg.DrainTimeout, ctrl: ctrl, version: version, log: log, agent: true, awayCh: make(chan struct{})}
 	go m.watch()
 	return muxkit.NewSessionVersion(Name, m, version), nil
 }
@@ -238,6 +240,7 @@ func agentTimings(cfg sdk.DialConfig, terms muxkit.Terms) (threshold, interval t
 // ymux is a yamux session as a muxkit.Conn.
 type ymux struct {
 	s       *hyamux.Session
+	rt      *tracker // the session's connection, which wakes parked readers
 	drain   time.Duration
 	away    atomic.Bool
 	ctrl    *hyamux.Stream // this side's end of the control stream
