@@ -325,6 +325,10 @@ func (s *stream) NotifyRead(f func()) (armed bool) {
 	_, err := s.st.Read(nil)
 	s.st.SetReadDeadline(dl)
 	if errors.Is(err, hyamux.ErrTimeout) && !s.IsClosed() && (dl.IsZero() || time.Now().Before(dl)) {
+		// Idle: let go of the receive buffer yamux kept from the last
+		// frame (it drops it only while empty; the next frame allocates
+		// one to its size).
+		s.st.Shrink()
 		return true
 	}
 	// Read would not block: unless something fired w meanwhile, it never
