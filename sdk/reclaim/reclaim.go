@@ -5,12 +5,14 @@
 // moves bursts of bytes and then sits idle for long stretches; the Go
 // runtime keeps the heap a burst grew (and the buffers its pools hold) and
 // returns it to the kernel only over minutes. [WhenIdle] watches the
-// process's allocation rate and, once a burst of at least 8 MiB is
-// followed by a quiet 100 ms (under 64 KiB allocated), frees what it can
-// at once: a collection, then every free page released
-// ([runtime/debug.FreeOSMemory]). It does so at most once per burst and
-// never while the process is busy, so a steadily loaded relay never pays
-// for it.
+// process's allocation rate and the memory the runtime holds and, once a
+// burst (at least 8 MiB allocated, or the memory held grown by 8 MiB, as
+// when thousands of idle connections wake at once and their goroutines'
+// stacks outlive them) is followed by a quiet 100 ms (under 64 KiB
+// allocated), frees what it can at once: a collection, then every free
+// page released ([runtime/debug.FreeOSMemory]). It does so at most once
+// per burst and never while the process is busy, so a steadily loaded
+// relay never pays for it.
 //
 // This package is a kit, not part of the stable contract (see "Stability"
 // in package sdk): transports and tools may use it, and any release may
@@ -40,18 +42,48 @@ func WhenIdle(ctx context.Context) {
 	whenIdle(ctx, debug.FreeOSMemory)
 }
 
-// whenIdle is WhenIdle with the freeing step given (tests count calls).
-func whenIdle(ctx context.Context, free func()) {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	read := func() uint64 {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
+// memory reads the runtime's counters whenIdle decides on.
+type memory struct {
+	samples []metrics.Sample
+}
+
+func newMemory() *memory {
+	return &memory{samples: []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}}
+}
+
+// read returns the bytes allocated on the heap since the process started,
+// and the memory the runtime has mapped and not returned to the kernel
+// (heap, free pages it keeps, goroutine stacks, its own structures): what
+// it holds of the process's resident memory.
+func (m *memory) read() (allocs, held uint64) {
+	metrics.Read(m.samples)
+	v := func(i int) uint64 {
+		if m.samples[i].Value.Kind() != metrics.KindUint64 {
 			return 0
 		}
-		return sample[0].Value.Uint64()
+		return m.samples[i].Value.Uint64()
 	}
-	last := read()
-	freed := last
+	total, released := v(1), v(2)
+	if released < total {
+		held = total - released
+	}
+	return v(0), held
+}
+
+// whenIdle is WhenIdle with the freeing step given (tests count calls).
+// A burst is reclaimBurst allocated on the heap since the last reclaim, or
+// the memory the runtime holds grown by reclaimBurst since then: goroutine
+// stacks (a thousand connections that woke at once and went idle again)
+// are not heap allocations, and the runtime keeps their memory after
+// they exit.
+func whenIdle(ctx context.Context, free func()) {
+	m := newMemory()
+	last, held := m.read()
+	freed, heldAfter := last, held
 	t := time.NewTicker(reclaimCheck)
 	defer t.Stop()
 	for {
@@ -60,12 +92,13 @@ func whenIdle(ctx context.Context, free func()) {
 			return
 		case <-t.C:
 		}
-		now := read()
+		now, held := m.read()
 		quiet := now-last < reclaimQuiet
 		last = now
-		if quiet && now-freed >= reclaimBurst {
+		grown := held > heldAfter && held-heldAfter >= reclaimBurst
+		if quiet && (now-freed >= reclaimBurst || grown) {
 			free()
-			last = read()
+			last, heldAfter = m.read()
 			freed = last
 		}
 	}

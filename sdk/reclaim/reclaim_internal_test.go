@@ -2,6 +2,7 @@ package reclaim
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,66 @@ func TestWhenIdle(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("reclaimed %d times within 5s of going quiet after a burst, want 1", n)
+	}
+	time.Sleep(5 * reclaimCheck)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("reclaimed %d times while quiet with no new burst, want 1", n)
+	}
+}
+
+// grow recurses depth frames of about 1 KiB each, so that the goroutine's
+// stack grows, and then waits for release.
+func grow(depth int, release <-chan struct{}) byte {
+	var pad [1 << 10]byte
+	pad[depth%len(pad)] = byte(depth)
+	if depth == 0 {
+		<-release
+		return pad[0]
+	}
+	return grow(depth-1, release) + pad[1]
+}
+
+// TestWhenIdleAfterStackBurst: goroutines that grew their stacks and
+// exited allocate next to nothing on the heap, yet leave memory the
+// runtime keeps; that is a burst too, and it is returned once quiet.
+func TestWhenIdleAfterStackBurst(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var calls atomic.Int32
+	go whenIdle(ctx, func() { calls.Add(1) })
+	time.Sleep(3 * reclaimCheck)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("reclaimed %d times before any burst", n)
+	}
+	m := newMemory()
+	allocs0, held0 := m.read()
+	// 512 goroutines with 64 KiB stacks each: 32 MiB of stacks, well over
+	// reclaimBurst, and almost no heap.
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	for range 512 {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			grow(48, release)
+		}()
+	}
+	time.Sleep(reclaimCheck / 2)
+	allocs1, held1 := m.read()
+	close(release)
+	done.Wait()
+	if held1-held0 < reclaimBurst {
+		t.Fatalf("the stacks grew the memory held by only %d bytes; the test needs more than %d", held1-held0, reclaimBurst)
+	}
+	if allocs1-allocs0 >= reclaimBurst {
+		t.Fatalf("the stack burst allocated %d bytes on the heap: not a stack-only burst", allocs1-allocs0)
+	}
+	waitUntil := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(waitUntil) {
+		time.Sleep(reclaimCheck / 2)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("reclaimed %d times within 5s of going quiet after a stack burst, want 1", n)
 	}
 	time.Sleep(5 * reclaimCheck)
 	if n := calls.Load(); n != 1 {
