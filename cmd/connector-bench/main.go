@@ -160,7 +160,7 @@ func cmdLoad(ctx context.Context, what string, args []string) error {
 	workers := fs.Int("workers", 50, "rate: concurrent workers")
 	streams := fs.Int("streams", 1, "bulk: parallel streams")
 	down := fs.Bool("down", false, "bulk: download instead of upload")
-	dur := fs.Duration("d", 5*time.Second, "rate, bulk: duration")
+	dur := fs.Duration("d", 5*time.Second, "rate, bulk: duration; hold: how long the verified connections stay open")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -198,6 +198,10 @@ func cmdLoad(ctx context.Context, what string, args []string) error {
 		h := holdConns(ctx, dial, *n, 64)
 		bad := reverify(h.Conns)
 		fmt.Printf("held %d  failed %d  failed second echo %d  first error: %v\n", len(h.Conns), h.Failed, bad, h.FirstErr)
+		select { // keep them open for -d, to look at the relay meanwhile
+		case <-time.After(*dur):
+		case <-ctx.Done():
+		}
 		h.close()
 	case "bulk":
 		r, err := bulk(ctx, dial, *streams, *dur, *down)
