@@ -16,26 +16,9 @@ import (
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-ch
-	if s == nil {
-		t.Fatal("accept failed")
-	}
+	c, s := transporttest.TCPPairs(t)(t)
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
@@ -148,21 +131,8 @@ func (c *countConn) Write(b []byte) (int, error) {
 // Under TLS a frame's records (the header's and the body's) reach the TCP
 // connection in one write, within corkMax, and no buffer stays held.
 func TestCorkJoinsRecords(t *testing.T) {
-	srvCfg, cliCfg := tlsConfigs(t)
-	c, s := tcpPair(t)
-	counted := &countConn{Conn: c}
-	cork := newCork(counted)
-	tc := tls.Client(cork, cliCfg)
-	ts := tls.Server(s, srvCfg)
-	errc := make(chan error, 1)
-	go func() { errc <- ts.Handshake() }()
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	f := coalesce(tc, cork)
+	var counted *countConn
+	f, ts, cork := corkedTLS(t, func(c net.Conn) net.Conn { counted = &countConn{Conn: c}; return counted })
 	if _, ok := f.(*frameConn); !ok {
 		t.Fatalf("coalesce under TLS is %T, want *frameConn", f)
 	}
@@ -170,14 +140,7 @@ func TestCorkJoinsRecords(t *testing.T) {
 	for _, size := range []int{1, 40000, 64 << 10, 3 * corkMax} {
 		body := bytes.Repeat([]byte{byte(size)}, size)
 		hdr := frameHdr(0, 0, 5, uint32(size))
-		go func() {
-			b := make([]byte, hdrSize+size)
-			ts.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.ReadFull(ts, b); err != nil {
-				t.Error(err)
-			}
-			got <- b
-		}()
+		readAsync(t, ts, hdrSize+size, got)
 		before := counted.writes.Load()
 		if n, err := f.Write(hdr); n != hdrSize || err != nil {
 			t.Fatalf("header write = %d, %v", n, err)
@@ -272,4 +235,39 @@ func drain(r io.Reader) {
 			return
 		}
 	}
+}
+
+// corkedTLS returns the frame writer of a yamux session under TLS (the
+// TLS client over a cork over under(one end of a loopback TCP connection))
+// and the TLS server at the other end, both past their handshakes, and
+// the cork.
+func corkedTLS(t *testing.T, under func(net.Conn) net.Conn) (net.Conn, *tls.Conn, *corkConn) {
+	t.Helper()
+	srvCfg, cliCfg := tlsConfigs(t)
+	c, s := tcpPair(t)
+	cork := newCork(under(c))
+	tc := tls.Client(cork, cliCfg)
+	ts := tls.Server(s, srvCfg)
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Handshake() }()
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return coalesce(tc, cork), ts, cork
+}
+
+// readAsync reads n bytes from r on a goroutine, within 5 s, and sends
+// them to got.
+func readAsync(t *testing.T, r *tls.Conn, n int, got chan<- []byte) {
+	go func() {
+		b := make([]byte, n)
+		r.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(r, b); err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
 }

@@ -2,13 +2,10 @@ package yamux
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/binary"
-	"io"
 	"net"
 	"sync"
 	"testing"
-	"time"
 )
 
 // recordConn keeps each write that reaches a connection.
@@ -63,21 +60,8 @@ func tlsRecords(t *testing.T, b []byte) int {
 // own. The peer reads every frame whole, and the cork holds no buffer
 // after any of them.
 func TestSmallFrameOneRecord(t *testing.T) {
-	srvCfg, cliCfg := tlsConfigs(t)
-	c, s := tcpPair(t)
-	rec := &recordConn{Conn: c}
-	cork := newCork(rec)
-	tc := tls.Client(cork, cliCfg)
-	ts := tls.Server(s, srvCfg)
-	errc := make(chan error, 1)
-	go func() { errc <- ts.Handshake() }()
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	f := coalesce(tc, cork)
+	var rec *recordConn
+	f, ts, cork := corkedTLS(t, func(c net.Conn) net.Conn { rec = &recordConn{Conn: c}; return rec })
 	for _, tt := range []struct {
 		size    int
 		records int // in the frame's one write; 0: at least 2
@@ -92,14 +76,7 @@ func TestSmallFrameOneRecord(t *testing.T) {
 		body := bytes.Repeat([]byte{byte(tt.size)}, tt.size)
 		hdr := frameHdr(0, 0, 5, uint32(tt.size))
 		got := make(chan []byte, 1)
-		go func() {
-			b := make([]byte, hdrSize+tt.size)
-			ts.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.ReadFull(ts, b); err != nil {
-				t.Error(err)
-			}
-			got <- b
-		}()
+		readAsync(t, ts, hdrSize+tt.size, got)
 		before := rec.count()
 		if n, err := f.Write(hdr); n != hdrSize || err != nil {
 			t.Fatalf("header write = %d, %v", n, err)
@@ -132,20 +109,8 @@ func TestSmallFrameOneRecord(t *testing.T) {
 
 // A small frame under TLS allocates nothing either.
 func TestSmallFrameAllocs(t *testing.T) {
-	srvCfg, cliCfg := tlsConfigs(t)
-	c, s := tcpPair(t)
-	cork := newCork(c)
-	tc := tls.Client(cork, cliCfg)
-	ts := tls.Server(s, srvCfg)
-	go func() {
-		if ts.Handshake() == nil {
-			drain(ts)
-		}
-	}()
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	f := coalesce(tc, cork)
+	f, ts, _ := corkedTLS(t, func(c net.Conn) net.Conn { return c })
+	go drain(ts)
 	body := make([]byte, 64)
 	hdr := frameHdr(0, 0, 3, uint32(len(body)))
 	allocs := testing.AllocsPerRun(100, func() {
