@@ -34,17 +34,7 @@ func TestWhenIdle(t *testing.T) {
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("reclaimed %d times while busy", n)
 	}
-	waitUntil := time.Now().Add(5 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(waitUntil) {
-		time.Sleep(reclaimCheck / 2)
-	}
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("reclaimed %d times within 5s of going quiet after a burst, want 1", n)
-	}
-	time.Sleep(5 * reclaimCheck)
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("reclaimed %d times while quiet with no new burst, want 1", n)
-	}
+	reclaimedOnce(t, &calls, "a burst")
 }
 
 // grow recurses depth frames of about 1 KiB each, so that the goroutine's
@@ -94,12 +84,20 @@ func TestWhenIdleAfterStackBurst(t *testing.T) {
 	if allocs1-allocs0 >= reclaimBurst {
 		t.Fatalf("the stack burst allocated %d bytes on the heap: not a stack-only burst", allocs1-allocs0)
 	}
+	reclaimedOnce(t, &calls, "a stack burst")
+}
+
+// reclaimedOnce waits up to 5 s for the first reclaim after the process
+// went quiet after what, and checks that no second one follows while it
+// stays quiet.
+func reclaimedOnce(t *testing.T, calls *atomic.Int32, what string) {
+	t.Helper()
 	waitUntil := time.Now().Add(5 * time.Second)
 	for calls.Load() == 0 && time.Now().Before(waitUntil) {
 		time.Sleep(reclaimCheck / 2)
 	}
 	if n := calls.Load(); n != 1 {
-		t.Fatalf("reclaimed %d times within 5s of going quiet after a stack burst, want 1", n)
+		t.Fatalf("reclaimed %d times within 5s of going quiet after %s, want 1", n, what)
 	}
 	time.Sleep(5 * reclaimCheck)
 	if n := calls.Load(); n != 1 {
