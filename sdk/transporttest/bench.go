@@ -121,7 +121,11 @@ func BenchThroughput(b *testing.B, pairs PairFunc) {
 	}
 }
 
-// BenchPingPong does b.N 64-byte round trips on one stream.
+// BenchPingPong does b.N 64-byte round trips on one stream. On Unix it
+// also reports what a round trip costs the process: CPU time (cpu-ns/op)
+// and context switches (csw/op: threads that went to sleep or were
+// preempted, mostly goroutine hand-offs that woke another thread), which
+// move less than ns/op on a shared, loaded machine.
 func BenchPingPong(b *testing.B, pairs PairFunc) {
 	c, a := pairs(b)
 	defer c.Close()
@@ -130,6 +134,7 @@ func BenchPingPong(b *testing.B, pairs PairFunc) {
 	msg := make([]byte, 64)
 	got := make([]byte, 64)
 	b.ResetTimer()
+	cpu0, csw0, ok := processCost()
 	for range b.N {
 		if _, err := c.Write(msg); err != nil {
 			b.Fatal(err)
@@ -137,6 +142,10 @@ func BenchPingPong(b *testing.B, pairs PairFunc) {
 		if _, err := io.ReadFull(c, got); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if cpu1, csw1, ok1 := processCost(); ok && ok1 {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(csw1-csw0)/float64(b.N), "csw/op")
 	}
 }
 
