@@ -14,14 +14,7 @@ var reclaimSink []byte
 // allocation, when the process goes quiet, not again while it stays
 // quiet, and not while it allocates.
 func TestWhenIdle(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var calls atomic.Int32
-	go whenIdle(ctx, func() { calls.Add(1) })
-	time.Sleep(3 * reclaimCheck)
-	if n := calls.Load(); n != 0 {
-		t.Fatalf("reclaimed %d times before any burst", n)
-	}
+	calls := watchIdle(t)
 	// A busy stretch: a steady allocation rate far over reclaimQuiet per
 	// check, for 5 checks.
 	deadline := time.Now().Add(5 * reclaimCheck)
@@ -34,7 +27,7 @@ func TestWhenIdle(t *testing.T) {
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("reclaimed %d times while busy", n)
 	}
-	reclaimedOnce(t, &calls, "a burst")
+	reclaimedOnce(t, calls, "a burst")
 }
 
 // grow recurses depth frames of about 1 KiB each, so that the goroutine's
@@ -53,14 +46,7 @@ func grow(depth int, release <-chan struct{}) byte {
 // exited allocate next to nothing on the heap, yet leave memory the
 // runtime keeps; that is a burst too, and it is returned once quiet.
 func TestWhenIdleAfterStackBurst(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var calls atomic.Int32
-	go whenIdle(ctx, func() { calls.Add(1) })
-	time.Sleep(3 * reclaimCheck)
-	if n := calls.Load(); n != 0 {
-		t.Fatalf("reclaimed %d times before any burst", n)
-	}
+	calls := watchIdle(t)
 	m := newMemory()
 	allocs0, held0 := m.read()
 	// 512 goroutines with 64 KiB stacks each: 32 MiB of stacks, well over
@@ -84,7 +70,7 @@ func TestWhenIdleAfterStackBurst(t *testing.T) {
 	if allocs1-allocs0 >= reclaimBurst {
 		t.Fatalf("the stack burst allocated %d bytes on the heap: not a stack-only burst", allocs1-allocs0)
 	}
-	reclaimedOnce(t, &calls, "a stack burst")
+	reclaimedOnce(t, calls, "a stack burst")
 }
 
 // reclaimedOnce waits up to 5 s for the first reclaim after the process
@@ -103,4 +89,19 @@ func reclaimedOnce(t *testing.T, calls *atomic.Int32, what string) {
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("reclaimed %d times while quiet with no new burst, want 1", n)
 	}
+}
+
+// watchIdle runs whenIdle until the test ends, counting its reclaims, and
+// checks that none comes before any burst.
+func watchIdle(t *testing.T) *atomic.Int32 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	calls := new(atomic.Int32)
+	go whenIdle(ctx, func() { calls.Add(1) })
+	time.Sleep(3 * reclaimCheck)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("reclaimed %d times before any burst", n)
+	}
+	return calls
 }
