@@ -12,7 +12,11 @@
 // allocated), frees what it can at once: a collection, then every free
 // page released ([runtime/debug.FreeOSMemory]). It does so at most once
 // per burst and never while the process is busy, so a steadily loaded
-// relay never pays for it.
+// relay never pays for it. A process that has been quiet for a second
+// while holding 8 MiB more than it did after its leanest reclaim (as
+// after closing thousands of connections, which allocates next to
+// nothing) is checked the same way every 10 s, backing off to every 5
+// minutes while the checks find nothing to free.
 //
 // This package is a kit, not part of the stable contract (see "Stability"
 // in package sdk): transports and tools may use it, and any release may
@@ -35,11 +39,24 @@ const (
 	reclaimBurst = 8 << 20
 )
 
+// An idle process whose memory stays reclaimBurst above the least it held
+// after a reclaim is checked again (a collection, then release) once it
+// has been quiet for idleQuiet, at most every idleEvery, backing off to
+// idleEveryMax while a check finds nothing to free. Closing thousands of
+// connections allocates almost nothing, so no burst follows it; without
+// this check their memory would wait for the runtime's own collection,
+// every two minutes.
+const (
+	idleQuiet    = time.Second
+	idleEvery    = 10 * time.Second
+	idleEveryMax = 5 * time.Minute
+)
+
 // WhenIdle returns memory to the kernel after each burst the process
 // allocated, once it is quiet, until ctx is done. Run it on its own
 // goroutine, once per process.
 func WhenIdle(ctx context.Context) {
-	whenIdle(ctx, debug.FreeOSMemory)
+	whenIdle(ctx, debug.FreeOSMemory, idleEvery)
 }
 
 // memory reads the runtime's counters whenIdle decides on.
@@ -74,16 +91,19 @@ func (m *memory) read() (allocs, held uint64) {
 	return v(0), held
 }
 
-// whenIdle is WhenIdle with the freeing step given (tests count calls).
+// whenIdle is WhenIdle with the freeing step and the idle check's first
+// interval given (tests count calls and shorten the wait).
 // A burst is reclaimBurst allocated on the heap since the last reclaim, or
 // the memory the runtime holds grown by reclaimBurst since then: goroutine
 // stacks (a thousand connections that woke at once and went idle again)
 // are not heap allocations, and the runtime keeps their memory after
 // they exit.
-func whenIdle(ctx context.Context, free func()) {
+func whenIdle(ctx context.Context, free func(), every time.Duration) {
 	m := newMemory()
 	last, held := m.read()
 	freed, heldAfter := last, held
+	floor := held // the least held after a reclaim (or at start)
+	quietSince, lastFree, wait := time.Now(), time.Now(), every
 	t := time.NewTicker(reclaimCheck)
 	defer t.Stop()
 	for {
@@ -95,11 +115,27 @@ func whenIdle(ctx context.Context, free func()) {
 		now, held := m.read()
 		quiet := now-last < reclaimQuiet
 		last = now
+		if !quiet {
+			quietSince = time.Now()
+			continue
+		}
 		grown := held > heldAfter && held-heldAfter >= reclaimBurst
-		if quiet && (now-freed >= reclaimBurst || grown) {
-			free()
-			last, heldAfter = m.read()
-			freed = last
+		idle := time.Since(quietSince) >= idleQuiet && time.Since(lastFree) >= wait &&
+			held >= floor+reclaimBurst
+		if now-freed < reclaimBurst && !grown && !idle {
+			continue
+		}
+		free()
+		before := held
+		last, heldAfter = m.read()
+		freed, lastFree = last, time.Now()
+		floor = min(floor, heldAfter)
+		switch {
+		case !idle:
+		case before < heldAfter || before-heldAfter < reclaimBurst/2:
+			wait = min(2*wait, idleEveryMax) // nothing to free: back off
+		default:
+			wait = every
 		}
 	}
 }

@@ -2,6 +2,7 @@ package reclaim
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,10 +99,57 @@ func watchIdle(t *testing.T) *atomic.Int32 {
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	calls := new(atomic.Int32)
-	go whenIdle(ctx, func() { calls.Add(1) })
+	go whenIdle(ctx, func() { calls.Add(1) }, idleEvery)
 	time.Sleep(3 * reclaimCheck)
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("reclaimed %d times before any burst", n)
 	}
 	return calls
+}
+
+var idleSink [][]byte
+
+// TestWhenIdleChecksIdleMemory: a quiet process holding far more than
+// after its leanest reclaim is checked again without a new burst (memory
+// that became garbage without allocating, as when connections close), and
+// the checks back off while they free nothing.
+func TestWhenIdleChecksIdleMemory(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		times []time.Time
+	)
+	const every = 200 * time.Millisecond
+	// Start lean (earlier tests leave freed heap that the counted, not run,
+	// reclaims never released), so that the 32 MiB below raise what the
+	// process holds over its floor.
+	debug.FreeOSMemory()
+	go whenIdle(ctx, func() {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+	}, every)
+	time.Sleep(3 * reclaimCheck)
+	// 32 MiB kept live: the memory held stays far above the start, and a
+	// reclaim (here counted, not run) could free none of it.
+	for range 32 {
+		idleSink = append(idleSink, make([]byte, 1<<20))
+	}
+	defer func() { idleSink = nil }()
+	time.Sleep(idleQuiet + 8*every + 2*time.Second)
+	mu.Lock()
+	got := append([]time.Time(nil), times...)
+	mu.Unlock()
+	// The burst's reclaim, then idle checks once quiet for idleQuiet.
+	if len(got) < 3 {
+		t.Fatalf("reclaimed %d times in %v of quiet while holding 32 MiB, want the burst's and at least 2 idle checks", len(got), idleQuiet+8*every+2*time.Second)
+	}
+	// Backoff: nothing was freed, so the wait before each idle check
+	// doubles from every; ticks can only make a gap longer, never shorter.
+	for i := 2; i < len(got); i++ {
+		if gap, want := got[i].Sub(got[i-1]), every<<(i-1); gap < want {
+			t.Fatalf("idle checks %d and %d %v apart, want at least %v: no backoff while nothing is freed (%v)", i-1, i, gap, want, got)
+		}
+	}
 }
