@@ -20,12 +20,13 @@ const (
 // listening socket itself: the process or the system ran out of something
 // (descriptors, buffers, memory) or one pending connection failed before it
 // was accepted. accept(2) on Linux asks callers to retry on the network
-// errors of the protocol too.
+// errors of the protocol too. osTransientErrnos adds those only some
+// systems define (ENONET on Linux).
 var transientErrnos = [...]syscall.Errno{
 	syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
 	syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN,
 	syscall.EPROTO, syscall.EPERM, syscall.ETIMEDOUT,
-	syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET,
+	syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN,
 	syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH,
 }
 
@@ -41,6 +42,11 @@ func Transient(err error) bool {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		for _, e := range transientErrnos {
+			if errno == e {
+				return true
+			}
+		}
+		for _, e := range osTransientErrnos {
 			if errno == e {
 				return true
 			}
