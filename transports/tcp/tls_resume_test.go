@@ -11,6 +11,7 @@ import (
 
 	"github.com/iofog/iofog-connector/sdk"
 	"github.com/iofog/iofog-connector/sdk/transporttest"
+	"github.com/iofog/iofog-connector/transports/tcp"
 )
 
 // handshakes records, through a client config's VerifyConnection (which
@@ -105,23 +106,49 @@ func failedAtLeast(ep sdk.Endpoint, n int64) int64 {
 // with srv, makes n links on it and returns the handshakes it saw.
 func linksOver(t *testing.T, srv, cli *tls.Config, n int) *handshakes {
 	t.Helper()
-	hs := &handshakes{}
-	cli.VerifyConnection = hs.verify
-	tr := newTransport(t)
-	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
+	r := resumeSession(t, srv, cli)
+	r.links(t, r.ep, n, "")
+	return r.hs
+}
+
+// resumed is an agent session of the resumption tests: a tcp endpoint
+// with TLS srv and a session dialled to it with cli, whose handshakes hs
+// records. Both end with the test.
+type resumed struct {
+	tr   *tcp.Transport
+	ep   sdk.Endpoint
+	addr string
+	ctx  context.Context
+	s    sdk.Session
+	hs   *handshakes
+}
+
+func resumeSession(t *testing.T, srv, cli *tls.Config) *resumed {
+	t.Helper()
+	r := &resumed{hs: &handshakes{}, tr: newTransport(t)}
+	cli.VerifyConnection = r.hs.verify
+	r.ep, r.addr = listenEP(t, r.tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	s, err := r.tr.Dial(ctx, sdk.DialConfig{Addr: r.addr, Passcode: "resume", TLS: cli})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	r.s = s
+	return r
+}
+
+// links makes n links of the session to ep, failing the test on any
+// error; what says when ("" or "after the restart").
+func (r *resumed) links(t *testing.T, ep sdk.Endpoint, n int, what string) {
+	t.Helper()
 	for i := range n {
-		if err := link(t, ctx, s, ep); err != nil {
-			t.Fatalf("link %d: %v", i, err)
+		if err := link(t, r.ctx, r.s, ep); err != nil {
+			t.Fatalf("link %d%s: %v", i, what, err)
 		}
 	}
-	return hs
 }
 
 // TestTLSLinksResume: a session's links after its first resume the TLS
@@ -167,22 +194,9 @@ func TestTLSLinksResume(t *testing.T) {
 func TestTLSResumeAfterConnectorRestart(t *testing.T) {
 	watchdog(t, 60*time.Second)
 	srv, cli := transporttest.TLSConfigs(t)
-	var hs handshakes
-	cli.VerifyConnection = hs.verify
-	tr := newTransport(t)
-	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv.Clone()})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for i := range 2 {
-		if err := link(t, ctx, s, ep); err != nil {
-			t.Fatalf("link %d: %v", i, err)
-		}
-	}
+	r := resumeSession(t, srv.Clone(), cli)
+	hs, tr, ep, addr := r.hs, r.tr, r.ep, r.addr
+	r.links(t, ep, 2, "")
 	// The control link starts with the first link: let its handshake
 	// land before the restart, so that every handshake counted after it
 	// is with the restarted connector.
@@ -196,11 +210,7 @@ func TestTLSResumeAfterConnectorRestart(t *testing.T) {
 	// A fresh clone of the same identity: same certificate, new
 	// automatic ticket keys, as after a restart.
 	ep2, _ := listenEP(t, tr, sdk.EndpointConfig{Addr: addr, Passcode: "resume", TLS: srv.Clone()})
-	for i := range 2 {
-		if err := link(t, ctx, s, ep2); err != nil {
-			t.Fatalf("link %d after the restart: %v", i, err)
-		}
-	}
+	r.links(t, ep2, 2, " after the restart")
 	got := hs.get()[before:]
 	if len(got) < 2 || got[0] || !got[len(got)-1] {
 		t.Errorf("handshakes after the restart (resumed): %v, want a full one first and a resumed one last", got)
@@ -220,28 +230,15 @@ func TestTLSResumeStillVerifies(t *testing.T) {
 	watchdog(t, 60*time.Second)
 	srv, cli := transporttest.TLSConfigs(t)
 	other, _ := transporttest.TLSConfigs(t) // a certificate cli does not trust
-	var hs handshakes
-	cli.VerifyConnection = hs.verify
-	tr := newTransport(t)
-	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for i := range 2 {
-		if err := link(t, ctx, s, ep); err != nil {
-			t.Fatalf("link %d: %v", i, err)
-		}
-	}
+	r := resumeSession(t, srv, cli)
+	hs, tr, ep, addr := r.hs, r.tr, r.ep, r.addr
+	r.links(t, ep, 2, "")
 	if got := hs.get(); !got[len(got)-1] {
 		t.Fatalf("the session holds no ticket before the switch: resumed %v", got)
 	}
 	ep.Close()
 	ep2, _ := listenEP(t, tr, sdk.EndpointConfig{Addr: addr, Passcode: "resume", TLS: other})
-	err = link(t, ctx, s, ep2)
+	err := link(t, r.ctx, r.s, ep2)
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {
 		t.Fatalf("link to an untrusted certificate: err %v, want x509.UnknownAuthorityError", err)
@@ -286,23 +283,9 @@ func TestTLSResumeHybridOnlyConnector(t *testing.T) {
 	watchdog(t, 60*time.Second)
 	srv, cli := transporttest.TLSConfigs(t)
 	srv.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768}
-	var hs handshakes
-	cli.VerifyConnection = hs.verify
-	tr := newTransport(t)
-	ep, addr := listenEP(t, tr, sdk.EndpointConfig{Passcode: "resume", TLS: srv})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tr.Dial(ctx, sdk.DialConfig{Addr: addr, Passcode: "resume", TLS: cli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const n = 4
-	for i := range n {
-		if err := link(t, ctx, s, ep); err != nil {
-			t.Fatalf("link %d: %v", i, err)
-		}
-	}
+	r := resumeSession(t, srv, cli)
+	hs, ep := r.hs, r.ep
+	r.links(t, ep, 4, "")
 	got := hs.get()
 	hs.mu.Lock()
 	curves := append([]tls.CurveID(nil), hs.curves...)
