@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // e2eWatchdog panics a test that runs over d, so a hang shows the stacks
@@ -153,32 +155,11 @@ func (p *e2eProc) waitLine(substr string, d time.Duration) (string, error) {
 	}
 }
 
-// e2eServe runs h on each connection to a fresh loopback listener, then
-// closes the connection; the listener closes at cleanup.
-func e2eServe(t testing.TB, h func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); h(c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // e2eEcho serves a local echo service (the agent's "local service"): it
 // copies every byte back and half-closes when the client does.
 func e2eEcho(t testing.TB) string {
 	t.Helper()
-	return e2eServe(t, func(c net.Conn) {
+	return transporttest.Serve(t, func(c net.Conn) {
 		io.Copy(c, c)
 		c.(*net.TCPConn).CloseWrite()
 	})

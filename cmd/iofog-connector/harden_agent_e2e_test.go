@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // haBin is the binary the agents run: the one built from this tree, or
@@ -71,7 +73,7 @@ func haWaitLog(t *testing.T, a *e2eProc, want string, within time.Duration) {
 // minute at most, and half-closes at EOF.
 func haEcho(t *testing.T) string {
 	t.Helper()
-	return e2eServe(t, func(c net.Conn) {
+	return transporttest.Serve(t, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(time.Minute))
 		io.Copy(c, c)
 		c.(*net.TCPConn).CloseWrite()

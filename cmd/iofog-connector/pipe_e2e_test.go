@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // te2eAgent starts `agent MODE` against port with passcode; without
@@ -210,7 +212,7 @@ func TestPipeE2E(t *testing.T) {
 
 	t.Run("ServerSpeaksFirst", func(t *testing.T) {
 		const banner = "SSH-2.0-OpenSSH_9.6 iofog-test\r\n"
-		svc := e2eServe(t, func(c net.Conn) {
+		svc := transporttest.Serve(t, func(c net.Conn) {
 			c.Write([]byte(banner))
 			io.Copy(io.Discard, c)
 		})

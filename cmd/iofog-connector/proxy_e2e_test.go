@@ -27,6 +27,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iofog/iofog-connector/sdk/transporttest"
 )
 
 // ppe2eClientIP is the public clients' source address: distinct from the
@@ -123,7 +125,7 @@ func ppe2eParse(r *bufio.Reader) (ppe2eHeader, error) {
 // then echoes.
 func ppe2eService(t *testing.T) string {
 	t.Helper()
-	return e2eServe(t, func(c net.Conn) {
+	return transporttest.Serve(t, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		br := bufio.NewReader(c)
 		h, err := ppe2eParse(br)

@@ -277,10 +277,11 @@ func (a *agentEnv) dialConfig(addr string) sdk.DialConfig {
 	return cfg
 }
 
-// agentServe runs h for each connection to a fresh loopback listener (a
-// local service for the agent) and returns its address. It stops when
-// tb's test ends.
-func agentServe(tb testing.TB, h func(net.Conn)) string {
+// Serve runs h, on its own goroutine, for each connection to a fresh
+// loopback listener (a local service for an agent, or a stand-in for any
+// TCP service a test needs), closes the connection when h returns, and
+// returns the listener's address. It stops when tb's test ends.
+func Serve(tb testing.TB, h func(net.Conn)) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -305,7 +306,7 @@ func agentServe(tb testing.TB, h func(net.Conn)) string {
 // half-closes. It stops when tb's test ends.
 func EchoService(tb testing.TB) string {
 	tb.Helper()
-	return agentServe(tb, func(c net.Conn) {
+	return Serve(tb, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(20 * time.Second))
 		io.Copy(c, c)
 		c.(*net.TCPConn).CloseWrite()
@@ -317,7 +318,7 @@ func EchoService(tb testing.TB) string {
 // answers one line saying what it read ("v1 src dst", "v2 src dst" or
 // "none"), then echoes.
 func agentProxyService(t *testing.T) string {
-	return agentServe(t, func(c net.Conn) {
+	return Serve(t, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(20 * time.Second))
 		br := bufio.NewReader(c)
 		first, err := br.Peek(1)
